@@ -16,3 +16,6 @@ pub use error::{PgError, SqlState};
 pub use lsn::{Lsn, TimelineId};
 pub use types::DataType;
 pub use value::{Row, Value};
+pub mod pgio;
+pub mod sync;
+pub use sync::SyncCommitLevel;
