@@ -1,0 +1,248 @@
+//! Table and index definitions: the catalog's data, as stored in checkpoints and carried by
+//! DDL changes in WAL records.
+//!
+//! These are plain values. Who may change them, and when a change becomes visible, is the
+//! storage layer's business (`storage::catalog`); here they only have a meaning and an
+//! encoding.
+
+use crate::codec::{DecodeError, Decoder, Encoder};
+use crate::types::DataType;
+
+/// Object identifier of a table or index. User objects start at `FIRST_USER_OID`, as in
+/// PostgreSQL, so that clients that compare OIDs with 16384 classify them as user objects.
+pub type Oid = u32;
+pub const FIRST_USER_OID: Oid = 16384;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ColumnDef {
+    pub name: String,
+    pub data_type: DataType,
+    pub not_null: bool,
+    /// The `DEFAULT` expression as SQL text, evaluated by the SQL layer for each insert.
+    pub default: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct IndexDef {
+    pub oid: Oid,
+    pub name: String,
+    /// Column positions (0-based) in key order.
+    pub columns: Vec<u16>,
+    pub unique: bool,
+    /// The table's primary key (implies unique and NOT NULL columns).
+    pub primary: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct TableDef {
+    pub oid: Oid,
+    pub name: String,
+    pub columns: Vec<ColumnDef>,
+    pub indexes: Vec<IndexDef>,
+}
+
+impl TableDef {
+    pub fn column_index(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c.name == name)
+    }
+
+    pub fn primary_key(&self) -> Option<&IndexDef> {
+        self.indexes.iter().find(|i| i.primary)
+    }
+}
+
+fn encode_type(e: &mut Encoder, t: DataType) {
+    match t {
+        DataType::Bool => e.u8(1),
+        DataType::Int2 => e.u8(2),
+        DataType::Int4 => e.u8(3),
+        DataType::Int8 => e.u8(4),
+        DataType::Float4 => e.u8(5),
+        DataType::Float8 => e.u8(6),
+        DataType::Numeric(None) => e.u8(7),
+        DataType::Numeric(Some((p, s))) => {
+            e.u8(8);
+            e.u16(p);
+            e.u16(s);
+        }
+        DataType::Text => e.u8(9),
+        DataType::Varchar(None) => e.u8(10),
+        DataType::Varchar(Some(n)) => {
+            e.u8(11);
+            e.u32(n);
+        }
+        DataType::Char(n) => {
+            e.u8(12);
+            e.u32(n);
+        }
+        DataType::Bytea => e.u8(13),
+        DataType::Timestamp => e.u8(14),
+        DataType::TimestampTz => e.u8(15),
+        DataType::Unknown => e.u8(16),
+    }
+}
+
+fn decode_type(d: &mut Decoder<'_>) -> Result<DataType, DecodeError> {
+    let at = d.offset();
+    Ok(match d.u8()? {
+        1 => DataType::Bool,
+        2 => DataType::Int2,
+        3 => DataType::Int4,
+        4 => DataType::Int8,
+        5 => DataType::Float4,
+        6 => DataType::Float8,
+        7 => DataType::Numeric(None),
+        8 => DataType::Numeric(Some((d.u16()?, d.u16()?))),
+        9 => DataType::Text,
+        10 => DataType::Varchar(None),
+        11 => DataType::Varchar(Some(d.u32()?)),
+        12 => DataType::Char(d.u32()?),
+        13 => DataType::Bytea,
+        14 => DataType::Timestamp,
+        15 => DataType::TimestampTz,
+        16 => DataType::Unknown,
+        tag => return Err(DecodeError::BadTag { offset: at, tag }),
+    })
+}
+
+impl IndexDef {
+    pub fn encode(&self, e: &mut Encoder) {
+        e.u32(self.oid);
+        e.str(&self.name);
+        e.varint(self.columns.len() as u64);
+        for c in &self.columns {
+            e.u16(*c);
+        }
+        e.bool(self.unique);
+        e.bool(self.primary);
+    }
+
+    pub fn decode(d: &mut Decoder<'_>) -> Result<IndexDef, DecodeError> {
+        let oid = d.u32()?;
+        let name = d.str()?.to_owned();
+        let n = d.len()?;
+        let mut columns = Vec::with_capacity(n);
+        for _ in 0..n {
+            columns.push(d.u16()?);
+        }
+        Ok(IndexDef {
+            oid,
+            name,
+            columns,
+            unique: d.bool()?,
+            primary: d.bool()?,
+        })
+    }
+}
+
+impl TableDef {
+    pub fn encode(&self, e: &mut Encoder) {
+        e.u32(self.oid);
+        e.str(&self.name);
+        e.varint(self.columns.len() as u64);
+        for c in &self.columns {
+            e.str(&c.name);
+            encode_type(e, c.data_type);
+            e.bool(c.not_null);
+            match &c.default {
+                None => e.u8(0),
+                Some(s) => {
+                    e.u8(1);
+                    e.str(s);
+                }
+            }
+        }
+        e.varint(self.indexes.len() as u64);
+        for i in &self.indexes {
+            i.encode(e);
+        }
+    }
+
+    pub fn decode(d: &mut Decoder<'_>) -> Result<TableDef, DecodeError> {
+        let oid = d.u32()?;
+        let name = d.str()?.to_owned();
+        let n = d.len()?;
+        let mut columns = Vec::with_capacity(n);
+        for _ in 0..n {
+            let name = d.str()?.to_owned();
+            let data_type = decode_type(d)?;
+            let not_null = d.bool()?;
+            let at = d.offset();
+            let default = match d.u8()? {
+                0 => None,
+                1 => Some(d.str()?.to_owned()),
+                tag => return Err(DecodeError::BadTag { offset: at, tag }),
+            };
+            columns.push(ColumnDef {
+                name,
+                data_type,
+                not_null,
+                default,
+            });
+        }
+        let n = d.len()?;
+        let mut indexes = Vec::with_capacity(n);
+        for _ in 0..n {
+            indexes.push(IndexDef::decode(d)?);
+        }
+        for idx in &indexes {
+            if idx.columns.iter().any(|c| usize::from(*c) >= columns.len()) {
+                return Err(DecodeError::Invalid {
+                    offset: d.offset(),
+                    what: "index column out of range",
+                });
+            }
+        }
+        Ok(TableDef {
+            oid,
+            name,
+            columns,
+            indexes,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_def_round_trips() {
+        let t = TableDef {
+            oid: 16390,
+            name: "pgbench_accounts".into(),
+            columns: vec![
+                ColumnDef {
+                    name: "aid".into(),
+                    data_type: DataType::Int4,
+                    not_null: true,
+                    default: None,
+                },
+                ColumnDef {
+                    name: "filler".into(),
+                    data_type: DataType::Char(84),
+                    not_null: false,
+                    default: Some("'x'".into()),
+                },
+                ColumnDef {
+                    name: "n".into(),
+                    data_type: DataType::Numeric(Some((10, 2))),
+                    not_null: false,
+                    default: None,
+                },
+            ],
+            indexes: vec![IndexDef {
+                oid: 16391,
+                name: "pgbench_accounts_pkey".into(),
+                columns: vec![0],
+                unique: true,
+                primary: true,
+            }],
+        };
+        let mut e = Encoder::new();
+        t.encode(&mut e);
+        let mut d = Decoder::new(&e.buf);
+        assert_eq!(TableDef::decode(&mut d), Ok(t));
+        assert!(d.is_empty());
+    }
+}

@@ -1,0 +1,215 @@
+//! A table: its definition, row store, indexes, and the locks shared by all its versions.
+//!
+//! A `Table` value is immutable in shape: DDL that changes the shape (TRUNCATE, CREATE INDEX,
+//! ADD PRIMARY KEY) makes a *new* `Table` value that the catalog publishes when the DDL commits,
+//! so a rollback simply forgets it. TRUNCATE gets a fresh row store; CREATE INDEX shares the
+//! row store and adds an index. `locks` is shared by every `Table` value with the same OID:
+//! DDL on a table holds its DDL lock, and other transactions wait for it (txn crate).
+
+use std::sync::Arc;
+
+use base::catalog::{IndexDef, TableDef};
+use base::{DataType, Row};
+use parking_lot::Mutex;
+
+use crate::index::{Index, IndexKey};
+use crate::rowstore::{RowId, RowStore};
+use crate::version::TxnShared;
+
+/// The table-level locks, shared by all `Table` values of one OID.
+#[derive(Debug, Default)]
+pub struct TableLocks {
+    /// The transaction running DDL on this table (like PostgreSQL's ACCESS EXCLUSIVE lock).
+    pub ddl_owner: Mutex<Option<Arc<TxnShared>>>,
+    /// Transactions that have read or written this table and may not have finished (like
+    /// ACCESS SHARE / ROW EXCLUSIVE locks). Finished entries are pruned lazily.
+    pub users: Mutex<Vec<Arc<TxnShared>>>,
+}
+
+#[derive(Debug)]
+pub struct Table {
+    pub def: Arc<TableDef>,
+    pub rows: Arc<RowStore>,
+    /// Parallel to `def.indexes`.
+    pub indexes: Vec<Arc<Index>>,
+    pub locks: Arc<TableLocks>,
+}
+
+/// Why an index could not be built.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum IndexBuildError {
+    #[error("could not create unique index \"{index}\"")]
+    Duplicate { index: String, key: String },
+    #[error("column of index \"{index}\" contains null values")]
+    NullInKey { index: String, column: String },
+}
+
+impl Table {
+    pub fn column_types(def: &TableDef) -> Vec<DataType> {
+        def.columns.iter().map(|c| c.data_type).collect()
+    }
+
+    /// A new, empty table.
+    pub fn new(def: TableDef) -> Table {
+        let types = Self::column_types(&def);
+        let indexes = def
+            .indexes
+            .iter()
+            .map(|d| Arc::new(Index::new(d.clone(), &types)))
+            .collect();
+        Table {
+            def: Arc::new(def),
+            rows: Arc::new(RowStore::new()),
+            indexes,
+            locks: Arc::new(TableLocks::default()),
+        }
+    }
+
+    pub fn oid(&self) -> u32 {
+        self.def.oid
+    }
+
+    pub fn name(&self) -> &str {
+        &self.def.name
+    }
+
+    /// The same table emptied (TRUNCATE): same definition and locks, new storage.
+    pub fn truncated(&self) -> Table {
+        let types = Self::column_types(&self.def);
+        Table {
+            def: self.def.clone(),
+            rows: Arc::new(RowStore::new()),
+            indexes: self
+                .def
+                .indexes
+                .iter()
+                .map(|d| Arc::new(Index::new(d.clone(), &types)))
+                .collect(),
+            locks: self.locks.clone(),
+        }
+    }
+
+    /// The same table with a new definition sharing rows and indexes (e.g. a renamed table).
+    pub fn with_def(&self, def: TableDef) -> Table {
+        Table {
+            def: Arc::new(def),
+            rows: self.rows.clone(),
+            indexes: self.indexes.clone(),
+            locks: self.locks.clone(),
+        }
+    }
+
+    /// The same table with one more index, built from every row version present. For a
+    /// primary key the key columns also become NOT NULL. The caller holds the table's DDL lock,
+    /// so no other transaction changes rows meanwhile; `me` is the DDL transaction, whose own
+    /// pending versions count as the rows' current state.
+    pub fn with_index(
+        &self,
+        index: IndexDef,
+        me: Option<&Arc<TxnShared>>,
+    ) -> Result<Table, IndexBuildError> {
+        let mut def = (*self.def).clone();
+        if index.primary {
+            for &c in &index.columns {
+                def.columns[usize::from(c)].not_null = true;
+            }
+        }
+        def.indexes.push(index.clone());
+        let types = Self::column_types(&def);
+        let built = Index::new(index.clone(), &types);
+        let mut current: Vec<(IndexKey, RowId)> = Vec::new();
+        let mut error = None;
+        self.rows.for_each_slot(|rowid, slot| {
+            for v in &slot.versions {
+                if let Some(row) = &v.data
+                    && let Some(key) = built.key_of(row)
+                {
+                    built.insert(key, rowid);
+                }
+            }
+            let latest = match me {
+                Some(me) => slot.latest_for_writer(me),
+                None => slot.versions.iter().rev().find(|v| {
+                    matches!(v.state(), crate::version::VersionState::Committed { .. })
+                }),
+            };
+            if let Some(row) = latest.and_then(|v| v.data.as_ref()) {
+                match built.key_of(row) {
+                    Some(key) => current.push((key, rowid)),
+                    None if index.primary => {
+                        let col = index
+                            .columns
+                            .iter()
+                            .find(|&&c| row[usize::from(c)].is_null())
+                            .map(|&c| def.columns[usize::from(c)].name.clone())
+                            .unwrap_or_default();
+                        error = Some(IndexBuildError::NullInKey {
+                            index: index.name.clone(),
+                            column: col,
+                        });
+                        return false;
+                    }
+                    None => {}
+                }
+            }
+            true
+        });
+        if let Some(e) = error {
+            return Err(e);
+        }
+        if index.unique {
+            current.sort();
+            for pair in current.windows(2) {
+                if pair[0].0 == pair[1].0 {
+                    return Err(IndexBuildError::Duplicate {
+                        index: index.name.clone(),
+                        key: format!("{:?}", pair[0].0),
+                    });
+                }
+            }
+        }
+        let mut indexes = self.indexes.clone();
+        indexes.push(Arc::new(built));
+        Ok(Table {
+            def: Arc::new(def),
+            rows: self.rows.clone(),
+            indexes,
+            locks: self.locks.clone(),
+        })
+    }
+
+    /// Adds index entries for `row` stored at `rowid` in every index (used by redo and loads,
+    /// where no uniqueness check is needed because the primary already made it).
+    pub fn index_row(&self, rowid: RowId, row: &Row) {
+        for idx in &self.indexes {
+            if let Some(key) = idx.key_of(row) {
+                idx.insert(key, rowid);
+            }
+        }
+    }
+
+    /// Removes index entries of `removed` row images that no remaining version of `rowid`
+    /// carries any more.
+    pub fn unindex_removed(&self, rowid: RowId, removed: &[Row]) {
+        if removed.is_empty() || self.indexes.is_empty() {
+            return;
+        }
+        let remaining: Vec<Row> = self
+            .rows
+            .with_slot(rowid, |s| {
+                s.versions.iter().filter_map(|v| v.data.clone()).collect()
+            })
+            .unwrap_or_default();
+        for idx in &self.indexes {
+            for old in removed {
+                let Some(key) = idx.key_of(old) else { continue };
+                let still_used = remaining
+                    .iter()
+                    .any(|r| idx.key_of(r).as_ref() == Some(&key));
+                if !still_used {
+                    idx.remove(&key, rowid);
+                }
+            }
+        }
+    }
+}
