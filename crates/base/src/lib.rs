@@ -6,6 +6,7 @@
 //! (`codec`). Nothing here does IO, takes a lock, or knows about sessions; it only defines what
 //! the words mean, so that a change in meaning happens in one place.
 
+pub mod cast;
 pub mod catalog;
 pub mod codec;
 pub mod error;

@@ -301,15 +301,17 @@ impl SlotState {
         }
     }
 
-    /// Adds or replaces `me`'s pending version. The caller holds the row lock.
-    pub fn write_pending(&mut self, me: &Arc<TxnShared>, data: Option<Row>) {
+    /// Adds or replaces `me`'s pending version. The caller holds the row lock. Returns
+    /// whether this is `me`'s first write to the slot.
+    pub fn write_pending(&mut self, me: &Arc<TxnShared>, data: Option<Row>) -> bool {
         if let Some(last) = self.versions.last_mut()
             && last.is_owned_by(me)
         {
             last.data = data;
-            return;
+            return false;
         }
         self.versions.push(Version::pending(me, data));
+        true
     }
 
     /// After `me` committed at `lsn`: stamps its version and releases its lock. Returns the

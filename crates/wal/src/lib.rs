@@ -1,1 +1,2 @@
-//! placeholder
+//! The write-ahead log.
+pub mod record;

@@ -1,0 +1,762 @@
+//! One transaction: its reads' snapshots, its writes, its locks, and its commit.
+//!
+//! Where it runs: inside one session's task. All waits (row locks, DDL locks, commit
+//! acknowledgement) are asynchronous and interruptible (`Interrupt`).
+//!
+//! Writes: every insert, update or delete places a pending version in the row's slot
+//! (storage::version) and appends the change, encoded, to the transaction's change buffer.
+//! Commit puts the buffer into one `Commit` WAL record (DESIGN.md: one redo record per
+//! transaction); a transaction whose buffer outgrows `TXN_DATA_CHUNK_BYTES` spills earlier
+//! changes into `TxnData` records first.
+//!
+//! Locks: a row lock is taken before a row is changed and held until the commit is
+//! acknowledged or the transaction rolls back. DDL takes the global DDL lock (one DDL
+//! transaction at a time, so catalog names cannot race) and the table's DDL lock, and waits for
+//! every other transaction that used the table to finish; transactions that want to use a
+//! table under DDL wait for the DDL transaction. Every wait goes through deadlock detection.
+//!
+//! Commit: the commit record is inserted (its LSN is published to readers inside the WAL
+//! insert lock); the session waits until the watermark of its `synchronous_commit` level
+//! covers that LSN; only then are versions finalized, locks released, and the client told.
+//! So no other session can read the commit, or build on it, before it is acknowledgeable.
+//! If a session is interrupted while waiting for a *remote* level, the wait is detached: the
+//! commit stays durable locally, invisible to others and locked until confirmed, and the
+//! session gets a warning instead of a COMMIT it cannot yet have (DESIGN.md decision 5).
+//! Waits for the local flush are not interruptible (they take well under a millisecond, and a
+//! commit record in the WAL buffer cannot be taken back).
+//!
+//! Rollback removes the pending versions and index entries and releases the locks; nothing of
+//! the transaction remains (a spilled transaction also writes an `Abort` record).
+
+use std::sync::Arc;
+
+use base::catalog::{ColumnDef, IndexDef, Oid, TableDef};
+use base::codec::Encoder;
+use base::{DataType, Lsn, Row, SyncCommitLevel, Value};
+use smallvec::SmallVec;
+use storage::table::IndexBuildError;
+use storage::{LockAttempt, RowId, Snapshot, SnapshotSlot, Table, TableLocks, TxnShared};
+use wal::record::{self, Change, RecordKind};
+
+use crate::error::TxnError;
+use crate::interrupt::Interrupt;
+use crate::manager::{TxnManager, TxnSettings};
+
+/// How a commit ended for the client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CommitOutcome {
+    /// Nothing was written: no WAL record, nothing to wait for.
+    ReadOnly,
+    /// Committed and acknowledged at the requested level.
+    Committed { lsn: Lsn },
+    /// Committed and flushed locally, but the wait for the standbys' confirmation was
+    /// interrupted. The commit stays invisible to other sessions until confirmed.
+    Detached { lsn: Lsn },
+}
+
+/// A new index to create.
+#[derive(Clone, Debug)]
+pub struct NewIndex {
+    pub name: String,
+    pub columns: Vec<u16>,
+    pub unique: bool,
+    pub primary: bool,
+}
+
+#[derive(Debug)]
+pub struct Transaction {
+    mgr: Arc<TxnManager>,
+    shared: Arc<TxnShared>,
+    snapshot_slot: Arc<SnapshotSlot>,
+    interrupt: Arc<Interrupt>,
+    pub settings: TxnSettings,
+    snapshot: Snapshot,
+    /// Rows this transaction wrote (once each), for finalize or rollback.
+    writes: Vec<(Arc<Table>, RowId)>,
+    /// Changes not yet in the WAL, encoded.
+    changes: Encoder,
+    change_count: u64,
+    spilled: bool,
+    /// Catalog names this transaction staged new meanings for.
+    staged_names: Vec<String>,
+    /// Tables this transaction registered as a user of.
+    touched: SmallVec<[(Oid, Arc<TableLocks>); 8]>,
+    /// Tables whose DDL lock this transaction holds.
+    ddl_locked: Vec<Arc<TableLocks>>,
+    holds_global_ddl: bool,
+    done: bool,
+}
+
+impl Transaction {
+    pub fn begin(
+        mgr: &Arc<TxnManager>,
+        snapshot_slot: Arc<SnapshotSlot>,
+        interrupt: Arc<Interrupt>,
+        settings: TxnSettings,
+    ) -> Transaction {
+        let xid = mgr.allocate_xid();
+        let snapshot = snapshot_slot.take(&mgr.watermarks, xid);
+        Transaction {
+            mgr: mgr.clone(),
+            shared: TxnShared::new(xid),
+            snapshot_slot,
+            interrupt,
+            settings,
+            snapshot,
+            writes: Vec::new(),
+            changes: Encoder::new(),
+            change_count: 0,
+            spilled: false,
+            staged_names: Vec::new(),
+            touched: SmallVec::new(),
+            ddl_locked: Vec::new(),
+            holds_global_ddl: false,
+            done: false,
+        }
+    }
+
+    pub fn xid(&self) -> u64 {
+        self.shared.xid
+    }
+
+    pub fn shared(&self) -> &Arc<TxnShared> {
+        &self.shared
+    }
+
+    pub fn manager(&self) -> &Arc<TxnManager> {
+        &self.mgr
+    }
+
+    /// Whether the transaction has written anything (rows or DDL).
+    pub fn has_writes(&self) -> bool {
+        self.change_count > 0 || self.spilled
+    }
+
+    /// Starts a statement: takes a fresh snapshot (READ COMMITTED) and returns it.
+    pub fn new_statement(&mut self) -> Snapshot {
+        self.snapshot = self.snapshot_slot.take(&self.mgr.watermarks, self.shared.xid);
+        self.snapshot
+    }
+
+    /// The current statement's snapshot (refreshed by `open_table` after waiting for DDL).
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.snapshot
+    }
+
+    /// Ends a statement: its snapshot no longer holds back version pruning.
+    pub fn end_statement(&self) {
+        self.snapshot_slot.release();
+    }
+
+    fn check_writable(&self, what: &'static str) -> Result<(), TxnError> {
+        if self.mgr.is_read_only() {
+            return Err(TxnError::ReadOnly(what));
+        }
+        Ok(())
+    }
+
+    async fn wait_for(&self, holder: &Arc<TxnShared>, what: &str) -> Result<(), TxnError> {
+        self.mgr
+            .wait_for_txn(&self.shared, holder, &self.settings, &self.interrupt, what)
+            .await
+    }
+
+    /// Resolves a table name for this statement and registers this transaction as its user.
+    /// If another transaction is running DDL on it, waits for that transaction, then takes a
+    /// fresh statement snapshot and resolves again. `None`: no such table.
+    pub async fn open_table(&mut self, name: &str) -> Result<Option<Arc<Table>>, TxnError> {
+        loop {
+            let Some(table) = self.mgr.catalog.lookup(name, &self.snapshot) else {
+                return Ok(None);
+            };
+            let oid = table.oid();
+            if self.touched.iter().any(|(o, _)| *o == oid) {
+                return Ok(Some(table));
+            }
+            // Register first, then check for DDL: a DDL transaction sets its owner first and
+            // then waits for users, so one of the two always sees the other.
+            {
+                let mut users = table.locks.users.lock();
+                // Keep the list short without a pass at every transaction end.
+                if users.len() >= 16 {
+                    users.retain(|u| !u.is_finished());
+                }
+                users.push(self.shared.clone());
+            }
+            let owner = table.locks.ddl_owner.lock().clone();
+            match owner {
+                Some(o) if !Arc::ptr_eq(&o, &self.shared) && !o.is_finished() => {
+                    table
+                        .locks
+                        .users
+                        .lock()
+                        .retain(|u| !Arc::ptr_eq(u, &self.shared));
+                    self.wait_for(&o, &format!("relation {}", table.name()))
+                        .await?;
+                    self.new_statement();
+                }
+                _ => {
+                    self.touched.push((oid, table.locks.clone()));
+                    return Ok(Some(table));
+                }
+            }
+        }
+    }
+
+    /// The tables this statement can see (for catalog queries).
+    pub fn tables(&self) -> Vec<Arc<Table>> {
+        self.mgr.catalog.tables(&self.snapshot)
+    }
+
+    // ----- row writes -----
+
+    fn record_change(&mut self, encode: impl FnOnce(&mut Encoder)) -> Result<(), TxnError> {
+        encode(&mut self.changes);
+        self.change_count += 1;
+        if self.changes.buf.len() >= record::TXN_DATA_CHUNK_BYTES {
+            self.spill()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the buffered changes as a `TxnData` record.
+    fn spill(&mut self) -> Result<(), TxnError> {
+        let mut payload = Encoder::with_capacity(self.changes.buf.len() + 10);
+        payload.varint(self.change_count);
+        payload.buf.extend_from_slice(&self.changes.buf);
+        let end = self.mgr.log.insert(
+            RecordKind::TxnData,
+            0,
+            self.shared.xid,
+            &payload.buf,
+            &mut |_, _| {},
+        )?;
+        let start = Lsn(end.0.saturating_sub(payload.buf.len() as u64));
+        self.mgr.note_spill(self.shared.xid, start.min(end));
+        self.spilled = true;
+        self.changes.buf.clear();
+        self.change_count = 0;
+        Ok(())
+    }
+
+    /// Inserts `row` (already complete and type-checked) into `table`.
+    pub async fn insert(&mut self, table: &Arc<Table>, row: Row) -> Result<RowId, TxnError> {
+        self.check_writable("INSERT")?;
+        let rowid = table.rows.allocate();
+        let me = self.shared.clone();
+        table.rows.with_slot(rowid, |s| {
+            s.lock_owner = Some(me.clone());
+            s.write_pending(&me, Some(row.clone()));
+        });
+        self.writes.push((table.clone(), rowid));
+        self.claim_index_keys(table, rowid, &row, None).await?;
+        let oid = table.oid();
+        self.record_change(|e| record::encode_insert(e, oid, rowid, &row))?;
+        Ok(rowid)
+    }
+
+    /// Takes the row lock on `rowid`, waiting for another holder to finish. Returns the row's
+    /// current state for a writer: the newest committed version or this transaction's own;
+    /// `None` if the row is deleted or gone.
+    pub async fn lock_row(
+        &mut self,
+        table: &Arc<Table>,
+        rowid: RowId,
+    ) -> Result<Option<Row>, TxnError> {
+        loop {
+            let me = self.shared.clone();
+            let attempt = table.rows.with_slot(rowid, |s| match s.try_lock(&me) {
+                LockAttempt::Acquired => Ok(s.latest_for_writer(&me).and_then(|v| v.data.clone())),
+                LockAttempt::Busy(owner) => Err(owner),
+            });
+            match attempt {
+                None => return Ok(None),
+                Some(Ok(row)) => return Ok(row),
+                Some(Err(owner)) => {
+                    self.wait_for(&owner, &format!("tuple in relation {}", table.name()))
+                        .await?;
+                }
+            }
+        }
+    }
+
+    /// Replaces the row at `rowid` (locked by `lock_row`) with `new`. `old` is the row
+    /// `lock_row` returned, used to find which index keys change.
+    pub async fn update(
+        &mut self,
+        table: &Arc<Table>,
+        rowid: RowId,
+        old: &Row,
+        new: Row,
+    ) -> Result<(), TxnError> {
+        self.check_writable("UPDATE")?;
+        let me = self.shared.clone();
+        let first = table
+            .rows
+            .with_slot(rowid, |s| s.write_pending(&me, Some(new.clone())))
+            .unwrap_or(false);
+        if first {
+            self.writes.push((table.clone(), rowid));
+        }
+        self.claim_index_keys(table, rowid, &new, Some(old)).await?;
+        let oid = table.oid();
+        self.record_change(|e| record::encode_update(e, oid, rowid, &new))
+    }
+
+    /// Deletes the row at `rowid` (locked by `lock_row`).
+    pub fn delete(&mut self, table: &Arc<Table>, rowid: RowId) -> Result<(), TxnError> {
+        self.check_writable("DELETE")?;
+        let me = self.shared.clone();
+        let first = table
+            .rows
+            .with_slot(rowid, |s| s.write_pending(&me, None))
+            .unwrap_or(false);
+        if first {
+            self.writes.push((table.clone(), rowid));
+        }
+        let oid = table.oid();
+        self.record_change(|e| record::encode_delete(e, oid, rowid))
+    }
+
+    /// Adds index entries for `row` at `rowid`, checking unique indexes. A conflicting row
+    /// held by an unfinished transaction is waited for, then checked again; a conflicting row
+    /// that is committed (or this transaction's own) is a unique violation.
+    async fn claim_index_keys(
+        &mut self,
+        table: &Arc<Table>,
+        rowid: RowId,
+        row: &Row,
+        old: Option<&Row>,
+    ) -> Result<(), TxnError> {
+        for idx in table.indexes.iter() {
+            let Some(key) = idx.key_of(row) else { continue };
+            if old.is_some_and(|o| idx.key_of(o).as_ref() == Some(&key)) {
+                continue;
+            }
+            if !idx.def.unique {
+                idx.insert(key, rowid);
+                continue;
+            }
+            loop {
+                let me = &self.shared;
+                let verdict = idx.with_write_lock(|w| {
+                    for cand in w.lookup(&key) {
+                        if cand == rowid {
+                            continue;
+                        }
+                        let state = table.rows.with_slot(cand, |s| {
+                            if let Some(holder) = s.lock_holder_other_than(me) {
+                                // Its pending or unacknowledged version might carry the key:
+                                // wait and look again.
+                                let carries = s
+                                    .versions
+                                    .iter()
+                                    .any(|v| v.data.as_ref().is_some_and(|d| idx.key_of(d).as_ref() == Some(&key)));
+                                return if carries { Some(Err(holder)) } else { None };
+                            }
+                            let live = s
+                                .latest_for_writer(me)
+                                .and_then(|v| v.data.as_ref())
+                                .is_some_and(|d| idx.key_of(d).as_ref() == Some(&key));
+                            live.then_some(Ok(()))
+                        });
+                        if let Some(Some(result)) = state {
+                            return Some(result);
+                        }
+                    }
+                    w.insert(key.clone(), rowid);
+                    None
+                });
+                match verdict {
+                    None => break,
+                    Some(Ok(())) => {
+                        return Err(TxnError::UniqueViolation {
+                            table: table.name().to_owned(),
+                            constraint: idx.def.name.clone(),
+                            detail: key_detail(&table.def, &idx.def, row, "already exists"),
+                        });
+                    }
+                    Some(Err(holder)) => {
+                        self.wait_for(&holder, &format!("tuple in relation {}", table.name()))
+                            .await?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    // ----- DDL -----
+
+    async fn acquire_global_ddl(&mut self) -> Result<(), TxnError> {
+        if self.holds_global_ddl {
+            return Ok(());
+        }
+        loop {
+            let holder = {
+                let mut owner = self.mgr.ddl_owner.lock();
+                match owner.as_ref() {
+                    Some(o) if !o.is_finished() && !Arc::ptr_eq(o, &self.shared) => Some(o.clone()),
+                    _ => {
+                        *owner = Some(self.shared.clone());
+                        None
+                    }
+                }
+            };
+            match holder {
+                None => {
+                    self.holds_global_ddl = true;
+                    return Ok(());
+                }
+                Some(h) => self.wait_for(&h, "the catalog").await?,
+            }
+        }
+    }
+
+    /// Takes the DDL lock of `table`: waits for a DDL holder, then for every other user.
+    async fn lock_table_for_ddl(&mut self, table: &Arc<Table>) -> Result<(), TxnError> {
+        let what = format!("relation {}", table.name());
+        loop {
+            let holder = {
+                let mut owner = table.locks.ddl_owner.lock();
+                match owner.as_ref() {
+                    Some(o) if !o.is_finished() && !Arc::ptr_eq(o, &self.shared) => Some(o.clone()),
+                    _ => {
+                        *owner = Some(self.shared.clone());
+                        None
+                    }
+                }
+            };
+            match holder {
+                None => break,
+                Some(h) => self.wait_for(&h, &what).await?,
+            }
+        }
+        if !self.ddl_locked.iter().any(|l| Arc::ptr_eq(l, &table.locks)) {
+            self.ddl_locked.push(table.locks.clone());
+        }
+        loop {
+            let others: Vec<Arc<TxnShared>> = table
+                .locks
+                .users
+                .lock()
+                .iter()
+                .filter(|u| !Arc::ptr_eq(u, &self.shared) && !u.is_finished())
+                .cloned()
+                .collect();
+            if others.is_empty() {
+                return Ok(());
+            }
+            for u in others {
+                self.wait_for(&u, &what).await?;
+            }
+        }
+    }
+
+    fn table_for_ddl(&self, name: &str) -> Result<Arc<Table>, TxnError> {
+        self.mgr
+            .catalog
+            .latest(name, Some(&self.shared))
+            .ok_or_else(|| TxnError::UndefinedTable(name.to_owned()))
+    }
+
+    fn stage(&mut self, name: &str, table: Option<Arc<Table>>) {
+        self.mgr.catalog.stage(name, &self.shared, table.clone());
+        if !self.staged_names.iter().any(|n| n == name) {
+            self.staged_names.push(name.to_owned());
+        }
+        if let Some(t) = table
+            && !self.touched.iter().any(|(o, _)| *o == t.oid())
+        {
+            self.touched.push((t.oid(), t.locks.clone()));
+        }
+    }
+
+    /// CREATE TABLE. Returns `false` if it exists and `if_not_exists` is set.
+    pub async fn create_table(
+        &mut self,
+        name: &str,
+        columns: Vec<ColumnDef>,
+        indexes: Vec<NewIndex>,
+        if_not_exists: bool,
+    ) -> Result<bool, TxnError> {
+        self.check_writable("CREATE TABLE")?;
+        self.acquire_global_ddl().await?;
+        if self.mgr.catalog.latest(name, Some(&self.shared)).is_some() {
+            if if_not_exists {
+                return Ok(false);
+            }
+            return Err(TxnError::DuplicateTable(name.to_owned()));
+        }
+        let oid = self.mgr.catalog.allocate_oid();
+        let mut def = TableDef {
+            oid,
+            name: name.to_owned(),
+            columns,
+            indexes: Vec::new(),
+        };
+        for ix in indexes {
+            if ix.primary {
+                for &c in &ix.columns {
+                    def.columns[usize::from(c)].not_null = true;
+                }
+            }
+            def.indexes.push(IndexDef {
+                oid: self.mgr.catalog.allocate_oid(),
+                name: ix.name,
+                columns: ix.columns,
+                unique: ix.unique || ix.primary,
+                primary: ix.primary,
+            });
+        }
+        let table = Arc::new(Table::new(def.clone()));
+        self.stage(name, Some(table));
+        self.record_change(|e| Change::CreateTable { def }.encode(e))?;
+        Ok(true)
+    }
+
+    /// DROP TABLE. Returns `false` if it does not exist and `if_exists` is set.
+    pub async fn drop_table(&mut self, name: &str, if_exists: bool) -> Result<bool, TxnError> {
+        self.check_writable("DROP TABLE")?;
+        self.acquire_global_ddl().await?;
+        let table = match self.table_for_ddl(name) {
+            Ok(t) => t,
+            Err(_) if if_exists => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        self.lock_table_for_ddl(&table).await?;
+        self.stage(name, None);
+        let oid = table.oid();
+        self.record_change(|e| Change::DropTable { table: oid }.encode(e))?;
+        Ok(true)
+    }
+
+    /// TRUNCATE one table.
+    pub async fn truncate(&mut self, name: &str) -> Result<(), TxnError> {
+        self.check_writable("TRUNCATE TABLE")?;
+        self.acquire_global_ddl().await?;
+        let table = self.table_for_ddl(name)?;
+        self.lock_table_for_ddl(&table).await?;
+        let fresh = Arc::new(table.truncated());
+        self.stage(name, Some(fresh));
+        let oid = table.oid();
+        self.record_change(|e| Change::Truncate { table: oid }.encode(e))
+    }
+
+    /// CREATE INDEX / ADD PRIMARY KEY on `table_name`. Returns `false` if an index of that
+    /// name exists and `if_not_exists` is set.
+    pub async fn create_index(
+        &mut self,
+        table_name: &str,
+        index: NewIndex,
+        if_not_exists: bool,
+    ) -> Result<bool, TxnError> {
+        self.check_writable("CREATE INDEX")?;
+        self.acquire_global_ddl().await?;
+        let table = self.table_for_ddl(table_name)?;
+        if table.def.indexes.iter().any(|i| i.name == index.name) {
+            if if_not_exists {
+                return Ok(false);
+            }
+            return Err(TxnError::DuplicateTable(index.name));
+        }
+        self.lock_table_for_ddl(&table).await?;
+        let table = self.table_for_ddl(table_name)?;
+        let def = IndexDef {
+            oid: self.mgr.catalog.allocate_oid(),
+            name: index.name,
+            columns: index.columns,
+            unique: index.unique || index.primary,
+            primary: index.primary,
+        };
+        let built = table
+            .with_index(def.clone(), Some(&self.shared))
+            .map_err(|e| match e {
+                IndexBuildError::Duplicate { index, key } => TxnError::IndexBuild {
+                    index,
+                    detail: format!("Key {key} is duplicated."),
+                },
+                IndexBuildError::NullInKey { column, .. } => TxnError::NullInPrimaryKey {
+                    table: table.name().to_owned(),
+                    column,
+                },
+            })?;
+        self.stage(table_name, Some(Arc::new(built)));
+        let oid = table.oid();
+        self.record_change(|e| Change::CreateIndex { table: oid, index: def }.encode(e))?;
+        Ok(true)
+    }
+
+    // ----- end of transaction -----
+
+    /// Commits at `level` and waits for the acknowledgement that level requires.
+    pub async fn commit(mut self, level: SyncCommitLevel) -> Result<CommitOutcome, TxnError> {
+        if !self.has_writes() {
+            self.done = true;
+            self.release(None);
+            return Ok(CommitOutcome::ReadOnly);
+        }
+        let mut payload = Encoder::with_capacity(self.changes.buf.len() + 24);
+        record::encode_commit_prefix(&mut payload, now_pg_micros(), level);
+        payload.varint(self.change_count);
+        payload.buf.extend_from_slice(&self.changes.buf);
+        let flags = if level == SyncCommitLevel::RemoteApply {
+            record::FLAG_APPLY_FEEDBACK
+        } else {
+            0
+        };
+        let shared = self.shared.clone();
+        let end = self.mgr.log.insert(
+            RecordKind::Commit,
+            flags,
+            shared.xid,
+            &payload.buf,
+            &mut |_, end| shared.set_committed(end.0, level),
+        )?;
+        self.done = true;
+        self.mgr
+            .commits
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mgr = self.mgr.clone();
+        if level <= SyncCommitLevel::Local {
+            mgr.waiters.wait(&mgr.watermarks, level, end.0).await;
+            self.release(Some((end, level)));
+            return Ok(CommitOutcome::Committed { lsn: end });
+        }
+        let interrupt = self.interrupt.clone();
+        tokio::select! {
+            _ = mgr.waiters.wait(&mgr.watermarks, level, end.0) => {
+                self.release(Some((end, level)));
+                Ok(CommitOutcome::Committed { lsn: end })
+            }
+            _ = interrupt.wait() => {
+                // Keep the commit locked and invisible until the standbys confirm it.
+                tokio::spawn(async move {
+                    let mgr = self.mgr.clone();
+                    mgr.waiters.wait(&mgr.watermarks, level, end.0).await;
+                    self.release(Some((end, level)));
+                });
+                Ok(CommitOutcome::Detached { lsn: end })
+            }
+        }
+    }
+
+    /// Rolls back: nothing the transaction did remains.
+    pub fn rollback(mut self) {
+        self.rollback_in_place();
+    }
+
+    fn rollback_in_place(&mut self) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        if self.spilled {
+            // Tell redo to drop the spilled changes. If the WAL is unavailable the server is
+            // stopping anyway, and redo discards unfinished transactions at the end of WAL.
+            let _ = self
+                .mgr
+                .log
+                .insert(RecordKind::Abort, 0, self.shared.xid, &[], &mut |_, _| {});
+        }
+        self.shared.set_aborted();
+        self.mgr
+            .rollbacks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.release(None);
+    }
+
+    /// Ends the transaction: finalizes (after commit) or removes (after abort) its versions
+    /// and catalog entries, releases its locks and wakes its waiters.
+    fn release(&mut self, committed: Option<(Lsn, SyncCommitLevel)>) {
+        let me = self.shared.clone();
+        let horizon = self.mgr.snapshots.horizon();
+        match committed {
+            Some((lsn, level)) => {
+                for (table, rowid) in &self.writes {
+                    let pruned = table
+                        .rows
+                        .with_slot(*rowid, |s| s.finalize(&me, lsn.0, level as u8, horizon))
+                        .unwrap_or_default();
+                    if !pruned.is_empty() {
+                        table.unindex_removed(*rowid, &pruned);
+                    }
+                }
+                if !self.staged_names.is_empty() {
+                    self.mgr
+                        .catalog
+                        .finalize(&me, &self.staged_names, lsn.0, level as u8, horizon);
+                }
+            }
+            None => {
+                for (table, rowid) in self.writes.iter().rev() {
+                    let removed = table.rows.with_slot(*rowid, |s| s.rollback(&me)).flatten();
+                    if let Some(row) = removed {
+                        table.unindex_removed(*rowid, &[row]);
+                    }
+                }
+                if !self.staged_names.is_empty() {
+                    self.mgr.catalog.rollback(&me, &self.staged_names);
+                }
+            }
+        }
+        for locks in &self.ddl_locked {
+            let mut owner = locks.ddl_owner.lock();
+            if owner.as_ref().is_some_and(|o| Arc::ptr_eq(o, &me)) {
+                *owner = None;
+            }
+        }
+        if self.holds_global_ddl {
+            let mut owner = self.mgr.ddl_owner.lock();
+            if owner.as_ref().is_some_and(|o| Arc::ptr_eq(o, &me)) {
+                *owner = None;
+            }
+        }
+        if self.spilled {
+            self.mgr.forget_spill(me.xid);
+        }
+        self.writes.clear();
+        self.snapshot_slot.release();
+        me.finish();
+    }
+}
+
+impl Drop for Transaction {
+    fn drop(&mut self) {
+        self.rollback_in_place();
+    }
+}
+
+/// `Key (a, b)=(1, x) already exists.`, PostgreSQL's unique-violation detail.
+fn key_detail(table: &TableDef, index: &IndexDef, row: &[Value], tail: &str) -> String {
+    let names: Vec<&str> = index
+        .columns
+        .iter()
+        .map(|&c| table.columns[usize::from(c)].name.as_str())
+        .collect();
+    let values: Vec<String> = index
+        .columns
+        .iter()
+        .map(|&c| {
+            let col = usize::from(c);
+            let mut out = Vec::new();
+            base::pgio::format_text(&row[col], table.columns[col].data_type, &mut out);
+            String::from_utf8_lossy(&out).into_owned()
+        })
+        .collect();
+    format!("Key ({})=({}) {tail}.", names.join(", "), values.join(", "))
+}
+
+/// Now, in microseconds since 2000-01-01 UTC.
+pub fn now_pg_micros() -> i64 {
+    let since_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0);
+    since_unix - base::value::POSTGRES_EPOCH_UNIX_MICROS
+}
+
+/// The column types of a table, for callers coercing values before insert.
+pub fn column_types(table: &Table) -> Vec<DataType> {
+    table.def.columns.iter().map(|c| c.data_type).collect()
+}
