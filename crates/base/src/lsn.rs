@@ -166,8 +166,14 @@ mod tests {
             parse_segment_file_name("000000020000000100000003", size),
             Some((TimelineId(2), 259))
         );
-        assert_eq!(parse_segment_file_name("00000002000000010000010F", size), None);
-        assert_eq!(parse_segment_file_name("000000010000000000000001.partial", size), None);
+        assert_eq!(
+            parse_segment_file_name("00000002000000010000010F", size),
+            None
+        );
+        assert_eq!(
+            parse_segment_file_name("000000010000000000000001.partial", size),
+            None
+        );
     }
 
     #[test]

@@ -35,10 +35,7 @@ pub fn parse_text(s: &str, ty: DataType) -> PgResult<Value> {
     let bad = || {
         PgError::new(
             sqlstate::INVALID_TEXT_REPRESENTATION,
-            format!(
-                "invalid input syntax for type {}: \"{s}\"",
-                ty.short_name()
-            ),
+            format!("invalid input syntax for type {}: \"{s}\"", ty.short_name()),
         )
     };
     Ok(match ty {
@@ -48,7 +45,11 @@ pub fn parse_text(s: &str, ty: DataType) -> PgResult<Value> {
         DataType::Text | DataType::Varchar(_) | DataType::Char(_) | DataType::Unknown => {
             Value::text(s)
         }
-        _ => return Err(PgError::feature_not_supported(format!("text input for {ty}"))),
+        _ => {
+            return Err(PgError::feature_not_supported(format!(
+                "text input for {ty}"
+            )));
+        }
     })
 }
 
@@ -82,6 +83,10 @@ pub fn parse_binary(b: &[u8], ty: DataType) -> PgResult<Value> {
         DataType::Text | DataType::Varchar(_) | DataType::Unknown => {
             Value::text(std::str::from_utf8(b).map_err(|_| bad())?)
         }
-        _ => return Err(PgError::feature_not_supported(format!("binary input for {ty}"))),
+        _ => {
+            return Err(PgError::feature_not_supported(format!(
+                "binary input for {ty}"
+            )));
+        }
     })
 }

@@ -170,14 +170,18 @@ impl Session {
 
     /// Splits and parses a simple-query string. An empty string yields an empty vector.
     pub fn parse_batch(&mut self, text: &str) -> PgResult<Vec<Arc<Prepared>>> {
-        Err(PgError::feature_not_supported(format!("statement \"{text}\"")))
+        Err(PgError::feature_not_supported(format!(
+            "statement \"{text}\""
+        )))
     }
 
     /// Parses and plans one statement for the extended protocol (Parse). `param_oids` are the
     /// types the client specified (0 = let the server infer).
     pub fn prepare(&mut self, text: &str, param_oids: &[u32]) -> PgResult<Arc<Prepared>> {
         let _ = param_oids;
-        Err(PgError::feature_not_supported(format!("statement \"{text}\"")))
+        Err(PgError::feature_not_supported(format!(
+            "statement \"{text}\""
+        )))
     }
 
     /// Parameter types and result columns of a prepared statement (Describe).

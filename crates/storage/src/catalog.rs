@@ -75,7 +75,8 @@ impl Catalog {
 
     /// Makes sure future OIDs are above `oid` (after redo or a checkpoint load).
     pub fn observe_oid(&self, oid: Oid) {
-        self.next_oid.fetch_max(oid.saturating_add(1), Ordering::AcqRel);
+        self.next_oid
+            .fetch_max(oid.saturating_add(1), Ordering::AcqRel);
     }
 
     /// The table `name` means to `snapshot`.
@@ -133,11 +134,20 @@ impl Catalog {
 
     /// After `me` committed at `lsn`: stamps its entries for `names`, updates `by_oid`, and
     /// prunes entries every snapshot has moved past.
-    pub fn finalize(&self, me: &Arc<TxnShared>, names: &[String], lsn: u64, level: u8, horizon: u64) {
+    pub fn finalize(
+        &self,
+        me: &Arc<TxnShared>,
+        names: &[String],
+        lsn: u64,
+        level: u8,
+        horizon: u64,
+    ) {
         let mut inner = self.inner.write();
         let Inner { by_name, by_oid } = &mut *inner;
         for name in names {
-            let Some(chain) = by_name.get_mut(name) else { continue };
+            let Some(chain) = by_name.get_mut(name) else {
+                continue;
+            };
             let Some(pos) = chain.iter().position(|e| e.stamp.is_owned_by(me)) else {
                 continue;
             };
@@ -192,7 +202,8 @@ impl Catalog {
         }
         if let Some(t) = &table {
             by_oid.insert(t.oid(), t.clone());
-            self.next_oid.fetch_max(t.oid().saturating_add(1), Ordering::AcqRel);
+            self.next_oid
+                .fetch_max(t.oid().saturating_add(1), Ordering::AcqRel);
             for idx in &t.def.indexes {
                 self.next_oid
                     .fetch_max(idx.oid.saturating_add(1), Ordering::AcqRel);

@@ -95,7 +95,9 @@ impl Index {
     /// Runs `f` with the entries locked for writing, for check-then-insert of unique keys.
     pub fn with_write_lock<R>(&self, f: impl FnOnce(&mut IndexWriter<'_>) -> R) -> R {
         let mut guard = self.entries.write();
-        let mut w = IndexWriter { entries: &mut guard };
+        let mut w = IndexWriter {
+            entries: &mut guard,
+        };
         f(&mut w)
     }
 
@@ -111,8 +113,10 @@ impl Index {
             Bound::Excluded(k) => Bound::Excluded((k.clone(), RowId::MIN)),
             Bound::Unbounded => Bound::Unbounded,
         };
-        if let (Bound::Included((a, _)) | Bound::Excluded((a, _)), Bound::Included((b, _)) | Bound::Excluded((b, _))) =
-            (&lo, &hi)
+        if let (
+            Bound::Included((a, _)) | Bound::Excluded((a, _)),
+            Bound::Included((b, _)) | Bound::Excluded((b, _)),
+        ) = (&lo, &hi)
             && a > b
         {
             return Vec::new();
@@ -184,7 +188,10 @@ mod tests {
             vec![10, 11]
         );
         assert_eq!(
-            i.range(Bound::Excluded(&IndexKey::Int(5)), Bound::Included(&IndexKey::Int(6))),
+            i.range(
+                Bound::Excluded(&IndexKey::Int(5)),
+                Bound::Included(&IndexKey::Int(6))
+            ),
             vec![11]
         );
         assert!(i.key_of(&[Value::Null]).is_none());
@@ -195,9 +202,7 @@ mod tests {
     #[test]
     fn multi_column_keys() {
         let i = idx(&[DataType::Text, DataType::Int4], vec![1, 0]);
-        let k = i
-            .key_of(&[Value::text("a"), Value::Int4(1)])
-            .expect("key");
+        let k = i.key_of(&[Value::text("a"), Value::Int4(1)]).expect("key");
         assert_eq!(
             k,
             IndexKey::Values(vec![Value::Int4(1), Value::text("a")].into_boxed_slice())

@@ -127,12 +127,13 @@ impl Table {
                     built.insert(key, rowid);
                 }
             }
-            let latest = match me {
-                Some(me) => slot.latest_for_writer(me),
-                None => slot.versions.iter().rev().find(|v| {
-                    matches!(v.state(), crate::version::VersionState::Committed { .. })
-                }),
-            };
+            let latest =
+                match me {
+                    Some(me) => slot.latest_for_writer(me),
+                    None => slot.versions.iter().rev().find(|v| {
+                        matches!(v.state(), crate::version::VersionState::Committed { .. })
+                    }),
+                };
             if let Some(row) = latest.and_then(|v| v.data.as_ref()) {
                 match built.key_of(row) {
                     Some(key) => current.push((key, rowid)),

@@ -91,7 +91,11 @@ impl TxnShared {
         debug_assert!(lsn != IN_PROGRESS && lsn != ABORTED);
         self.level.store(level as u8, Ordering::Relaxed);
         let prev = self.state.swap(lsn, Ordering::Release);
-        assert_eq!(prev, IN_PROGRESS, "transaction {} committed twice", self.xid);
+        assert_eq!(
+            prev, IN_PROGRESS,
+            "transaction {} committed twice",
+            self.xid
+        );
     }
 
     pub fn set_aborted(&self) {
@@ -138,8 +142,13 @@ pub struct Stamp {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum VersionState {
     /// Written by a transaction that has not committed (possibly the reader's own).
-    Pending { xid: u64 },
-    Committed { lsn: u64, level: u8 },
+    Pending {
+        xid: u64,
+    },
+    Committed {
+        lsn: u64,
+        level: u8,
+    },
     /// Written by an aborted transaction: as if it did not exist.
     Dead,
 }
@@ -276,9 +285,10 @@ impl SlotState {
     /// The newest version that is committed or written by `me` (ignoring other transactions'
     /// uncommitted and aborted versions): what a writer holding the row lock builds on.
     pub fn latest_for_writer(&self, me: &Arc<TxnShared>) -> Option<&Version> {
-        self.versions.iter().rev().find(|v| {
-            v.is_owned_by(me) || matches!(v.state(), VersionState::Committed { .. })
-        })
+        self.versions
+            .iter()
+            .rev()
+            .find(|v| v.is_owned_by(me) || matches!(v.state(), VersionState::Committed { .. }))
     }
 
     pub fn try_lock(&mut self, me: &Arc<TxnShared>) -> LockAttempt {

@@ -1,7 +1,7 @@
 //! Errors of transactional operations, and their SQLSTATEs.
 
-use base::error::sqlstate;
 use base::PgError;
+use base::error::sqlstate;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum TxnError {

@@ -168,7 +168,12 @@ impl TxnManager {
                 if Arc::ptr_eq(&t, me) {
                     let detail = chain
                         .windows(2)
-                        .map(|w| format!("Process {} waits for {} on transaction {}.", w[0], what, w[1]))
+                        .map(|w| {
+                            format!(
+                                "Process {} waits for {} on transaction {}.",
+                                w[0], what, w[1]
+                            )
+                        })
                         .collect::<Vec<_>>()
                         .join("\n");
                     return Err(TxnError::Deadlock { detail });

@@ -134,7 +134,9 @@ impl Transaction {
 
     /// Starts a statement: takes a fresh snapshot (READ COMMITTED) and returns it.
     pub fn new_statement(&mut self) -> Snapshot {
-        self.snapshot = self.snapshot_slot.take(&self.mgr.watermarks, self.shared.xid);
+        self.snapshot = self
+            .snapshot_slot
+            .take(&self.mgr.watermarks, self.shared.xid);
         self.snapshot
     }
 
@@ -348,10 +350,11 @@ impl Transaction {
                             if let Some(holder) = s.lock_holder_other_than(me) {
                                 // Its pending or unacknowledged version might carry the key:
                                 // wait and look again.
-                                let carries = s
-                                    .versions
-                                    .iter()
-                                    .any(|v| v.data.as_ref().is_some_and(|d| idx.key_of(d).as_ref() == Some(&key)));
+                                let carries = s.versions.iter().any(|v| {
+                                    v.data
+                                        .as_ref()
+                                        .is_some_and(|d| idx.key_of(d).as_ref() == Some(&key))
+                                });
                                 return if carries { Some(Err(holder)) } else { None };
                             }
                             let live = s
@@ -583,7 +586,13 @@ impl Transaction {
             })?;
         self.stage(table_name, Some(Arc::new(built)));
         let oid = table.oid();
-        self.record_change(|e| Change::CreateIndex { table: oid, index: def }.encode(e))?;
+        self.record_change(|e| {
+            Change::CreateIndex {
+                table: oid,
+                index: def,
+            }
+            .encode(e)
+        })?;
         Ok(true)
     }
 

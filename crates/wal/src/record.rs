@@ -186,8 +186,12 @@ mod tag {
 impl Change {
     pub fn encode(&self, e: &mut Encoder) {
         match self {
-            Change::Insert { table, rowid, row } => encode_row_change(e, tag::INSERT, *table, *rowid, row),
-            Change::Update { table, rowid, row } => encode_row_change(e, tag::UPDATE, *table, *rowid, row),
+            Change::Insert { table, rowid, row } => {
+                encode_row_change(e, tag::INSERT, *table, *rowid, row)
+            }
+            Change::Update { table, rowid, row } => {
+                encode_row_change(e, tag::UPDATE, *table, *rowid, row)
+            }
             Change::Delete { table, rowid } => {
                 e.u8(tag::DELETE);
                 e.u32(*table);
