@@ -205,3 +205,17 @@ impl TxnManager {
         result
     }
 }
+
+impl CommitLog for wal::Wal {
+    fn insert(
+        &self,
+        kind: RecordKind,
+        flags: u8,
+        xid: u64,
+        payload: &[u8],
+        on_assigned: &mut dyn FnMut(Lsn, Lsn),
+    ) -> Result<Lsn, TxnError> {
+        wal::Wal::insert(self, kind, flags, xid, payload, on_assigned)
+            .map_err(|e| TxnError::LogUnavailable(e.to_string()))
+    }
+}
