@@ -12,7 +12,10 @@
 //! and commit is the txn crate's job.
 
 pub mod catalog;
+pub mod checkpoint;
+pub mod controlfile;
 pub mod index;
+pub mod redo;
 pub mod rowstore;
 pub mod table;
 pub mod version;
