@@ -138,6 +138,7 @@ struct Shared {
     failed: AtomicBool,
     stopping: AtomicBool,
     prealloc: Mutex<Option<std::sync::mpsc::Sender<u64>>>,
+    prealloc_rx: Mutex<Option<std::sync::mpsc::Receiver<u64>>>,
 }
 
 /// The WAL of one running server.
@@ -158,9 +159,12 @@ impl std::fmt::Debug for Wal {
 
 impl Wal {
     /// Opens the WAL for appending at `start` (the end of valid WAL found by recovery, or the
-    /// first LSN of a new cluster) and starts the writer and flusher threads. Everything
-    /// before `start` is durable; the segment containing `start` must exist (recovery or init
-    /// created it) and hold zeros from `start` on.
+    /// first LSN of a new cluster). Everything before `start` is durable; the segment
+    /// containing `start` must hold zeros from `start` on (recovery or init made sure).
+    ///
+    /// No thread is started here: the server's background-worker registry runs
+    /// `writer_main`, `flusher_main` and `prealloc_main` (tools and tests call
+    /// `spawn_threads`). Inserts before the writer runs simply wait in the buffer.
     pub fn open(config: WalConfig, start: Lsn) -> Result<Arc<Wal>, WalError> {
         assert_eq!(start.0 % record::WAL_ALIGN, 0, "WAL start must be aligned");
         let shared = Arc::new(Shared {
@@ -188,6 +192,7 @@ impl Wal {
             failed: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             prealloc: Mutex::new(None),
+            prealloc_rx: Mutex::new(None),
         });
         let segno = start.segment_number(shared.segment_size);
         segment::create_segment(
@@ -206,19 +211,47 @@ impl Wal {
 
         let (tx, rx) = std::sync::mpsc::channel::<u64>();
         *shared.prealloc.lock() = Some(tx);
-        let mut threads = Vec::new();
-        let s = shared.clone();
-        threads.push(spawn("walwriter", move || s.writer_loop()));
-        let s = shared.clone();
-        threads.push(spawn("walflusher", move || s.flusher_loop()));
-        let s = shared.clone();
-        threads.push(spawn("walprealloc", move || s.prealloc_loop(rx)));
+        *shared.prealloc_rx.lock() = Some(rx);
         let wal = Arc::new(Wal {
             shared,
-            threads: Mutex::new(threads),
+            threads: Mutex::new(Vec::new()),
         });
         wal.shared.request_prealloc(segno + 1);
         Ok(wal)
+    }
+
+    /// The WAL writer's main function: returns when the WAL stops or fails.
+    pub fn writer_main(&self) {
+        self.shared.writer_loop();
+    }
+
+    /// The WAL flusher's main function: returns when the WAL stops or fails.
+    pub fn flusher_main(&self) {
+        self.shared.flusher_loop();
+    }
+
+    /// The segment preallocator's main function: returns when the WAL stops.
+    pub fn prealloc_main(&self) {
+        let rx = self.shared.prealloc_rx.lock().take();
+        if let Some(rx) = rx {
+            self.shared.prealloc_loop(rx);
+        }
+    }
+
+    /// Runs the three WAL threads on plain threads owned by this `Wal` (tools and tests; the
+    /// server runs them as registered background workers instead).
+    pub fn spawn_threads(self: &Arc<Self>) {
+        let mut threads = self.threads.lock();
+        let w = self.clone();
+        threads.push(spawn("walwriter", move || w.writer_main()));
+        let w = self.clone();
+        threads.push(spawn("walflusher", move || w.flusher_main()));
+        let w = self.clone();
+        threads.push(spawn("walprealloc", move || w.prealloc_main()));
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.shared.stopping.load(Ordering::Acquire)
     }
 
     pub fn timeline(&self) -> TimelineId {
@@ -271,7 +304,9 @@ impl Wal {
         if total > record::MAX_RECORD_LEN as usize {
             return Err(WalError::TooLarge(total));
         }
-        if self.shared.failed.load(Ordering::Acquire) {
+        if self.shared.failed.load(Ordering::Acquire)
+            || self.shared.stopping.load(Ordering::Acquire)
+        {
             return Err(WalError::Stopped);
         }
         // The payload's CRC does not depend on the position: compute it outside the lock.
@@ -320,7 +355,7 @@ impl Wal {
             if self.flush_lsn() >= lsn {
                 return Ok(());
             }
-            if s.failed.load(Ordering::Acquire) {
+            if s.failed.load(Ordering::Acquire) || s.stopping.load(Ordering::Acquire) {
                 return Err(WalError::Stopped);
             }
             s.flushed_cv
@@ -328,8 +363,12 @@ impl Wal {
         }
     }
 
-    /// Flushes everything, stops the threads, and returns the final end of WAL.
+    /// Flushes everything, stops the threads (joining those `spawn_threads` started), and
+    /// returns the final end of WAL.
     pub fn shutdown(&self) -> Result<Lsn, WalError> {
+        if self.shared.stopping.load(Ordering::Acquire) {
+            return Ok(self.flush_lsn());
+        }
         let end = self.flush_all();
         self.shared.stopping.store(true, Ordering::Release);
         {
@@ -354,10 +393,12 @@ impl Wal {
 }
 
 impl Drop for Wal {
+    /// Dropping without `shutdown` (e.g. on an error path) stops the threads without waiting
+    /// for a flush: whatever was not flushed was never acknowledged.
     fn drop(&mut self) {
-        if !self.shared.stopping.load(Ordering::Acquire) {
-            let _ = self.shutdown();
-        }
+        self.shared.stopping.store(true, Ordering::Release);
+        self.shared.insert_cv.notify_all();
+        self.shared.flush_cv.notify_all();
     }
 }
 

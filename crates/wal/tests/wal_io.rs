@@ -16,7 +16,7 @@ use wal::{ReadOutcome, Wal, WalConfig, WalProgress, WalReader};
 const SEG: u64 = 1 << 20;
 
 fn open(dir: &Path, start: Lsn) -> Arc<Wal> {
-    Wal::open(
+    let wal = Wal::open(
         WalConfig {
             dir: dir.to_owned(),
             segment_size: SEG,
@@ -26,7 +26,9 @@ fn open(dir: &Path, start: Lsn) -> Arc<Wal> {
         },
         start,
     )
-    .expect("open wal")
+    .expect("open wal");
+    wal.spawn_threads();
+    wal
 }
 
 fn payload(i: u64, len: usize) -> Vec<u8> {

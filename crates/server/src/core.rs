@@ -1,0 +1,228 @@
+//! The storage core of a running server: recovery, the WAL and its workers, the transaction
+//! manager, the checkpointer. `node` puts the SQL engine and the frontend on top.
+//!
+//! Start order: recover (replay to the end of valid WAL) → open the WAL there → build the
+//! transaction manager over the recovered catalog with every watermark at the end of WAL
+//! (everything recovered is visible) → register the WAL writer, flusher and preallocator and
+//! the checkpointer in the worker registry → mark the cluster "in production". After crash
+//! recovery an end-of-recovery checkpoint runs in the background.
+//!
+//! Stop order (`shutdown`): the caller has already ended all sessions; a shutdown checkpoint
+//! flushes everything and marks the control file "shut down"; then the WAL stops and the
+//! workers are joined.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use base::Lsn;
+use storage::Watermarks;
+use storage::controlfile::ClusterState;
+use txn::TxnManager;
+use wal::mirror::MirrorHook;
+use wal::{Wal, WalConfig};
+
+use crate::bgworker::{PidAllocator, RestartPolicy, Supervisor, WorkerMain, WorkerSpec};
+use crate::checkpointer::{CheckpointKind, CheckpointSettings, Checkpointer};
+use crate::datadir::DataDir;
+use crate::progress::LocalProgress;
+use crate::recovery::{Recovered, recover};
+
+pub struct CoreOptions {
+    pub fsync: bool,
+    pub wal_mirror_directory: Option<PathBuf>,
+    pub checkpoint: CheckpointSettings,
+    /// What to do when the WAL fails (the server exits; tests record it).
+    pub on_wal_failure: Arc<dyn Fn(&str) + Send + Sync>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    #[error("{0}")]
+    Recovery(#[from] crate::recovery::RecoveryError),
+    #[error("{0}")]
+    Wal(#[from] wal::WalError),
+    #[error("could not set up wal_mirror_directory \"{path}\": {source}")]
+    Mirror {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Checkpoint(#[from] crate::checkpointer::CheckpointError),
+}
+
+pub struct Core {
+    pub datadir: DataDir,
+    pub wal: Arc<Wal>,
+    pub mgr: Arc<TxnManager>,
+    pub checkpointer: Arc<Checkpointer>,
+    pub supervisor: Arc<Supervisor>,
+    pub system_identifier: u64,
+    pub recovered_end: Lsn,
+    pub records_replayed: u64,
+}
+
+impl Core {
+    pub fn start(
+        datadir: DataDir,
+        opts: CoreOptions,
+        runtime: tokio::runtime::Handle,
+        pids: PidAllocator,
+    ) -> Result<Arc<Core>, CoreError> {
+        let Recovered {
+            catalog,
+            control,
+            end_lsn,
+            next_xid,
+            records_replayed,
+            clean_shutdown,
+        } = recover(&datadir)?;
+        let fail = opts.on_wal_failure.clone();
+        let wal = Wal::open(
+            WalConfig {
+                dir: datadir.wal_dir(),
+                segment_size: control.segment_size,
+                timeline: control.timeline,
+                fsync: opts.fsync,
+                on_fatal: Box::new(move |e| fail(&e.to_string())),
+            },
+            end_lsn,
+        )?;
+        let mirror = match &opts.wal_mirror_directory {
+            Some(dir) => {
+                let m = MirrorHook::new(dir, &datadir.wal_dir(), control.segment_size).map_err(
+                    |e| CoreError::Mirror {
+                        path: dir.display().to_string(),
+                        source: e,
+                    },
+                )?;
+                wal.add_hook(m.clone());
+                Some(m)
+            }
+            None => None,
+        };
+        let watermarks = Arc::new(Watermarks::new(end_lsn.0));
+        let mgr = TxnManager::new(catalog, watermarks, wal.clone(), next_xid);
+        wal.add_progress_listener(LocalProgress::new(mgr.clone()));
+
+        let fail = opts.on_wal_failure.clone();
+        let supervisor = Supervisor::new(
+            runtime,
+            pids,
+            Arc::new(move |name| {
+                fail(&format!("background worker \"{name}\" exited unexpectedly"))
+            }),
+        );
+        let w = wal.clone();
+        supervisor.register(WorkerSpec {
+            name: "walwriter".into(),
+            backend_type: "walwriter",
+            main: WorkerMain::Thread(Arc::new(move |_| {
+                w.writer_main();
+                if w.has_failed() {
+                    Err("WAL write failed".into())
+                } else {
+                    Ok(())
+                }
+            })),
+            restart: RestartPolicy::Never,
+            critical: true,
+        });
+        let w = wal.clone();
+        supervisor.register(WorkerSpec {
+            name: "walflusher".into(),
+            backend_type: "walflusher",
+            main: WorkerMain::Thread(Arc::new(move |_| {
+                w.flusher_main();
+                if w.has_failed() {
+                    Err("WAL flush failed".into())
+                } else {
+                    Ok(())
+                }
+            })),
+            restart: RestartPolicy::Never,
+            critical: true,
+        });
+        let w = wal.clone();
+        supervisor.register(WorkerSpec {
+            name: "walprealloc".into(),
+            backend_type: "walpreallocator",
+            main: WorkerMain::Thread(Arc::new(move |_| {
+                w.prealloc_main();
+                Ok(())
+            })),
+            restart: RestartPolicy::Never,
+            critical: false,
+        });
+        let checkpointer = Checkpointer::new(
+            datadir.clone(),
+            wal.clone(),
+            mgr.clone(),
+            control.clone(),
+            opts.checkpoint,
+            mirror,
+        );
+        checkpointer.set_state(ClusterState::InProduction)?;
+        let c = checkpointer.clone();
+        supervisor.register(WorkerSpec {
+            name: "checkpointer".into(),
+            backend_type: "checkpointer",
+            main: WorkerMain::Task(Arc::new(move |ctx| Box::pin(c.clone().worker_main(ctx)))),
+            restart: RestartPolicy::Always {
+                delay: std::time::Duration::from_secs(1),
+            },
+            critical: false,
+        });
+        let core = Arc::new(Core {
+            datadir,
+            wal,
+            mgr,
+            checkpointer,
+            supervisor,
+            system_identifier: control.system_identifier,
+            recovered_end: end_lsn,
+            records_replayed,
+        });
+        if !clean_shutdown && records_replayed > 0 {
+            let c = core.checkpointer.clone();
+            core.supervisor_runtime_spawn(async move {
+                if let Err(e) = c.checkpoint_async(CheckpointKind::EndOfRecovery).await {
+                    tracing::error!("end-of-recovery checkpoint failed: {e}");
+                }
+            });
+        }
+        Ok(core)
+    }
+
+    fn supervisor_runtime_spawn(&self, f: impl std::future::Future<Output = ()> + Send + 'static) {
+        tokio::runtime::Handle::current().spawn(f);
+    }
+
+    /// Shutdown checkpoint, then stop the WAL and every worker. Sessions must be gone.
+    pub async fn shutdown(&self) -> Result<(), CoreError> {
+        let c = self.checkpointer.clone();
+        let result = c
+            .checkpoint_async(CheckpointKind::Shutdown)
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                tracing::error!("shutdown checkpoint failed: {e}");
+                e
+            });
+        self.supervisor.signal_all();
+        self.wal.shutdown()?;
+        self.supervisor.stop_all().await;
+        if let Err(e) = result {
+            tracing::error!("the next start will run crash recovery: {e}");
+        }
+        Ok(())
+    }
+
+    /// Stops without a shutdown checkpoint: the control file still says "in production", so
+    /// the next start runs crash recovery over the WAL. (Real crashes are tested with
+    /// `kill -9` of the server process.)
+    pub async fn crash(&self) {
+        self.supervisor.signal_all();
+        let _ = self.wal.shutdown();
+        self.supervisor.stop_all().await;
+    }
+}

@@ -1,0 +1,12 @@
+//! The lockstep server: everything between the command line and the layers below.
+//!
+//! `datadir` (layout, init, lock), `recovery` (start-up replay), `checkpointer`, `bgworker`
+//! (the background worker registry and supervisor), `progress` (WAL progress to visibility),
+//! and `node` (our postmaster: wires the layers together, runs and stops a server).
+
+pub mod bgworker;
+pub mod checkpointer;
+pub mod core;
+pub mod datadir;
+pub mod progress;
+pub mod recovery;

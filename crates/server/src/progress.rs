@@ -1,0 +1,51 @@
+//! From WAL progress to visibility: the WAL threads report write and flush advances here, and
+//! this raises the visibility watermarks and releases waiting commits (txn::TxnManager).
+//!
+//! Without synchronous standbys (this issue), `off` follows the write position and every other
+//! level the local flush position, as PostgreSQL treats `remote_*` levels as `on` when
+//! `synchronous_standby_names` is empty.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use base::{Lsn, SyncCommitLevel};
+use txn::TxnManager;
+use wal::WalProgress;
+
+pub struct LocalProgress {
+    mgr: Arc<TxnManager>,
+    flushes: AtomicU64,
+}
+
+/// Recompute the version-prune horizon every this many flushes: often enough that version
+/// chains stay short under load (hundreds of times a second), rare enough to be free.
+const HORIZON_EVERY_FLUSHES: u64 = 32;
+
+impl LocalProgress {
+    pub fn new(mgr: Arc<TxnManager>) -> Arc<LocalProgress> {
+        Arc::new(LocalProgress {
+            mgr,
+            flushes: AtomicU64::new(0),
+        })
+    }
+}
+
+impl WalProgress for LocalProgress {
+    fn on_written(&self, write_lsn: Lsn) {
+        self.mgr
+            .advance_watermarks(|w| w[SyncCommitLevel::Off.index()] = write_lsn.0);
+    }
+
+    fn on_flushed(&self, flush_lsn: Lsn) {
+        self.mgr.advance_watermarks(|w| {
+            for level in &mut w[SyncCommitLevel::Local.index()..] {
+                *level = flush_lsn.0;
+            }
+            // The write position is at least the flush position.
+            w[SyncCommitLevel::Off.index()] = w[SyncCommitLevel::Off.index()].max(flush_lsn.0);
+        });
+        if self.flushes.fetch_add(1, Ordering::Relaxed) % HORIZON_EVERY_FLUSHES == 0 {
+            self.mgr.recompute_horizon();
+        }
+    }
+}
