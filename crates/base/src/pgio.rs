@@ -9,12 +9,12 @@
 //! | --- | --- | --- | --- |
 //! | bool | `t`/`f` | `t`,`true`,`y`,`yes`,`on`,`1` … any case, unique prefixes, blanks | 1 byte, non-zero = true |
 //! | int2/4/8 | decimal | blanks, sign, decimal digits (22P02 / 22003) | big-endian |
-//! | float4/8 | shortest round-trip ([`float`]) | `strtod` syntax, `NaN`, `Infinity`, `inf` | IEEE big-endian |
-//! | numeric | plain, keeps the scale | [`numeric`]; typmod applied | PostgreSQL's base-10000 |
+//! | float4/8 | shortest round-trip (`pgio/float.rs`) | `strtod` syntax, `NaN`, `Infinity`, `inf` | IEEE big-endian |
+//! | numeric | plain, keeps the scale | `pgio/numeric.rs`; typmod applied | PostgreSQL's base-10000 |
 //! | text, varchar | as stored | as given | UTF-8 |
 //! | char(n) | blank-padded to n characters | trailing blanks stripped | padded UTF-8 |
 //! | bytea | `\x` + lowercase hex | hex `\x…` or escape format | raw bytes |
-//! | timestamp(tz) | ISO ([`datetime`]) | ISO subset ([`datetime`]) | int64 µs since 2000-01-01 |
+//! | timestamp(tz) | ISO (`pgio/datetime.rs`) | ISO subset (`pgio/datetime.rs`) | int64 µs since 2000-01-01 |
 //!
 //! Invariants: nothing here panics on any input (malformed text or bytes are errors), and every
 //! value a parse function returns formats back to text that parses to the same value. Values are
