@@ -426,7 +426,7 @@ async fn serve_connection<B: Backend>(
         client_addr: peer.client_addr,
         startup_settings: params.settings.clone(),
     };
-    let session = match shared.engine.open_session(info) {
+    let mut session = match shared.engine.open_session(info) {
         Ok(s) => s,
         Err(mut err) => {
             // A session that cannot start ends the connection, whatever the severity.
@@ -441,6 +441,10 @@ async fn serve_connection<B: Backend>(
         wire::parameter_status(&mut io.out, &name, &value);
     }
     wire::backend_key_data(&mut io.out, session.pid(), session.secret_key());
+    // Warnings from applying the startup settings, if any.
+    for notice in session.take_notices() {
+        wire::error_or_notice(&mut io.out, &notice);
+    }
     wire::ready_for_query(&mut io.out, session.transaction_status().as_byte());
     if let Err(e) = io.flush().await {
         return io.finish(ConnEnd::Io(e)).await;
