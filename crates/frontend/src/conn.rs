@@ -26,14 +26,17 @@
 //! leave). Execute with a row limit holds the whole result on the first call and hands it out
 //! `max_rows` at a time with PortalSuspended; like PostgreSQL, a batch that fills the limit
 //! exactly is followed by PortalSuspended even if it was the last, and each CommandComplete
-//! counts the rows of its own call. Portals die when the transaction ends (ReadyForQuery
-//! with status Idle); statements live until closed or replaced.
+//! counts the rows of its own call. Executing a finished query portal again sends a count of 0;
+//! a finished command portal cannot be run again (55000). Portals die when the transaction
+//! ends (ReadyForQuery with status Idle); statements live until closed or replaced.
 //!
 //! **COPY FROM STDIN**: CopyData goes to `copy_data`, CopyDone ends it, CopyFail aborts it;
-//! Flush and Sync are ignored meanwhile. After a failure (a bad row), further CopyData is
-//! dropped until CopyDone or CopyFail, and then the error is reported. Any other message
-//! aborts the COPY at once with 08P01. CopyData/CopyDone/CopyFail outside COPY are ignored, as
-//! PostgreSQL does.
+//! Flush and Sync are ignored meanwhile. A failure (a bad row, CopyFail, or any other message,
+//! which is 08P01) is reported at once, followed by ReadyForQuery for a simple query or
+//! skip-until-Sync for Execute; the client's remaining CopyData/CopyDone/CopyFail are then
+//! dropped, because copy messages outside COPY are ignored. This is what PostgreSQL 15 does
+//! (checked against it): reporting early lets libpq stop sending a large COPY that already
+//! failed.
 //!
 //! **Ending.** Terminate or end of stream: the session is dropped (it rolls back). The
 //! session's `terminated()` or a fast shutdown while waiting for the client: FATAL 57P01.
@@ -81,9 +84,6 @@ enum Mode<St> {
     SkipUntilSync,
     CopyIn {
         origin: CopyOrigin<St>,
-        /// The first error of this COPY; reported at CopyDone/CopyFail. Boxed: the mode is
-        /// matched on every message and is small without it.
-        failed: Option<Box<PgError>>,
     },
 }
 
@@ -99,7 +99,8 @@ enum PortalState {
         next: usize,
         tag: String,
     },
-    /// Ran to completion. `rows`: it returned rows (re-executing it sends tag count 0).
+    /// Ran to completion. `rows`: it returned rows (executing it again sends a count of 0);
+    /// otherwise executing it again is an error.
     Done { tag: String, rows: bool },
     /// An empty statement: every Execute sends EmptyQueryResponse.
     Empty,
@@ -566,15 +567,19 @@ impl<S: BackendSession> Conn<S> {
                 self.portals.insert(key, portal);
                 return Ok(false);
             }
-            PortalState::Done { tag, rows } => {
-                let tag = if *rows {
-                    tag_with_count(tag, 0)
-                } else {
-                    tag.clone()
-                };
-                wire::command_complete(&mut self.io.out, &tag);
+            PortalState::Done { tag, rows: true } => {
+                // An exhausted query: no more rows, as PostgreSQL reports.
+                wire::command_complete(&mut self.io.out, &tag_with_count(tag, 0));
                 self.portals.insert(key, portal);
                 return Ok(false);
+            }
+            PortalState::Done { rows: false, .. } => {
+                // A command runs once per portal (PostgreSQL: "portal cannot be run").
+                self.portals.insert(key, portal);
+                return Err(error(
+                    sqlstate::OBJECT_NOT_IN_PREREQUISITE_STATE,
+                    format!("portal \"{name}\" cannot be run"),
+                ));
             }
             PortalState::Suspended { .. } => {
                 send_held_rows(&mut self.io.out, &mut portal.state, limit);
@@ -652,10 +657,7 @@ impl<S: BackendSession> Conn<S> {
     fn begin_copy(&mut self, columns: usize, origin: CopyOrigin<S::Stmt>) {
         self.send_notices();
         wire::copy_in_response(&mut self.io.out, columns);
-        self.mode = Mode::CopyIn {
-            origin,
-            failed: None,
-        };
+        self.mode = Mode::CopyIn { origin };
     }
 
     async fn copy_message(
@@ -663,57 +665,37 @@ impl<S: BackendSession> Conn<S> {
         msg_type: u8,
         msg: FrontendMessage<'_>,
     ) -> Result<(), ConnEnd> {
-        let Mode::CopyIn { failed, .. } = &mut self.mode else {
-            return Ok(());
-        };
         match msg {
-            FrontendMessage::CopyData(data) => {
-                if failed.is_none()
-                    && let Err(err) = self.session.copy_data(data).await
-                    && let Mode::CopyIn { failed, .. } = &mut self.mode
-                {
-                    *failed = Some(Box::new(err));
-                }
-                Ok(())
-            }
+            FrontendMessage::CopyData(data) => match self.session.copy_data(data).await {
+                Ok(()) => Ok(()),
+                // Reported at once, as PostgreSQL does; the rest of the data is dropped by the
+                // normal loop, which ignores stray copy messages.
+                Err(err) => self.end_copy(Err(err)).await,
+            },
             FrontendMessage::CopyDone => {
-                let result = match failed.take() {
-                    Some(err) => Err(*err),
-                    None => self.session.copy_done().await,
-                };
+                let result = self.session.copy_done().await;
                 self.end_copy(result).await
             }
             FrontendMessage::CopyFail(message) => {
-                let err = match failed.take() {
-                    Some(err) => *err,
-                    None => self.session.copy_fail(message),
-                };
+                let err = self.session.copy_fail(message);
                 self.end_copy(Err(err)).await
             }
             FrontendMessage::Flush | FrontendMessage::Sync => Ok(()),
             FrontendMessage::Terminate => Err(ConnEnd::Closed),
             _ => {
-                let err = match failed.take() {
-                    Some(err) => *err,
-                    None => {
-                        let err = error(
-                            sqlstate::PROTOCOL_VIOLATION,
-                            format!(
-                                "unexpected message type 0x{msg_type:02X} during COPY from stdin"
-                            ),
-                        );
-                        // Tell the session the COPY is abandoned; report our error, not its.
-                        let _ = self.session.copy_fail(&err.message);
-                        err
-                    }
-                };
+                let err = error(
+                    sqlstate::PROTOCOL_VIOLATION,
+                    format!("unexpected message type 0x{msg_type:02X} during COPY from stdin"),
+                );
+                // Tell the session the COPY is abandoned; report our error, not its.
+                let _ = self.session.copy_fail(&err.message);
                 self.end_copy(Err(err)).await
             }
         }
     }
 
     async fn end_copy(&mut self, result: Result<String, PgError>) -> Result<(), ConnEnd> {
-        let Mode::CopyIn { origin, .. } = std::mem::replace(&mut self.mode, Mode::Normal) else {
+        let Mode::CopyIn { origin } = std::mem::replace(&mut self.mode, Mode::Normal) else {
             return Ok(());
         };
         match (origin, result) {
