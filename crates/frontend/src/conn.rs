@@ -176,13 +176,16 @@ impl<S: BackendSession> Conn<S> {
             if let Some(m) = self.io.try_message()? {
                 return Ok(m);
             }
+            // Termination is checked before every socket read, so a client that keeps sending
+            // (a long COPY, back-to-back queries) is still ended promptly; `biased` makes the
+            // check come first when data is also ready.
             let read = tokio::select! {
                 biased;
-                r = self.io.fill() => r?,
                 () = self.session.terminated() => return Err(ConnEnd::Fatal(admin_shutdown())),
                 () = self.shutdown.reached(ShutdownMode::Fast) => {
                     return Err(ConnEnd::Fatal(admin_shutdown()));
                 }
+                r = self.io.fill() => r?,
             };
             if read == 0 {
                 if !self.io.rbuf.is_empty() {

@@ -142,6 +142,31 @@ async fn trust_startup_and_placeholder_errors_keep_the_session_usable() {
 }
 
 #[tokio::test]
+async fn extended_protocol_errors_skip_until_sync_with_the_real_engine() {
+    let srv = Server::start("host all all 127.0.0.1/32 trust\n").await;
+    let mut c = srv.raw().await;
+    c.startup(&[("user", "alice")]).await;
+    c.until_ready().await;
+    // Parse fails (the placeholder prepares nothing); Bind and Execute are skipped.
+    c.parse("s", "select 1", &[])
+        .bind("", "s", &[], &[])
+        .execute("", 0)
+        .sync()
+        .send()
+        .await;
+    let msgs = c.until_ready().await;
+    assert_eq!(tags(&msgs), "EZ");
+    assert_eq!(msgs[0].code(), "0A000");
+    assert_eq!(msgs[0].fields()[&b'S'], "ERROR");
+    // The statement does not exist afterwards; the session is still fine.
+    c.bind("", "s", &[], &[]).sync().send().await;
+    assert_eq!(c.until_ready().await[0].code(), "26000");
+    c.query("").send().await;
+    assert_eq!(c.tags_until_ready().await, "IZ");
+    srv.stop().await;
+}
+
+#[tokio::test]
 async fn scram_with_the_right_password_succeeds() {
     let srv = Server::start(SCRAM_HBA).await;
     let client = srv.connect("alice", Some("secret")).await.unwrap();

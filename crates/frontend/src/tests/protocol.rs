@@ -816,3 +816,30 @@ async fn authentication_timeout_closes_silent_clients() {
     assert!(c.until_closed().await.is_empty());
     srv.stop(ShutdownMode::Fast).await;
 }
+
+#[tokio::test]
+async fn fast_shutdown_ends_a_session_that_keeps_sending() {
+    let srv = TestServer::start().await;
+    let mut c = srv.session("bob").await;
+    c.query("copy").send().await;
+    assert_eq!(c.recv().await.unwrap().tag, b'G');
+    srv.trigger.request(ShutdownMode::Fast);
+    // The client streams COPY data as fast as it can; it is still ended promptly.
+    let sender = tokio::spawn(async move {
+        for _ in 0..1000 {
+            c.copy_data(b"1\tx\n");
+            c.send().await;
+            if c.silent_for(Duration::from_millis(1)).await {
+                continue;
+            }
+            return c.until_closed().await;
+        }
+        c.until_closed().await
+    });
+    let msgs = tokio::time::timeout(super::support::WAIT, sender)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(msgs.last().unwrap().code(), "57P01");
+    srv.stop(ShutdownMode::Fast).await;
+}

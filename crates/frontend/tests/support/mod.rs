@@ -121,14 +121,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Raw<S> {
         }
     }
 
-    /// Writes what the builders put in `out`.
+    /// Writes what the builders put in `out`. Write errors are ignored: the server may have
+    /// closed the connection on purpose, which the next `recv` shows.
     pub async fn send(&mut self) {
         let data = self.out.split();
-        self.stream.write_all(&data).await.unwrap();
+        let _ = self.stream.write_all(&data).await;
     }
 
     pub async fn send_bytes(&mut self, data: &[u8]) {
-        self.stream.write_all(data).await.unwrap();
+        let _ = self.stream.write_all(data).await;
     }
 
     /// Startup with these parameters (protocol 3.0).
