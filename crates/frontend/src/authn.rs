@@ -123,14 +123,7 @@ fn password_failed(user: &str) -> ConnEnd {
 /// up (e.g. to prompt for a password): `ConnEnd::Closed`.
 async fn ask(io: &mut Io) -> Result<bytes::Bytes, ConnEnd> {
     io.flush().await?;
-    match io.read_message().await? {
-        None => Err(ConnEnd::Closed),
-        Some((b'p', body)) => Ok(body),
-        Some((t, _)) => Err(ConnEnd::Fatal(PgError::fatal(
-            sqlstate::PROTOCOL_VIOLATION,
-            format!("expected password response, got message type {t}"),
-        ))),
-    }
+    io.read_auth_message().await?.ok_or(ConnEnd::Closed)
 }
 
 /// The `password` method; returns whether the password is right.

@@ -39,7 +39,8 @@
 //! failed.
 //!
 //! **Ending.** Terminate or end of stream: the session is dropped (it rolls back). The
-//! session's `terminated()` or a fast shutdown while waiting for the client: FATAL 57P01.
+//! session's `terminated()` or a fast shutdown, checked before every socket read (so also a
+//! client that never stops sending is ended): FATAL 57P01.
 //! A malformed message or unknown message type: FATAL 08P01. Errors of FATAL severity from
 //! the session close the connection after being sent.
 

@@ -103,11 +103,21 @@ impl Transport {
         }
     }
 
-    /// The next message during authentication; `None` at end of stream.
-    pub(crate) async fn read_message(&mut self) -> Result<Option<(u8, Bytes)>, ConnEnd> {
+    /// The next password-family (`p`) message during authentication; `None` at end of
+    /// stream. Any other type is refused on its first byte, so an unauthenticated client can
+    /// never make us buffer more than `p`'s 64 KiB limit.
+    pub(crate) async fn read_auth_message(&mut self) -> Result<Option<Bytes>, ConnEnd> {
         loop {
-            if let Some(m) = self.try_message()? {
-                return Ok(Some(m));
+            if let Some(&t) = self.rbuf.first()
+                && t != b'p'
+            {
+                return Err(ConnEnd::Fatal(PgError::fatal(
+                    base::error::sqlstate::PROTOCOL_VIOLATION,
+                    format!("expected password response, got message type {t}"),
+                )));
+            }
+            if let Some((_, body)) = self.try_message()? {
+                return Ok(Some(body));
             }
             if self.fill().await? == 0 {
                 return Ok(None);

@@ -573,3 +573,29 @@ async fn psql_connects_over_tcp_with_scram_and_over_unix_socket() {
     assert!(err.contains("is not supported"), "{err}");
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn unauthenticated_clients_cannot_send_big_messages() {
+    let srv = Server::start(SCRAM_HBA).await;
+    let mut c = srv.raw().await;
+    c.startup(&[("user", "alice")]).await;
+    assert_eq!(c.recv().await.unwrap().tag, b'R');
+    // A Query header claiming 1 GiB instead of the SASL response: refused on its type byte.
+    c.send_bytes(&[b'Q', 0x3f, 0xff, 0xff, 0xff]).await;
+    let msgs = c.until_closed().await;
+    assert_eq!(msgs[0].code(), "08P01");
+    assert_eq!(
+        msgs[0].message(),
+        "expected password response, got message type 81"
+    );
+    // A password message over 64 KiB.
+    let mut c = srv.raw().await;
+    c.startup(&[("user", "alice")]).await;
+    assert_eq!(c.recv().await.unwrap().tag, b'R');
+    c.send_bytes(&[b'p', 0, 1, 0, 10]).await;
+    assert_eq!(
+        c.until_closed().await[0].message(),
+        "invalid message length"
+    );
+    srv.stop().await;
+}
