@@ -508,9 +508,10 @@ pub(crate) fn command_complete(out: &mut Vec<u8>, tag: &str) {
 
 pub(crate) fn parameter_description(out: &mut Vec<u8>, types: &[DataType]) {
     let at = begin(out, b't');
-    let n = i16::try_from(types.len()).unwrap_or(i16::MAX);
+    // The count is an unsigned 16-bit number on the wire, as in Parse and Bind.
+    let n = u16::try_from(types.len()).unwrap_or(u16::MAX);
     out.extend_from_slice(&n.to_be_bytes());
-    for t in types.iter().take(n as usize) {
+    for t in types.iter().take(usize::from(n)) {
         out.extend_from_slice(&t.oid().to_be_bytes());
     }
     end(out, at);
