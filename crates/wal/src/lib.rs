@@ -3,6 +3,7 @@
 //! decision (`reader`), the mirror hook (`mirror`), and pg_waldump-style output (`dump`).
 
 pub mod dump;
+pub mod fuzzing;
 pub mod mirror;
 pub mod reader;
 pub mod record;
