@@ -2,9 +2,10 @@
 //!
 //! CONTRACT WITH THE FRONTEND (crates/frontend): the frontend owns sockets, authentication,
 //! message framing and flushing; this crate owns everything a statement means. The frontend
-//! drives a `Session` through the methods below and never looks inside a `Prepared`.
-//! TEMPORARY: bodies are placeholders until the SQL layer lands; the signatures are the contract.
+//! drives a `Session` through the methods in `api` and never looks inside a `Prepared`.
 
 pub mod api;
+pub mod guc;
+pub mod parse;
 
 pub use api::*;

@@ -1,0 +1,463 @@
+//! One session's settings: SET / SET LOCAL / RESET with PostgreSQL's transactional rules, the
+//! startup packet's values, and the GUC_REPORT parameters the client is told about.
+//!
+//! Layers, highest first: `local` (SET LOCAL, until the transaction ends), `session` (SET),
+//! `startup` (startup packet; what RESET returns to, as PostgreSQL's reset value), the
+//! server configuration, the built-in default.
+//!
+//! Transactions: the first SET/RESET inside a transaction saves the `session` layer; a
+//! rollback restores it, a commit drops the copy; `local` is cleared at either end. Every SET
+//! runs inside some transaction (an implicit one outside a block), so `SET x; <error>` in one
+//! simple query is undone as in PostgreSQL.
+//!
+//! Hot values (synchronous_commit, timeouts, default read-only, client_min_messages) are kept
+//! decoded in `hot` and refreshed after each change, so statements never parse settings.
+//! Owned by the `Session`; never shared.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base::error::sqlstate;
+use base::{PgError, SyncCommitLevel};
+
+use super::file::default_value;
+use super::{
+    GUCS, GucContext, GucDef, GucValue, ServerConfig, cannot_change_now, is_custom_name, lookup,
+    parse_value, show, unrecognized,
+};
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Key {
+    Builtin(&'static str),
+    Custom(String),
+}
+
+type Layer = HashMap<Key, GucValue>;
+
+/// Decoded values consulted on every statement.
+#[derive(Clone, Copy, Debug)]
+pub struct HotSettings {
+    pub synchronous_commit: SyncCommitLevel,
+    pub statement_timeout: Option<Duration>,
+    pub lock_timeout: Option<Duration>,
+    pub idle_in_transaction_timeout: Option<Duration>,
+    pub default_read_only: bool,
+    /// Rank of client_min_messages: notices are sent when it is at most `NOTICE_RANK`,
+    /// warnings when at most `WARNING_RANK`.
+    pub client_min_messages: u8,
+}
+
+pub const NOTICE_RANK: u8 = 6;
+pub const WARNING_RANK: u8 = 7;
+
+#[derive(Debug)]
+pub struct SessionGucs {
+    config: Arc<ServerConfig>,
+    startup: Layer,
+    session: Layer,
+    local: Layer,
+    /// The `session` layer as it was at the first change in the current transaction.
+    saved: Option<Layer>,
+    user: String,
+    superuser: bool,
+    in_hot_standby: bool,
+    pub hot: HotSettings,
+    /// Reported parameters as last sent to the client.
+    reported: HashMap<&'static str, String>,
+    report_dirty: bool,
+}
+
+fn key_of(name: &str) -> Result<(Key, Option<&'static GucDef>), PgError> {
+    if let Some(def) = lookup(name) {
+        return Ok((Key::Builtin(def.name), Some(def)));
+    }
+    let lower = name.to_ascii_lowercase();
+    if is_custom_name(&lower) {
+        return Ok((Key::Custom(lower), None));
+    }
+    Err(unrecognized(name))
+}
+
+fn millis(v: i64) -> Option<Duration> {
+    (v > 0).then(|| Duration::from_millis(v as u64))
+}
+
+impl SessionGucs {
+    pub fn new(config: Arc<ServerConfig>, user: &str, superuser: bool) -> Self {
+        let mut g = SessionGucs {
+            config,
+            startup: Layer::new(),
+            session: Layer::new(),
+            local: Layer::new(),
+            saved: None,
+            user: user.to_owned(),
+            superuser,
+            in_hot_standby: false,
+            hot: HotSettings {
+                synchronous_commit: SyncCommitLevel::On,
+                statement_timeout: None,
+                lock_timeout: None,
+                idle_in_transaction_timeout: None,
+                default_read_only: false,
+                client_min_messages: NOTICE_RANK,
+            },
+            reported: HashMap::new(),
+            report_dirty: true,
+        };
+        g.refresh_hot();
+        g
+    }
+
+    pub fn set_in_hot_standby(&mut self, on: bool) {
+        if self.in_hot_standby != on {
+            self.in_hot_standby = on;
+            self.report_dirty = true;
+        }
+    }
+
+    /// Installs a new server configuration (after a reload).
+    pub fn set_config(&mut self, config: Arc<ServerConfig>) {
+        self.config = config;
+        self.refresh_hot();
+        self.report_dirty = true;
+    }
+
+    /// Applies a startup-packet setting (PostgreSQL's PGC_S_CLIENT source).
+    pub fn apply_startup(&mut self, name: &str, value: &str) -> Result<(), PgError> {
+        let (key, def) = key_of(name)?;
+        let v = match def {
+            Some(def) => {
+                self.check_context(def)?;
+                parse_value(def, value)?
+            }
+            None => GucValue::Str(value.to_owned()),
+        };
+        self.startup.insert(key, v);
+        self.refresh_hot();
+        self.report_dirty = true;
+        Ok(())
+    }
+
+    fn check_context(&self, def: &GucDef) -> Result<(), PgError> {
+        match def.context {
+            GucContext::Internal => Err(PgError::new(
+                sqlstate::CANT_CHANGE_RUNTIME_PARAM,
+                format!("parameter \"{}\" cannot be changed", def.name),
+            )),
+            GucContext::Postmaster => Err(PgError::new(
+                sqlstate::CANT_CHANGE_RUNTIME_PARAM,
+                format!(
+                    "parameter \"{}\" cannot be changed without restarting the server",
+                    def.name
+                ),
+            )),
+            GucContext::Sighup => Err(cannot_change_now(def.name)),
+            GucContext::Superuser if !self.superuser => Err(PgError::new(
+                sqlstate::INSUFFICIENT_PRIVILEGE,
+                format!("permission denied to set parameter \"{}\"", def.name),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// SET / SET LOCAL / RESET (`value` None) of one parameter, inside a transaction.
+    pub fn set(&mut self, name: &str, value: Option<&str>, local: bool) -> Result<(), PgError> {
+        let (key, def) = key_of(name)?;
+        let parsed = match (def, value) {
+            (Some(def), v) => {
+                self.check_context(def)?;
+                match v {
+                    Some(v) => Some(parse_value(def, v)?),
+                    None => None,
+                }
+            }
+            (None, v) => v.map(|v| GucValue::Str(v.to_owned())),
+        };
+        if self.saved.is_none() {
+            self.saved = Some(self.session.clone());
+        }
+        match (local, parsed) {
+            (true, Some(v)) => {
+                self.local.insert(key, v);
+            }
+            (true, None) => {
+                let base = self.value_below_local(&key, def);
+                self.local.insert(key, base);
+            }
+            (false, Some(v)) => {
+                self.local.remove(&key);
+                self.session.insert(key, v);
+            }
+            (false, None) => {
+                self.local.remove(&key);
+                self.session.remove(&key);
+            }
+        }
+        if def.is_none_or(|d| d.report) {
+            self.report_dirty = true;
+        }
+        self.refresh_hot();
+        Ok(())
+    }
+
+    /// RESET ALL: every user-settable parameter back to its reset value.
+    pub fn reset_all(&mut self) {
+        if self.saved.is_none() {
+            self.saved = Some(self.session.clone());
+        }
+        self.session.clear();
+        self.local.clear();
+        self.report_dirty = true;
+        self.refresh_hot();
+    }
+
+    /// End of a transaction: SET LOCAL values go; a rollback also undoes the SETs.
+    pub fn end_xact(&mut self, commit: bool) {
+        let saved = self.saved.take();
+        let changed = !self.local.is_empty() || (!commit && saved.is_some());
+        self.local.clear();
+        if let (false, Some(s)) = (commit, saved) {
+            self.session = s;
+        }
+        if changed {
+            self.report_dirty = true;
+            self.refresh_hot();
+        }
+    }
+
+    fn value_below_local(&self, key: &Key, def: Option<&'static GucDef>) -> GucValue {
+        if let Some(v) = self.session.get(key).or_else(|| self.startup.get(key)) {
+            return v.clone();
+        }
+        match (key, def) {
+            (_, Some(def)) => self.config.value_of(def),
+            (Key::Custom(name), None) => {
+                GucValue::Str(self.config.custom(name).unwrap_or("").to_owned())
+            }
+            (Key::Builtin(_), None) => GucValue::Str(String::new()),
+        }
+    }
+
+    fn value(&self, key: &Key, def: Option<&'static GucDef>) -> GucValue {
+        if let Some(v) = self.local.get(key) {
+            return v.clone();
+        }
+        self.value_below_local(key, def)
+    }
+
+    fn builtin(&self, def: &'static GucDef) -> GucValue {
+        match def.name {
+            "is_superuser" => return GucValue::Bool(self.superuser),
+            "session_authorization" => return GucValue::Str(self.user.clone()),
+            "in_hot_standby" => return GucValue::Bool(self.in_hot_standby),
+            _ => {}
+        }
+        self.value(&Key::Builtin(def.name), Some(def))
+    }
+
+    /// SHOW / current_setting: the value as text. Unknown custom names are 42704.
+    pub fn get(&self, name: &str) -> Result<String, PgError> {
+        let (key, def) = key_of(name)?;
+        match def {
+            Some(def) => Ok(show(def, &self.builtin(def))),
+            None => {
+                let known = self.local.contains_key(&key)
+                    || self.session.contains_key(&key)
+                    || self.startup.contains_key(&key)
+                    || matches!(&key, Key::Custom(n) if self.config.custom(n).is_some());
+                if !known {
+                    return Err(unrecognized(name));
+                }
+                Ok(self.value(&key, None).as_str().to_owned())
+            }
+        }
+    }
+
+    /// The canonical name of a built-in parameter (`datestyle` → `DateStyle`).
+    pub fn canonical_name(name: &str) -> String {
+        lookup(name).map_or_else(|| name.to_ascii_lowercase(), |d| d.name.to_owned())
+    }
+
+    /// SHOW ALL: (name, setting, description) sorted by name.
+    pub fn show_all(&self) -> Vec<(String, String, String)> {
+        let mut rows: Vec<(String, String, String)> = GUCS
+            .iter()
+            .map(|d| {
+                (
+                    d.name.to_owned(),
+                    show(d, &self.builtin(d)),
+                    d.description.to_owned(),
+                )
+            })
+            .collect();
+        rows.sort_by_key(|r| r.0.to_ascii_lowercase());
+        rows
+    }
+
+    fn refresh_hot(&mut self) {
+        let get = |name: &'static str| {
+            lookup(name).map_or(GucValue::Int(0), |d| {
+                self.value(&Key::Builtin(d.name), Some(d))
+            })
+        };
+        let hot = HotSettings {
+            synchronous_commit: get("synchronous_commit")
+                .as_str()
+                .parse()
+                .unwrap_or(SyncCommitLevel::On),
+            statement_timeout: millis(get("statement_timeout").as_int()),
+            lock_timeout: millis(get("lock_timeout").as_int()),
+            idle_in_transaction_timeout: millis(
+                get("idle_in_transaction_session_timeout").as_int(),
+            ),
+            default_read_only: get("default_transaction_read_only").as_bool(),
+            client_min_messages: match get("client_min_messages").as_str() {
+                "debug5" | "debug4" | "debug3" | "debug2" | "debug1" => 0,
+                "log" => 5,
+                "warning" => WARNING_RANK,
+                "error" => 8,
+                _ => NOTICE_RANK,
+            },
+        };
+        self.hot = hot;
+    }
+
+    /// All reported parameters (sent after authentication); remembers them as sent.
+    pub fn initial_report(&mut self) -> Vec<(String, String)> {
+        self.reported.clear();
+        self.report_dirty = true;
+        self.take_reported()
+    }
+
+    /// Reported parameters whose values changed since last sent.
+    pub fn take_reported(&mut self) -> Vec<(String, String)> {
+        if !self.report_dirty {
+            return Vec::new();
+        }
+        self.report_dirty = false;
+        let mut out = Vec::new();
+        for def in GUCS.iter().filter(|d| d.report) {
+            let v = show(def, &self.builtin(def));
+            if self.reported.get(def.name) != Some(&v) {
+                self.reported.insert(def.name, v.clone());
+                out.push((def.name.to_owned(), v));
+            }
+        }
+        out
+    }
+
+    /// Whether `name` is a known parameter (for SHOW on names we answer specially).
+    pub fn is_known(name: &str) -> bool {
+        lookup(name).is_some()
+    }
+
+    pub fn config(&self) -> &Arc<ServerConfig> {
+        &self.config
+    }
+
+    /// A parameter's default value for the server (ignoring session layers).
+    pub fn server_value(&self, name: &str) -> Option<GucValue> {
+        lookup(name).map(|d| self.config.value_of(d))
+    }
+}
+
+/// Built-in default of `name` (for tests and tools).
+pub fn builtin_default(name: &str) -> Option<GucValue> {
+    lookup(name).map(default_value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gucs() -> SessionGucs {
+        SessionGucs::new(Arc::new(ServerConfig::new()), "alice", false)
+    }
+
+    #[test]
+    fn set_rollback_and_local() {
+        let mut g = gucs();
+        g.set("statement_timeout", Some("1s"), false).expect("set");
+        g.end_xact(true);
+        assert_eq!(g.get("statement_timeout").expect("get"), "1s");
+        g.set("statement_timeout", Some("2s"), false).expect("set");
+        g.end_xact(false);
+        assert_eq!(
+            g.get("statement_timeout").expect("get"),
+            "1s",
+            "rolled back"
+        );
+        g.set("statement_timeout", Some("3s"), true)
+            .expect("set local");
+        assert_eq!(g.get("statement_timeout").expect("get"), "3s");
+        assert_eq!(g.hot.statement_timeout, Some(Duration::from_secs(3)));
+        g.end_xact(true);
+        assert_eq!(g.get("statement_timeout").expect("get"), "1s", "local ends");
+        g.set("statement_timeout", None, false).expect("reset");
+        g.end_xact(true);
+        assert_eq!(g.get("statement_timeout").expect("get"), "0");
+    }
+
+    #[test]
+    fn contexts_and_unknown_names() {
+        let mut g = gucs();
+        assert_eq!(
+            g.set("port", Some("1"), false)
+                .expect_err("postmaster")
+                .code,
+            sqlstate::CANT_CHANGE_RUNTIME_PARAM
+        );
+        assert_eq!(
+            g.set("fsync", Some("off"), false)
+                .expect_err("sighup")
+                .message,
+            "parameter \"fsync\" cannot be changed now"
+        );
+        assert_eq!(
+            g.set("deadlock_timeout", Some("1s"), false)
+                .expect_err("superuser")
+                .code,
+            sqlstate::INSUFFICIENT_PRIVILEGE
+        );
+        assert_eq!(
+            g.set("nope", Some("1"), false).expect_err("unknown").code,
+            sqlstate::UNDEFINED_OBJECT
+        );
+        assert_eq!(
+            g.get("nope").expect_err("unknown").message,
+            "unrecognized configuration parameter \"nope\""
+        );
+        g.set("my.custom", Some("x"), false).expect("custom");
+        assert_eq!(g.get("MY.CUSTOM").expect("get"), "x");
+        assert!(g.get("my.other").is_err());
+    }
+
+    #[test]
+    fn reported_parameters_change_once() {
+        let mut g = gucs();
+        g.apply_startup("application_name", "pgbench")
+            .expect("startup");
+        let first = g.initial_report();
+        assert!(first.contains(&("application_name".into(), "pgbench".into())));
+        assert!(first.contains(&("server_version".into(), "15.0".into())));
+        assert!(first.contains(&("session_authorization".into(), "alice".into())));
+        assert!(g.take_reported().is_empty());
+        g.set("application_name", Some("x"), false).expect("set");
+        assert_eq!(
+            g.take_reported(),
+            vec![("application_name".into(), "x".into())]
+        );
+        g.set("application_name", None, false).expect("reset");
+        assert_eq!(
+            g.take_reported(),
+            vec![("application_name".into(), "pgbench".into())],
+            "RESET returns to the startup value"
+        );
+        g.set("datestyle", Some("iso, dmy"), false).expect("set");
+        assert_eq!(
+            g.take_reported(),
+            vec![("DateStyle".into(), "ISO, DMY".into())]
+        );
+    }
+}
