@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Compares lockstep with PostgreSQL 15 on the same machine with the same pgbench.
+#
+# Both servers run with fsync on and synchronous_commit = on, each in a fresh temporary
+# directory on its own port. Each is loaded with `pgbench -i -s $SCALE`; then the same
+# `pgbench -M prepared -T $DURATION` runs against each, interleaved (PG, lockstep, PG,
+# lockstep, ...) for $ROUNDS rounds at each client count, so slow drifts of the machine hit
+# both alike. Reported: median TPS over rounds, median and p99 latency over every transaction
+# of every round (from pgbench's per-transaction log), and lockstep/PostgreSQL ratios. Also
+# lockstep's peak RSS after loading.
+#
+# Usage: bench/pgbench-compare.sh            (defaults: ROUNDS=3 DURATION=15 SCALE=10 CLIENTS="1 32")
+#        ROUNDS=5 DURATION=20 CLIENTS="1 8 32" bench/pgbench-compare.sh
+set -euo pipefail
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-15}
+SCALE=${SCALE:-10}
+CLIENTS=${CLIENTS:-"1 32"}
+PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+LOCKSTEP=${LOCKSTEP:-$ROOT/target/release/lockstep}
+
+if [ ! -x "$LOCKSTEP" ] || [ -n "${REBUILD:-}" ]; then
+  (cd "$ROOT" && cargo build --release --bin lockstep >&2)
+fi
+command -v pgbench >/dev/null || { echo "pgbench not found (apt-get install postgresql-client-15)" >&2; exit 1; }
+[ -x "$PGBIN/postgres" ] || { echo "PostgreSQL 15 server not found in $PGBIN (apt-get install postgresql-15)" >&2; exit 1; }
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+WORK=$(mktemp -d /tmp/lockstep-bench.XXXXXX)
+chmod 755 "$WORK"
+PG_PORT=$(free_port)
+LS_PORT=$(free_port)
+LS_PID=""
+cleanup() {
+  set +e
+  [ -n "$LS_PID" ] && kill -INT "$LS_PID" 2>/dev/null && wait "$LS_PID" 2>/dev/null
+  if [ -f "$WORK/pg/postmaster.pid" ]; then
+    runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/pg" -m fast stop >/dev/null 2>&1
+  fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+as_postgres() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+echo "== setting up PostgreSQL 15 on port $PG_PORT and lockstep on port $LS_PORT in $WORK" >&2
+mkdir -p "$WORK/pg"
+[ "$(id -u)" = 0 ] && chown postgres "$WORK/pg"
+as_postgres "$PGBIN/initdb" -D "$WORK/pg" -A trust -U postgres >/dev/null
+as_postgres "$PGBIN/pg_ctl" -D "$WORK/pg" -l "$WORK/pg.log" -w start -o \
+  "-p $PG_PORT -k $WORK/pg -c listen_addresses=127.0.0.1 -c fsync=on -c synchronous_commit=on -c max_connections=100 -c shared_buffers=512MB" >/dev/null
+
+"$LOCKSTEP" init -D "$WORK/ls" >/dev/null
+"$LOCKSTEP" start -D "$WORK/ls" -c port="$LS_PORT" -c listen_addresses=127.0.0.1 \
+  -c fsync=on -c synchronous_commit=on -c max_connections=100 2>"$WORK/ls.log" &
+LS_PID=$!
+for _ in $(seq 100); do pg_isready -q -h 127.0.0.1 -p "$LS_PORT" && break; sleep 0.1; done
+
+PG_CONN=(-h 127.0.0.1 -p "$PG_PORT" -U postgres postgres)
+LS_CONN=(-h 127.0.0.1 -p "$LS_PORT" -U postgres postgres)
+
+echo "== pgbench -i -s $SCALE" >&2
+pgbench -i -q -s "$SCALE" "${PG_CONN[@]}" >/dev/null 2>&1
+t0=$(date +%s.%N)
+pgbench -i -q -s "$SCALE" "${LS_CONN[@]}" >/dev/null 2>&1
+t1=$(date +%s.%N)
+LS_LOAD_S=$(python3 -c "print(f'{$t1-$t0:.1f}')")
+LS_RSS_KB=$(awk '/VmHWM/ {print $2}' "/proc/$LS_PID/status")
+
+run() { # name clients round -> tps
+  local name=$1 c=$2 r=$3 conn
+  if [ "$name" = pg ]; then conn=("${PG_CONN[@]}"); else conn=("${LS_CONN[@]}"); fi
+  local j=2; [ "$c" -lt 2 ] && j=1
+  local dir="$WORK/logs/$name-$c-$r"; mkdir -p "$dir"
+  (cd "$dir" && pgbench -M prepared -c "$c" -j "$j" -T "$DURATION" -l --log-prefix=tx "${conn[@]}" >out.txt 2>&1) || true
+  grep -E "number of failed transactions" "$dir/out.txt" | grep -vq ": 0 " && echo "WARNING: failed transactions in $name c=$c round $r" >&2
+  awk '/^tps = / {print $3}' "$dir/out.txt"
+}
+
+for c in $CLIENTS; do
+  for r in $(seq "$ROUNDS"); do
+    for name in pg ls; do
+      t=$(run "$name" "$c" "$r")
+      echo "   $name c=$c round $r: $t tps" >&2
+      echo "$name-$c $t" >>"$WORK/tps.txt"
+    done
+  done
+done
+
+DURATION=$DURATION SCALE=$SCALE python3 - "$WORK/logs" "$CLIENTS" "$LS_RSS_KB" "$LS_LOAD_S" "$WORK/tps.txt" <<'PY'
+import glob, os, statistics, sys
+logs, clients, rss_kb, load_s = sys.argv[1], sys.argv[2].split(), int(sys.argv[3]), sys.argv[4]
+tps = {}
+for line in open(sys.argv[5]):
+    k, v = line.split()
+    tps.setdefault(k, []).append(float(v))
+
+def lat(name, c):
+    vals = []
+    for f in glob.glob(os.path.join(logs, f"{name}-{c}-*", "tx.*")):
+        with open(f) as fh:
+            for line in fh:
+                parts = line.split()
+                if len(parts) >= 3:
+                    vals.append(int(parts[2]) / 1000.0)  # µs -> ms
+    vals.sort()
+    if not vals:
+        return float("nan"), float("nan")
+    return statistics.median(vals), vals[min(len(vals) - 1, int(len(vals) * 0.99))]
+
+print(f"pgbench -M prepared -T {os.environ.get('DURATION', '15')}, scale {os.environ.get('SCALE', '10')}, "
+      f"{os.cpu_count()} cores, fsync=on, synchronous_commit=on, interleaved rounds: {len(next(iter(tps.values())))}")
+print(f"{'clients':>7} | {'PG tps':>9} {'LS tps':>9} {'ratio':>6} | {'PG med ms':>9} {'LS med ms':>9} {'ratio':>6} | {'PG p99 ms':>9} {'LS p99 ms':>9} {'ratio':>6}")
+for c in clients:
+    pt, lt = statistics.median(tps[f"pg-{c}"]), statistics.median(tps[f"ls-{c}"])
+    pm, p99 = lat("pg", c)
+    lm, l99 = lat("ls", c)
+    print(f"{c:>7} | {pt:9.0f} {lt:9.0f} {lt/pt:5.2f}x | {pm:9.3f} {lm:9.3f} {lm/pm:5.2f}x | {p99:9.3f} {l99:9.3f} {l99/p99:5.2f}x")
+print(f"lockstep peak RSS after pgbench -i -s {os.environ.get('SCALE', '10')}: {rss_kb/1024:.0f} MB (load took {load_s} s)")
+PY
