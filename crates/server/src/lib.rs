@@ -8,5 +8,6 @@ pub mod bgworker;
 pub mod checkpointer;
 pub mod core;
 pub mod datadir;
+pub mod node;
 pub mod progress;
 pub mod recovery;

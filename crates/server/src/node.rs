@@ -1,0 +1,262 @@
+//! The running server ("postmaster"): configuration, the storage core, the SQL engine, the
+//! frontend, signals, reload and shutdown.
+//!
+//! Start: read `lockstep.conf` plus `-c` overrides; lock the data directory; start the
+//! storage core (recovery, WAL, workers); build the SQL engine and the frontend; announce
+//! readiness. Signals, as PostgreSQL's postmaster: SIGTERM = smart shutdown (no new
+//! connections, wait for sessions to end, checkpoint), SIGINT = fast shutdown (terminate
+//! sessions with 57P01, checkpoint), SIGQUIT = immediate shutdown (no checkpoint; the next
+//! start runs crash recovery), SIGHUP = reload configuration, pg_hba.conf and roles.
+//! A second SIGINT during a smart shutdown turns it into a fast one.
+//!
+//! Failure: a failed WAL write or flush, or the death of a critical worker, stops the process
+//! at once with exit status 2 (PostgreSQL's PANIC); nothing unflushed was acknowledged.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use auth::hba::SharedHba;
+use auth::roles::RoleStore;
+use base::{Lsn, PgError, TimelineId};
+use frontend::{Frontend, FrontendConfig, ShutdownMode, shutdown_channel};
+use sql::engine::{BackgroundWorkerInfo, HookFuture, ServerHooks};
+use sql::guc::ServerConfig;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::Notify;
+
+use crate::checkpointer::{CheckpointKind, CheckpointSettings};
+use crate::core::{Core, CoreOptions};
+use crate::datadir::DataDir;
+
+/// Worker pids start here; session pids start at 1000 (sql::engine), so the two never meet.
+/// The range fits hundreds of worker restarts; pids only need to be unique among live ones.
+const WORKER_PID_FIRST: i32 = 100;
+
+/// What only the server knows, for the SQL layer.
+#[derive(Debug)]
+struct NodeHooks {
+    core: Arc<Core>,
+    reload: Arc<Notify>,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core").field("wal", &self.wal).finish()
+    }
+}
+
+impl ServerHooks for NodeHooks {
+    fn wal_insert_lsn(&self) -> Lsn {
+        self.core.wal.insert_lsn()
+    }
+    fn wal_write_lsn(&self) -> Lsn {
+        self.core.wal.write_lsn()
+    }
+    fn wal_flush_lsn(&self) -> Lsn {
+        self.core.wal.flush_lsn()
+    }
+    fn wal_segment_size(&self) -> u64 {
+        self.core.wal.segment_size()
+    }
+    fn timeline(&self) -> TimelineId {
+        self.core.wal.timeline()
+    }
+    fn is_in_recovery(&self) -> bool {
+        false
+    }
+    fn reload_config(&self) -> bool {
+        self.reload.notify_one();
+        true
+    }
+    fn request_checkpoint(&self) -> HookFuture<Result<(), PgError>> {
+        let c = self.core.checkpointer.clone();
+        Box::pin(async move {
+            c.checkpoint_async(CheckpointKind::Requested)
+                .await
+                .map(|_| ())
+                .map_err(|e| PgError::new(base::error::sqlstate::IO_ERROR, format!("checkpoint failed: {e}")))
+        })
+    }
+    fn background_workers(&self) -> Vec<BackgroundWorkerInfo> {
+        self.core
+            .supervisor
+            .list()
+            .into_iter()
+            .filter(|w| w.state != "stopped")
+            .map(|w| BackgroundWorkerInfo {
+                pid: w.pid,
+                backend_type: w.backend_type.to_owned(),
+                start_time: w.started_at,
+                state: None,
+                query: None,
+                user: None,
+                client_addr: None,
+            })
+            .collect()
+    }
+}
+
+fn checkpoint_settings(config: &ServerConfig) -> CheckpointSettings {
+    CheckpointSettings {
+        timeout: Duration::from_secs(config.get_int("checkpoint_timeout").max(1) as u64),
+        max_wal_size: (config.get_int("max_wal_size").max(2) as u64) << 20,
+    }
+}
+
+fn frontend_config(config: &ServerConfig) -> FrontendConfig {
+    let dirs = config.get_str("unix_socket_directories");
+    FrontendConfig {
+        listen_addresses: config.get_str("listen_addresses"),
+        port: u16::try_from(config.get_int("port")).unwrap_or(5432),
+        unix_socket_directories: dirs
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from)
+            .collect(),
+        authentication_timeout: Duration::from_secs(config.get_int("authentication_timeout").max(1) as u64),
+        ..FrontendConfig::default()
+    }
+}
+
+fn load_config(datadir: &DataDir, overrides: &[(String, String)]) -> anyhow::Result<ServerConfig> {
+    ServerConfig::load(Some(&datadir.config_file()), overrides)
+        .with_context(|| format!("could not load {}", datadir.config_file().display()))
+}
+
+/// A started server, for the binary and for tests.
+pub struct RunningNode {
+    pub addrs: Vec<SocketAddr>,
+    pub core: Arc<Core>,
+    pub engine: Arc<sql::Engine>,
+}
+
+/// Runs a server in `datadir` until a shutdown signal. `ready` is called once it accepts
+/// connections.
+pub async fn run(
+    datadir: DataDir,
+    overrides: Vec<(String, String)>,
+    ready: impl FnOnce(&RunningNode),
+) -> anyhow::Result<()> {
+    if !datadir.is_initialized() {
+        anyhow::bail!(crate::datadir::DataDirError::NotInitialized(
+            datadir.path.display().to_string()
+        ));
+    }
+    let config = load_config(&datadir, &overrides)?;
+    let fcfg = frontend_config(&config);
+    let _lock = datadir.lock(fcfg.port)?;
+
+    let fatal: Arc<dyn Fn(&str) + Send + Sync> = Arc::new(|msg: &str| {
+        tracing::error!("PANIC: {msg}");
+        eprintln!("PANIC: {msg}; the server stops (nothing unflushed was acknowledged)");
+        std::process::exit(2);
+    });
+    let next_pid = Arc::new(AtomicI32::new(WORKER_PID_FIRST));
+    let mirror = config.get_str("wal_mirror_directory");
+    let core = Core::start(
+        datadir.clone(),
+        CoreOptions {
+            fsync: config.get_bool("fsync"),
+            wal_mirror_directory: (!mirror.is_empty()).then(|| PathBuf::from(mirror)),
+            checkpoint: checkpoint_settings(&config),
+            on_wal_failure: fatal,
+        },
+        tokio::runtime::Handle::current(),
+        Arc::new(move || next_pid.fetch_add(1, Ordering::Relaxed)),
+    )?;
+    let reload = Arc::new(Notify::new());
+    let hooks = Arc::new(NodeHooks {
+        core: core.clone(),
+        reload: reload.clone(),
+    });
+    let engine = sql::Engine::new(core.mgr.clone(), config, hooks);
+    let roles = Arc::new(
+        RoleStore::open(&datadir.path).with_context(|| "could not read the roles file")?,
+    );
+    let hba = Arc::new(SharedHba::load(&datadir.hba_file()).with_context(|| "could not load pg_hba.conf")?);
+    let frontend = Frontend::bind(fcfg, engine.clone(), roles.clone(), hba.clone())
+        .await
+        .context("could not open listen sockets")?;
+    let node = RunningNode {
+        addrs: frontend.local_addrs(),
+        core: core.clone(),
+        engine: engine.clone(),
+    };
+    tracing::info!(
+        "database system is ready to accept connections on {:?} (end of WAL {}, {} records replayed)",
+        node.addrs,
+        core.recovered_end,
+        core.records_replayed
+    );
+    ready(&node);
+
+    let (trigger, watch) = shutdown_channel();
+    let mut serving = tokio::spawn(frontend.run(watch));
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut quit = signal(SignalKind::quit())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut immediate = false;
+    loop {
+        tokio::select! {
+            _ = &mut serving => break,
+            _ = term.recv() => {
+                tracing::info!("received smart shutdown request");
+                trigger.request(ShutdownMode::Smart);
+            }
+            _ = int.recv() => {
+                tracing::info!("received fast shutdown request");
+                engine.terminate_all();
+                trigger.request(ShutdownMode::Fast);
+            }
+            _ = quit.recv() => {
+                tracing::info!("received immediate shutdown request");
+                immediate = true;
+                engine.terminate_all();
+                trigger.request(ShutdownMode::Immediate);
+            }
+            _ = hup.recv() => reload_all(&datadir, &overrides, &engine, &core, &roles, &hba),
+            _ = reload.notified() => reload_all(&datadir, &overrides, &engine, &core, &roles, &hba),
+        }
+    }
+    if immediate {
+        core.crash().await;
+        tracing::info!("database system is shut down (immediate: the next start runs recovery)");
+        return Ok(());
+    }
+    tracing::info!("shutting down");
+    core.shutdown().await?;
+    tracing::info!("database system is shut down");
+    Ok(())
+}
+
+fn reload_all(
+    datadir: &DataDir,
+    overrides: &[(String, String)],
+    engine: &Arc<sql::Engine>,
+    core: &Arc<Core>,
+    roles: &Arc<RoleStore>,
+    hba: &Arc<SharedHba>,
+) {
+    tracing::info!("received SIGHUP, reloading configuration files");
+    match load_config(datadir, overrides) {
+        Ok(config) => {
+            *core.checkpointer.settings.write() = checkpoint_settings(&config);
+            for msg in engine.reload(config) {
+                tracing::warn!("{msg}");
+            }
+        }
+        Err(e) => tracing::error!("configuration file contains errors; unaffected changes were not applied: {e:#}"),
+    }
+    if let Err(e) = hba.reload() {
+        tracing::error!("pg_hba.conf was not reloaded: {e}");
+    }
+    if let Err(e) = roles.reload() {
+        tracing::error!("roles file was not reloaded: {e}");
+    }
+}
