@@ -1,0 +1,71 @@
+//! psql for everyday use: connect, run statements, `\timing`, errors with SQLSTATE in verbose
+//! mode, scripts with several statements, and catalog commands that either work or fail
+//! cleanly.
+
+mod common;
+
+use common::TestServer;
+
+fn psql(srv: &TestServer, args: &[&str]) -> (bool, String, String) {
+    let mut all = vec!["-X", "-d", "postgres"];
+    all.extend_from_slice(args);
+    let out = srv.tool("psql", &all);
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn psql_everyday_use() {
+    let mut srv = TestServer::init();
+    srv.start();
+    let (ok, out, err) = psql(
+        &srv,
+        &[
+            "-c",
+            "CREATE TABLE t (id int PRIMARY KEY, name text, price numeric(10,2), at timestamptz DEFAULT now())",
+            "-c",
+            "INSERT INTO t (id, name, price) VALUES (1, 'apple', 1.5), (2, 'pear', NULL)",
+            "-c",
+            "SELECT id, name, price FROM t ORDER BY id",
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("apple") && out.contains("1.50") && out.contains("(2 rows)"), "{out}");
+
+    let (ok, out, _) = psql(&srv, &["-c", "\\timing on", "-c", "SELECT count(*) FROM t"]);
+    assert!(ok);
+    assert!(out.contains("Time:"), "{out}");
+
+    let (ok, _, err) = psql(
+        &srv,
+        &["-v", "VERBOSITY=verbose", "-c", "SELECT * FROM no_such_table"],
+    );
+    assert!(!ok);
+    assert!(err.contains("ERROR:  42P01: relation \"no_such_table\" does not exist"), "{err}");
+
+    let (ok, _, err) = psql(&srv, &["-v", "VERBOSITY=verbose", "-c", "SELECT 1/0"]);
+    assert!(!ok);
+    assert!(err.contains("22012"), "{err}");
+
+    // A script: a transaction with an error in the middle rolls back.
+    let script = srv.base_dir().join("script.sql");
+    std::fs::write(
+        &script,
+        "BEGIN;\nINSERT INTO t (id, name) VALUES (3, 'plum');\nINSERT INTO t (id, name) VALUES (1, 'dup');\nCOMMIT;\nSELECT count(*) AS n FROM t;\n",
+    )
+    .expect("script");
+    let (_, out, err) = psql(&srv, &["-f", script.to_str().expect("path")]);
+    assert!(err.contains("duplicate key value violates unique constraint"), "{err}");
+    assert!(err.contains("current transaction is aborted") || out.contains("ROLLBACK"), "{out}{err}");
+    assert!(out.contains(" 2\n"), "the failed transaction left nothing:\n{out}");
+
+    // Catalog commands answer or fail cleanly, and the connection stays usable.
+    let (_, out, err) = psql(&srv, &["-c", "\\d", "-c", "SELECT 42 AS answer"]);
+    assert!(out.contains("42") || err.contains("ERROR"), "{out}{err}");
+    let (ok, out, _) = psql(&srv, &["-c", "SELECT version()"]);
+    assert!(ok && out.contains("PostgreSQL 15"), "{out}");
+    srv.stop();
+}

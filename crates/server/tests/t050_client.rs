@@ -1,0 +1,197 @@
+//! A PostgreSQL client crate (tokio-postgres) against lockstep: every type in text and binary
+//! format, parameters, NULLs, errors with SQLSTATE, transactions, COPY, and cancel.
+
+mod common;
+
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use common::TestServer;
+use rust_decimal::Decimal;
+use tokio_postgres::SimpleQueryMessage;
+use tokio_postgres::error::SqlState;
+
+fn ts() -> NaiveDateTime {
+    NaiveDate::from_ymd_opt(2024, 2, 29)
+        .and_then(|d| d.and_hms_micro_opt(13, 14, 15, 123_456))
+        .expect("valid")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_type_round_trips_in_both_formats() {
+    let mut srv = TestServer::init();
+    srv.start();
+    let c = srv.client().await;
+    c.batch_execute(
+        "CREATE TABLE types (
+            k int PRIMARY KEY, s smallint, i integer, b bigint, r real, d double precision,
+            n numeric(12,3), t text, v varchar(20), ch char(5), bo boolean,
+            ts timestamp, tz timestamptz, by bytea)",
+    )
+    .await
+    .expect("create");
+    let tz: DateTime<Utc> = DateTime::from_naive_utc_and_offset(ts(), Utc);
+    let n = Decimal::new(-1_234_567, 3);
+    let bytes: Vec<u8> = vec![0, 1, 2, 255];
+    // Binary parameters (tokio-postgres sends typed binary values).
+    c.execute(
+        "INSERT INTO types VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        &[
+            &1i32, &-7i16, &2_147_483_647i32, &-9_000_000_000i64, &1.5f32, &-0.25f64, &n,
+            &"héllo", &"var", &"ab", &true, &ts(), &tz, &bytes,
+        ],
+    )
+    .await
+    .expect("insert");
+    // NULLs in every column but the key.
+    c.execute(
+        "INSERT INTO types (k) VALUES ($1)",
+        &[&2i32],
+    )
+    .await
+    .expect("insert nulls");
+
+    // Binary results.
+    let row = c
+        .query_one("SELECT s, i, b, r, d, n, t, v, ch, bo, ts, tz, by FROM types WHERE k = $1", &[&1i32])
+        .await
+        .expect("select binary");
+    assert_eq!(row.get::<_, i16>(0), -7);
+    assert_eq!(row.get::<_, i32>(1), 2_147_483_647);
+    assert_eq!(row.get::<_, i64>(2), -9_000_000_000);
+    assert_eq!(row.get::<_, f32>(3), 1.5);
+    assert_eq!(row.get::<_, f64>(4), -0.25);
+    assert_eq!(row.get::<_, Decimal>(5), n);
+    assert_eq!(row.get::<_, String>(6), "héllo");
+    assert_eq!(row.get::<_, String>(7), "var");
+    assert_eq!(row.get::<_, String>(8), "ab   ", "char(5) is blank-padded");
+    assert!(row.get::<_, bool>(9));
+    assert_eq!(row.get::<_, NaiveDateTime>(10), ts());
+    assert_eq!(row.get::<_, DateTime<Utc>>(11), tz);
+    assert_eq!(row.get::<_, Vec<u8>>(12), bytes);
+    let nulls = c
+        .query_one("SELECT s, n, t, bo, ts, by FROM types WHERE k = 2", &[])
+        .await
+        .expect("select nulls");
+    assert_eq!(nulls.get::<_, Option<i16>>(0), None);
+    assert_eq!(nulls.get::<_, Option<Decimal>>(1), None);
+    assert_eq!(nulls.get::<_, Option<String>>(2), None);
+    assert_eq!(nulls.get::<_, Option<bool>>(3), None);
+    assert_eq!(nulls.get::<_, Option<NaiveDateTime>>(4), None);
+    assert_eq!(nulls.get::<_, Option<Vec<u8>>>(5), None);
+
+    // Text results (simple protocol).
+    let msgs = c
+        .simple_query("SELECT s, i, b, r, d, n, t, v, ch, bo, ts, tz, by FROM types WHERE k = 1")
+        .await
+        .expect("select text");
+    let row = msgs
+        .iter()
+        .find_map(|m| match m {
+            SimpleQueryMessage::Row(r) => Some(r),
+            _ => None,
+        })
+        .expect("a row");
+    let text: Vec<&str> = (0..13).map(|i| row.get(i).unwrap_or("NULL")).collect();
+    assert_eq!(
+        text,
+        vec![
+            "-7", "2147483647", "-9000000000", "1.5", "-0.25", "-1234.567", "héllo", "var", "ab   ",
+            "t", "2024-02-29 13:14:15.123456", "2024-02-29 13:14:15.123456+00", "\\x000102ff"
+        ]
+    );
+    // Text parameters of every type, via literals in the simple protocol.
+    c.batch_execute(
+        "INSERT INTO types VALUES (3, '-7', '42', '-9000000000', '1.5', '-0.25', '-1234.567', 'x', 'y', 'z', 'yes', '2024-02-29 13:14:15.123456', '2024-02-29 14:14:15.123456+01', '\\x00ff')",
+    )
+    .await
+    .expect("insert text literals");
+    let r = c
+        .query_one("SELECT tz, n, bo FROM types WHERE k = 3", &[])
+        .await
+        .expect("select");
+    assert_eq!(r.get::<_, DateTime<Utc>>(0), tz);
+    assert_eq!(r.get::<_, Decimal>(1), n);
+    assert!(r.get::<_, bool>(2));
+    srv.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_transactions_copy_and_cancel() {
+    let mut srv = TestServer::init();
+    srv.start();
+    let mut c = srv.client().await;
+    c.batch_execute("CREATE TABLE kv (k int PRIMARY KEY, v text NOT NULL)")
+        .await
+        .expect("create");
+    c.execute("INSERT INTO kv VALUES (1, 'one')", &[]).await.expect("insert");
+
+    // Errors carry SQLSTATEs.
+    let cases: Vec<(&str, SqlState)> = vec![
+        ("INSERT INTO kv VALUES (1, 'again')", SqlState::UNIQUE_VIOLATION),
+        ("INSERT INTO kv VALUES (2, NULL)", SqlState::NOT_NULL_VIOLATION),
+        ("SELECT * FROM nope", SqlState::UNDEFINED_TABLE),
+        ("SELECT nope FROM kv", SqlState::UNDEFINED_COLUMN),
+        ("SELECT 2147483647 + 1", SqlState::NUMERIC_VALUE_OUT_OF_RANGE),
+        ("SELECT 1 / 0", SqlState::DIVISION_BY_ZERO),
+        ("SELECT 'abc'::int", SqlState::INVALID_TEXT_REPRESENTATION),
+        ("SELEC 1", SqlState::SYNTAX_ERROR),
+        ("CREATE VIEW v AS SELECT 1", SqlState::FEATURE_NOT_SUPPORTED),
+    ];
+    for (sql, code) in cases {
+        let err = c.batch_execute(sql).await.expect_err(sql);
+        assert_eq!(err.code(), Some(&code), "{sql}: {err:?}");
+    }
+
+    // A transaction that fails is aborted until ROLLBACK, and leaves nothing.
+    let tx = c.transaction().await.expect("begin");
+    tx.execute("INSERT INTO kv VALUES (10, 'ten')", &[]).await.expect("insert");
+    let _ = tx.execute("INSERT INTO kv VALUES (1, 'dup')", &[]).await.expect_err("dup");
+    let err = tx.execute("SELECT 1", &[]).await.expect_err("aborted");
+    assert_eq!(err.code(), Some(&SqlState::IN_FAILED_SQL_TRANSACTION));
+    drop(tx);
+    let n: i64 = c
+        .query_one("SELECT count(*) FROM kv", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(n, 1);
+
+    // COPY FROM STDIN in text format, split across messages at odd places.
+    {
+        use futures::SinkExt;
+        let sink = c.copy_in("COPY kv (k, v) FROM STDIN").await.expect("copy in");
+        futures::pin_mut!(sink);
+        for chunk in ["100\thund", "red\n101\t", "with\\ttab\n102\t\\N", "x\n"] {
+            sink.send(bytes::Bytes::from_static(chunk.as_bytes())).await.expect("send");
+        }
+        let rows = sink.finish().await.expect("finish");
+        assert_eq!(rows, 3);
+    }
+    let v: String = c
+        .query_one("SELECT v FROM kv WHERE k = 101", &[])
+        .await
+        .expect("copied")
+        .get(0);
+    assert_eq!(v, "with\ttab");
+    let v: String = c
+        .query_one("SELECT v FROM kv WHERE k = 102", &[])
+        .await
+        .expect("copied")
+        .get(0);
+    assert_eq!(v, "\\Nx", "\\N is NULL only as a whole field");
+
+    // Cancel: a statement waiting for a row lock is cancelled with 57014.
+    let holder = srv.client().await;
+    holder.batch_execute("BEGIN; UPDATE kv SET v = 'held' WHERE k = 1").await.expect("lock");
+    let waiter = srv.client().await;
+    let token = waiter.cancel_token();
+    let wait = tokio::spawn(async move { waiter.execute("UPDATE kv SET v = 'waiter' WHERE k = 1", &[]).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!wait.is_finished(), "the update waits for the row lock");
+    token.cancel_query(tokio_postgres::NoTls).await.expect("cancel request");
+    let err = wait.await.expect("join").expect_err("cancelled");
+    assert_eq!(err.code(), Some(&SqlState::QUERY_CANCELED));
+    holder.batch_execute("ROLLBACK").await.expect("rollback");
+    srv.stop();
+}
