@@ -17,7 +17,9 @@ fn table() -> &'static HashMap<String, Duration> {
         let mut m = HashMap::new();
         if let Ok(spec) = std::env::var("LOCKSTEP_FAILPOINTS") {
             for item in spec.split(',') {
-                let Some((name, action)) = item.split_once('=') else { continue };
+                let Some((name, action)) = item.split_once('=') else {
+                    continue;
+                };
                 let ms = action
                     .trim()
                     .strip_prefix("sleep(")
@@ -39,7 +41,10 @@ pub fn hit(name: &str) {
         return;
     }
     if let Some(d) = t.get(name) {
-        tracing::info!("failpoint \"{name}\" reached: sleeping {} ms", d.as_millis());
+        tracing::info!(
+            "failpoint \"{name}\" reached: sleeping {} ms",
+            d.as_millis()
+        );
         std::thread::sleep(*d);
     }
 }

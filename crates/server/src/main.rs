@@ -13,7 +13,11 @@ use clap::{Parser, Subcommand};
 use server::datadir::{DataDir, InitOptions};
 
 #[derive(Parser)]
-#[command(name = "lockstep", version, about = "A PostgreSQL-compatible server built for synchronous WAL-shipping replication")]
+#[command(
+    name = "lockstep",
+    version,
+    about = "A PostgreSQL-compatible server built for synchronous WAL-shipping replication"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -95,14 +99,23 @@ fn parse_settings(raw: &[String]) -> anyhow::Result<Vec<(String, String)>> {
 }
 
 fn read_password_file(path: &PathBuf) -> anyhow::Result<String> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("could not read {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("could not read {}", path.display()))?;
     Ok(text.lines().next().unwrap_or("").to_owned())
 }
 
-fn init(datadir: PathBuf, wal_segsize: u64, username: &str, auth: &str, pwfile: Option<PathBuf>) -> anyhow::Result<()> {
+fn init(
+    datadir: PathBuf,
+    wal_segsize: u64,
+    username: &str,
+    auth: &str,
+    pwfile: Option<PathBuf>,
+) -> anyhow::Result<()> {
     let method = match auth {
         "trust" | "scram-sha-256" | "password" | "md5" => auth,
-        other => bail!("invalid authentication method \"{other}\" (trust, scram-sha-256, md5 or password)"),
+        other => bail!(
+            "invalid authentication method \"{other}\" (trust, scram-sha-256, md5 or password)"
+        ),
     };
     let password = pwfile.as_ref().map(read_password_file).transpose()?;
     if method != "trust" && password.is_none() {
@@ -121,10 +134,17 @@ fn init(datadir: PathBuf, wal_segsize: u64, username: &str, auth: &str, pwfile: 
     })?;
     let mut role = auth::roles::Role::bootstrap_superuser(username);
     if let Some(p) = &password {
-        role.password = Some(auth::scram::scram_verifier(p, auth::scram::SCRAM_ITERATIONS_DEFAULT));
+        role.password = Some(auth::scram::scram_verifier(
+            p,
+            auth::scram::SCRAM_ITERATIONS_DEFAULT,
+        ));
     }
-    auth::roles::RoleStore::initialize(&dir.path, vec![role]).map_err(|e| anyhow::anyhow!("{e}"))?;
-    println!("Success. You can now start the database server using:\n\n    lockstep start -D {}\n", datadir.display());
+    auth::roles::RoleStore::initialize(&dir.path, vec![role])
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!(
+        "Success. You can now start the database server using:\n\n    lockstep start -D {}\n",
+        datadir.display()
+    );
     Ok(())
 }
 
@@ -148,24 +168,47 @@ fn start(datadir: PathBuf, settings: Vec<(String, String)>, banner: bool) -> any
     }))
 }
 
-fn waldump(datadir: PathBuf, start: Option<String>, end: Option<String>, timeline: Option<u32>) -> anyhow::Result<()> {
+fn waldump(
+    datadir: PathBuf,
+    start: Option<String>,
+    end: Option<String>,
+    timeline: Option<u32>,
+) -> anyhow::Result<()> {
     let dir = DataDir::new(&datadir);
     let control = storage::controlfile::ControlFile::read(&dir.path)?;
     let parse = |s: &str| s.parse::<Lsn>().map_err(|e| anyhow::anyhow!("{e}"));
-    let start = start.as_deref().map(parse).transpose()?.unwrap_or(control.redo_lsn);
+    let start = start
+        .as_deref()
+        .map(parse)
+        .transpose()?
+        .unwrap_or(control.redo_lsn);
     let end = end.as_deref().map(parse).transpose()?;
     let tli = timeline.map(base::TimelineId).unwrap_or(control.timeline);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    match wal::dump::dump(&dir.wal_dir(), control.segment_size, tli, start, end, &mut out)? {
+    match wal::dump::dump(
+        &dir.wal_dir(),
+        control.segment_size,
+        tli,
+        start,
+        end,
+        &mut out,
+    )? {
         wal::ReadOutcome::EndOfWal(lsn) => {
             if end.is_none_or(|e| lsn < e) {
                 eprintln!("end of valid WAL at {lsn}");
             }
             Ok(())
         }
-        wal::ReadOutcome::Corrupt { lsn, segment, reason, .. } => {
-            bail!("invalid record at {lsn} in segment file \"{segment}\": {reason} (followed by valid WAL: corruption)")
+        wal::ReadOutcome::Corrupt {
+            lsn,
+            segment,
+            reason,
+            ..
+        } => {
+            bail!(
+                "invalid record at {lsn} in segment file \"{segment}\": {reason} (followed by valid WAL: corruption)"
+            )
         }
         wal::ReadOutcome::Record(_) => Ok(()),
     }
@@ -173,8 +216,13 @@ fn waldump(datadir: PathBuf, start: Option<String>, end: Option<String>, timelin
 
 fn checkpoint(datadir: PathBuf, username: String) -> anyhow::Result<()> {
     let pidfile = DataDir::new(&datadir).pid_file();
-    let text = std::fs::read_to_string(&pidfile)
-        .with_context(|| format!("no server running in {} (no {})", datadir.display(), pidfile.display()))?;
+    let text = std::fs::read_to_string(&pidfile).with_context(|| {
+        format!(
+            "no server running in {} (no {})",
+            datadir.display(),
+            pidfile.display()
+        )
+    })?;
     let port: u16 = text
         .lines()
         .nth(3)
@@ -186,7 +234,10 @@ fn checkpoint(datadir: PathBuf, username: String) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("could not connect to the server on port {port}"))?;
         tokio::spawn(connection);
-        client.batch_execute("CHECKPOINT").await.context("CHECKPOINT failed")?;
+        client
+            .batch_execute("CHECKPOINT")
+            .await
+            .context("CHECKPOINT failed")?;
         println!("checkpoint complete");
         Ok(())
     })
@@ -208,7 +259,9 @@ fn passwd(datadir: PathBuf, username: String, pwfile: Option<PathBuf>) -> anyhow
     store
         .set_password(&username, Some(&password))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    println!("password of role \"{username}\" changed; send SIGHUP to a running server (or SELECT pg_reload_conf()) to use it");
+    println!(
+        "password of role \"{username}\" changed; send SIGHUP to a running server (or SELECT pg_reload_conf()) to use it"
+    );
     Ok(())
 }
 

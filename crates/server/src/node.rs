@@ -78,7 +78,12 @@ impl ServerHooks for NodeHooks {
             c.checkpoint_async(CheckpointKind::Requested)
                 .await
                 .map(|_| ())
-                .map_err(|e| PgError::new(base::error::sqlstate::IO_ERROR, format!("checkpoint failed: {e}")))
+                .map_err(|e| {
+                    PgError::new(
+                        base::error::sqlstate::IO_ERROR,
+                        format!("checkpoint failed: {e}"),
+                    )
+                })
         })
     }
     fn background_workers(&self) -> Vec<BackgroundWorkerInfo> {
@@ -118,7 +123,9 @@ fn frontend_config(config: &ServerConfig) -> FrontendConfig {
             .filter(|s| !s.is_empty())
             .map(PathBuf::from)
             .collect(),
-        authentication_timeout: Duration::from_secs(config.get_int("authentication_timeout").max(1) as u64),
+        authentication_timeout: Duration::from_secs(
+            config.get_int("authentication_timeout").max(1) as u64,
+        ),
         ..FrontendConfig::default()
     }
 }
@@ -175,10 +182,11 @@ pub async fn run(
         reload: reload.clone(),
     });
     let engine = sql::Engine::new(core.mgr.clone(), config, hooks);
-    let roles = Arc::new(
-        RoleStore::open(&datadir.path).with_context(|| "could not read the roles file")?,
+    let roles =
+        Arc::new(RoleStore::open(&datadir.path).with_context(|| "could not read the roles file")?);
+    let hba = Arc::new(
+        SharedHba::load(&datadir.hba_file()).with_context(|| "could not load pg_hba.conf")?,
     );
-    let hba = Arc::new(SharedHba::load(&datadir.hba_file()).with_context(|| "could not load pg_hba.conf")?);
     let frontend = Frontend::bind(fcfg, engine.clone(), roles.clone(), hba.clone())
         .await
         .context("could not open listen sockets")?;
@@ -251,7 +259,9 @@ fn reload_all(
                 tracing::warn!("{msg}");
             }
         }
-        Err(e) => tracing::error!("configuration file contains errors; unaffected changes were not applied: {e:#}"),
+        Err(e) => tracing::error!(
+            "configuration file contains errors; unaffected changes were not applied: {e:#}"
+        ),
     }
     if let Err(e) = hba.reload() {
         tracing::error!("pg_hba.conf was not reloaded: {e}");

@@ -46,13 +46,19 @@ async fn setup(srv: &TestServer) {
             .expect("branch");
     }
     for t in 1..=TELLERS {
-        c.execute("INSERT INTO tellers VALUES ($1, $2, 0)", &[&t, &(t % BRANCHES + 1)])
-            .await
-            .expect("teller");
+        c.execute(
+            "INSERT INTO tellers VALUES ($1, $2, 0)",
+            &[&t, &(t % BRANCHES + 1)],
+        )
+        .await
+        .expect("teller");
     }
     let mut copy = String::new();
     for a in 1..=ACCOUNTS {
-        copy.push_str(&format!("INSERT INTO accounts VALUES ({a}, {}, 0);", a % BRANCHES + 1));
+        copy.push_str(&format!(
+            "INSERT INTO accounts VALUES ({a}, {}, 0);",
+            a % BRANCHES + 1
+        ));
     }
     c.batch_execute(&copy).await.expect("accounts");
 }
@@ -66,7 +72,8 @@ async fn client_loop(
     seed: u64,
     stop: Arc<AtomicBool>,
 ) {
-    let Ok((mut client, conn)) = tokio_postgres::connect(&srv_conn, tokio_postgres::NoTls).await else {
+    let Ok((mut client, conn)) = tokio_postgres::connect(&srv_conn, tokio_postgres::NoTls).await
+    else {
         return;
     };
     tokio::spawn(async move {
@@ -121,7 +128,11 @@ async fn verify(srv: &TestServer, acked: &[i64], round: usize) -> usize {
         .await
         .expect("read history");
     let present: HashSet<i64> = rows.iter().map(|r| r.get::<_, i64>(0)).collect();
-    let missing: Vec<i64> = acked.iter().copied().filter(|h| !present.contains(h)).collect();
+    let missing: Vec<i64> = acked
+        .iter()
+        .copied()
+        .filter(|h| !present.contains(h))
+        .collect();
     assert!(
         missing.is_empty(),
         "round {round}: {} acknowledged commits missing after restart, e.g. {:?}",
@@ -192,7 +203,11 @@ async fn acknowledged_commits_survive_kill_9() {
             let needle = format!("failpoint \"{fp}\" reached");
             let srv_ref = &srv;
             assert!(
-                tokio::task::block_in_place(|| srv_ref.wait_for_log(&needle, log_from, Duration::from_secs(30))),
+                tokio::task::block_in_place(|| srv_ref.wait_for_log(
+                    &needle,
+                    log_from,
+                    Duration::from_secs(30)
+                )),
                 "checkpoint never reached {fp}"
             );
             srv.kill9();
@@ -212,7 +227,12 @@ async fn acknowledged_commits_survive_kill_9() {
         assert!(present >= acked_now.len());
         checked_total = acked_now.len();
     }
-    assert!(checked_total > 500, "the workload committed too little ({checked_total}) to mean much");
-    eprintln!("crash test: {ROUNDS} kill -9 rounds, {checked_total} acknowledged commits checked, 0 missing");
+    assert!(
+        checked_total > 500,
+        "the workload committed too little ({checked_total}) to mean much"
+    );
+    eprintln!(
+        "crash test: {ROUNDS} kill -9 rounds, {checked_total} acknowledged commits checked, 0 missing"
+    );
     srv.stop();
 }

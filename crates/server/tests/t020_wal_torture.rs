@@ -16,11 +16,13 @@ use common::TestServer;
 const SEG: u64 = 1 << 20;
 
 fn segment_path(srv: &TestServer, lsn: Lsn) -> std::path::PathBuf {
-    srv.datadir.join("pg_wal").join(base::lsn::segment_file_name(
-        base::TimelineId(1),
-        lsn.segment_number(SEG),
-        SEG,
-    ))
+    srv.datadir
+        .join("pg_wal")
+        .join(base::lsn::segment_file_name(
+            base::TimelineId(1),
+            lsn.segment_number(SEG),
+            SEG,
+        ))
 }
 
 /// Creates a table, commits `n` single-row inserts, kills the server; returns the start LSNs of
@@ -40,7 +42,11 @@ async fn workload(srv: &mut TestServer, n: i32) -> Vec<Lsn> {
     srv.kill9();
     let lsns = common::record_lsns(&srv.waldump());
     // The last n records are the inserts' commits (checkpoint and CREATE TABLE come first).
-    assert!(lsns.len() >= n as usize, "waldump shows {} records", lsns.len());
+    assert!(
+        lsns.len() >= n as usize,
+        "waldump shows {} records",
+        lsns.len()
+    );
     lsns[lsns.len() - n as usize..].to_vec()
 }
 
@@ -70,13 +76,19 @@ async fn damaged_tails_end_the_wal() {
             "zeroed" => f.write_all_at(&[0u8; 64], off).expect("zero"),
             // Random bytes over the last record and beyond.
             _ => {
-                let junk: Vec<u8> = (0..5000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+                let junk: Vec<u8> = (0..5000u32)
+                    .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+                    .collect();
                 f.write_all_at(&junk, off + 8).expect("garbage");
             }
         }
         drop(f);
         srv.start();
-        assert_eq!(count(&srv).await, 49, "{damage}: recovery stops at the last valid record");
+        assert_eq!(
+            count(&srv).await,
+            49,
+            "{damage}: recovery stops at the last valid record"
+        );
         // The server appends after the damaged point and restarts cleanly.
         let c = srv.client().await;
         c.execute("INSERT INTO t VALUES (1000, 'after')", &[])
@@ -108,7 +120,13 @@ async fn flipped_byte_followed_by_valid_records_refuses_to_start() {
     let (status, log) = srv.start_expect_failure();
     assert!(!status.success());
     let file = path.file_name().and_then(|n| n.to_str()).expect("name");
-    assert!(log.contains(file), "log names the segment file {file}:\n{log}");
-    assert!(log.contains(&victim.to_string()), "log names the LSN {victim}:\n{log}");
+    assert!(
+        log.contains(file),
+        "log names the segment file {file}:\n{log}"
+    );
+    assert!(
+        log.contains(&victim.to_string()),
+        "log names the LSN {victim}:\n{log}"
+    );
     assert!(log.contains("corrupt"), "log says corruption:\n{log}");
 }

@@ -38,7 +38,9 @@ async fn check_invariant(srv: &TestServer, expected_history: i64) {
                         .expect(q)
                         .into_iter()
                         .find_map(|m| match m {
-                            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
+                            tokio_postgres::SimpleQueryMessage::Row(r) => {
+                                r.get(0).map(str::to_owned)
+                            }
                             _ => None,
                         })
                         .unwrap_or_default()
@@ -49,12 +51,21 @@ async fn check_invariant(srv: &TestServer, expected_history: i64) {
                 one("SELECT sum(tbalance) FROM pgbench_tellers").await,
                 one("SELECT sum(bbalance) FROM pgbench_branches").await,
                 one("SELECT coalesce(sum(delta), 0) FROM pgbench_history").await,
-                one("SELECT count(*) FROM pgbench_history").await.parse().unwrap_or(-1),
+                one("SELECT count(*) FROM pgbench_history")
+                    .await
+                    .parse()
+                    .unwrap_or(-1),
             )
         }
     };
-    assert!(a == t && t == b && b == d, "balances disagree: {a} {t} {b} {d}");
-    assert_eq!(n, expected_history, "pgbench_history rows vs transactions reported");
+    assert!(
+        a == t && t == b && b == d,
+        "balances disagree: {a} {t} {b} {d}"
+    );
+    assert_eq!(
+        n, expected_history,
+        "pgbench_history rows vs transactions reported"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -74,14 +85,20 @@ async fn pgbench_in_three_protocols_keeps_the_invariant() {
         // -n: no vacuum/truncate between runs, so history accumulates with the balances.
         let out = srv.tool(
             "pgbench",
-            &["-n", "-M", mode, "-c", "8", "-j", "2", "-T", "10", "postgres"],
+            &[
+                "-n", "-M", mode, "-c", "8", "-j", "2", "-T", "10", "postgres",
+            ],
         );
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        assert!(out.status.success(), "pgbench -M {mode} failed:\n{text}\n{}", srv.log_text());
+        assert!(
+            out.status.success(),
+            "pgbench -M {mode} failed:\n{text}\n{}",
+            srv.log_text()
+        );
         let done = field(&text, "number of transactions actually processed:")
             .unwrap_or_else(|| panic!("no transaction count in:\n{text}"));
         let failed = field(&text, "number of failed transactions:").unwrap_or(0);

@@ -33,7 +33,10 @@ fn psql_everyday_use() {
         ],
     );
     assert!(ok, "{out}{err}");
-    assert!(out.contains("apple") && out.contains("1.50") && out.contains("(2 rows)"), "{out}");
+    assert!(
+        out.contains("apple") && out.contains("1.50") && out.contains("(2 rows)"),
+        "{out}"
+    );
 
     let (ok, out, _) = psql(&srv, &["-c", "\\timing on", "-c", "SELECT count(*) FROM t"]);
     assert!(ok);
@@ -41,10 +44,18 @@ fn psql_everyday_use() {
 
     let (ok, _, err) = psql(
         &srv,
-        &["-v", "VERBOSITY=verbose", "-c", "SELECT * FROM no_such_table"],
+        &[
+            "-v",
+            "VERBOSITY=verbose",
+            "-c",
+            "SELECT * FROM no_such_table",
+        ],
     );
     assert!(!ok);
-    assert!(err.contains("ERROR:  42P01: relation \"no_such_table\" does not exist"), "{err}");
+    assert!(
+        err.contains("ERROR:  42P01: relation \"no_such_table\" does not exist"),
+        "{err}"
+    );
 
     let (ok, _, err) = psql(&srv, &["-v", "VERBOSITY=verbose", "-c", "SELECT 1/0"]);
     assert!(!ok);
@@ -58,9 +69,18 @@ fn psql_everyday_use() {
     )
     .expect("script");
     let (_, out, err) = psql(&srv, &["-f", script.to_str().expect("path")]);
-    assert!(err.contains("duplicate key value violates unique constraint"), "{err}");
-    assert!(err.contains("current transaction is aborted") || out.contains("ROLLBACK"), "{out}{err}");
-    assert!(out.contains(" 2\n"), "the failed transaction left nothing:\n{out}");
+    assert!(
+        err.contains("duplicate key value violates unique constraint"),
+        "{err}"
+    );
+    assert!(
+        err.contains("current transaction is aborted") || out.contains("ROLLBACK"),
+        "{out}{err}"
+    );
+    assert!(
+        out.contains(" 2\n"),
+        "the failed transaction left nothing:\n{out}"
+    );
 
     // Catalog commands answer or fail cleanly, and the connection stays usable.
     let (_, out, err) = psql(&srv, &["-c", "\\d", "-c", "SELECT 42 AS answer"]);

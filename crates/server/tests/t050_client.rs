@@ -37,23 +37,35 @@ async fn every_type_round_trips_in_both_formats() {
     c.execute(
         "INSERT INTO types VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         &[
-            &1i32, &-7i16, &2_147_483_647i32, &-9_000_000_000i64, &1.5f32, &-0.25f64, &n,
-            &"héllo", &"var", &"ab", &true, &ts(), &tz, &bytes,
+            &1i32,
+            &-7i16,
+            &2_147_483_647i32,
+            &-9_000_000_000i64,
+            &1.5f32,
+            &-0.25f64,
+            &n,
+            &"héllo",
+            &"var",
+            &"ab",
+            &true,
+            &ts(),
+            &tz,
+            &bytes,
         ],
     )
     .await
     .expect("insert");
     // NULLs in every column but the key.
-    c.execute(
-        "INSERT INTO types (k) VALUES ($1)",
-        &[&2i32],
-    )
-    .await
-    .expect("insert nulls");
+    c.execute("INSERT INTO types (k) VALUES ($1)", &[&2i32])
+        .await
+        .expect("insert nulls");
 
     // Binary results.
     let row = c
-        .query_one("SELECT s, i, b, r, d, n, t, v, ch, bo, ts, tz, by FROM types WHERE k = $1", &[&1i32])
+        .query_one(
+            "SELECT s, i, b, r, d, n, t, v, ch, bo, ts, tz, by FROM types WHERE k = $1",
+            &[&1i32],
+        )
         .await
         .expect("select binary");
     assert_eq!(row.get::<_, i16>(0), -7);
@@ -96,8 +108,19 @@ async fn every_type_round_trips_in_both_formats() {
     assert_eq!(
         text,
         vec![
-            "-7", "2147483647", "-9000000000", "1.5", "-0.25", "-1234.567", "héllo", "var", "ab   ",
-            "t", "2024-02-29 13:14:15.123456", "2024-02-29 13:14:15.123456+00", "\\x000102ff"
+            "-7",
+            "2147483647",
+            "-9000000000",
+            "1.5",
+            "-0.25",
+            "-1234.567",
+            "héllo",
+            "var",
+            "ab   ",
+            "t",
+            "2024-02-29 13:14:15.123456",
+            "2024-02-29 13:14:15.123456+00",
+            "\\x000102ff"
         ]
     );
     // Text parameters of every type, via literals in the simple protocol.
@@ -124,15 +147,26 @@ async fn errors_transactions_copy_and_cancel() {
     c.batch_execute("CREATE TABLE kv (k int PRIMARY KEY, v text NOT NULL)")
         .await
         .expect("create");
-    c.execute("INSERT INTO kv VALUES (1, 'one')", &[]).await.expect("insert");
+    c.execute("INSERT INTO kv VALUES (1, 'one')", &[])
+        .await
+        .expect("insert");
 
     // Errors carry SQLSTATEs.
     let cases: Vec<(&str, SqlState)> = vec![
-        ("INSERT INTO kv VALUES (1, 'again')", SqlState::UNIQUE_VIOLATION),
-        ("INSERT INTO kv VALUES (2, NULL)", SqlState::NOT_NULL_VIOLATION),
+        (
+            "INSERT INTO kv VALUES (1, 'again')",
+            SqlState::UNIQUE_VIOLATION,
+        ),
+        (
+            "INSERT INTO kv VALUES (2, NULL)",
+            SqlState::NOT_NULL_VIOLATION,
+        ),
         ("SELECT * FROM nope", SqlState::UNDEFINED_TABLE),
         ("SELECT nope FROM kv", SqlState::UNDEFINED_COLUMN),
-        ("SELECT 2147483647 + 1", SqlState::NUMERIC_VALUE_OUT_OF_RANGE),
+        (
+            "SELECT 2147483647 + 1",
+            SqlState::NUMERIC_VALUE_OUT_OF_RANGE,
+        ),
         ("SELECT 1 / 0", SqlState::DIVISION_BY_ZERO),
         ("SELECT 'abc'::int", SqlState::INVALID_TEXT_REPRESENTATION),
         ("SELEC 1", SqlState::SYNTAX_ERROR),
@@ -145,8 +179,13 @@ async fn errors_transactions_copy_and_cancel() {
 
     // A transaction that fails is aborted until ROLLBACK, and leaves nothing.
     let tx = c.transaction().await.expect("begin");
-    tx.execute("INSERT INTO kv VALUES (10, 'ten')", &[]).await.expect("insert");
-    let _ = tx.execute("INSERT INTO kv VALUES (1, 'dup')", &[]).await.expect_err("dup");
+    tx.execute("INSERT INTO kv VALUES (10, 'ten')", &[])
+        .await
+        .expect("insert");
+    let _ = tx
+        .execute("INSERT INTO kv VALUES (1, 'dup')", &[])
+        .await
+        .expect_err("dup");
     let err = tx.execute("SELECT 1", &[]).await.expect_err("aborted");
     assert_eq!(err.code(), Some(&SqlState::IN_FAILED_SQL_TRANSACTION));
     drop(tx);
@@ -160,10 +199,15 @@ async fn errors_transactions_copy_and_cancel() {
     // COPY FROM STDIN in text format, split across messages at odd places.
     {
         use futures::SinkExt;
-        let sink = c.copy_in("COPY kv (k, v) FROM STDIN").await.expect("copy in");
+        let sink = c
+            .copy_in("COPY kv (k, v) FROM STDIN")
+            .await
+            .expect("copy in");
         futures::pin_mut!(sink);
         for chunk in ["100\thund", "red\n101\t", "with\\ttab\n102\t\\N", "x\n"] {
-            sink.send(bytes::Bytes::from_static(chunk.as_bytes())).await.expect("send");
+            sink.send(bytes::Bytes::from_static(chunk.as_bytes()))
+                .await
+                .expect("send");
         }
         let rows = sink.finish().await.expect("finish");
         assert_eq!(rows, 3);
@@ -183,13 +227,23 @@ async fn errors_transactions_copy_and_cancel() {
 
     // Cancel: a statement waiting for a row lock is cancelled with 57014.
     let holder = srv.client().await;
-    holder.batch_execute("BEGIN; UPDATE kv SET v = 'held' WHERE k = 1").await.expect("lock");
+    holder
+        .batch_execute("BEGIN; UPDATE kv SET v = 'held' WHERE k = 1")
+        .await
+        .expect("lock");
     let waiter = srv.client().await;
     let token = waiter.cancel_token();
-    let wait = tokio::spawn(async move { waiter.execute("UPDATE kv SET v = 'waiter' WHERE k = 1", &[]).await });
+    let wait = tokio::spawn(async move {
+        waiter
+            .execute("UPDATE kv SET v = 'waiter' WHERE k = 1", &[])
+            .await
+    });
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!wait.is_finished(), "the update waits for the row lock");
-    token.cancel_query(tokio_postgres::NoTls).await.expect("cancel request");
+    token
+        .cancel_query(tokio_postgres::NoTls)
+        .await
+        .expect("cancel request");
     let err = wait.await.expect("join").expect_err("cancelled");
     assert_eq!(err.code(), Some(&SqlState::QUERY_CANCELED));
     holder.batch_execute("ROLLBACK").await.expect("rollback");

@@ -26,7 +26,8 @@ fn startup_packet() -> Vec<u8> {
 
 fn connect(srv: &TestServer) -> TcpStream {
     let s = TcpStream::connect(("127.0.0.1", srv.port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
     s
 }
 
@@ -73,7 +74,8 @@ async fn hostile_wire_input_is_contained() {
 
     // Garbage before any startup packet.
     let mut s = connect(&srv);
-    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").expect("write");
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("write");
     let _ = read_to_close(s);
     // A startup packet claiming 2 GB.
     let mut s = connect(&srv);
@@ -87,7 +89,9 @@ async fn hostile_wire_input_is_contained() {
     // Random bytes.
     for seed in 0..20u32 {
         let mut s = connect(&srv);
-        let junk: Vec<u8> = (0..512u32).map(|i| ((i + 1).wrapping_mul(seed.wrapping_mul(2_654_435_761) | 1) >> 7) as u8).collect();
+        let junk: Vec<u8> = (0..512u32)
+            .map(|i| ((i + 1).wrapping_mul(seed.wrapping_mul(2_654_435_761) | 1) >> 7) as u8)
+            .collect();
         let _ = s.write_all(&junk);
         let _ = read_to_close(s);
     }
@@ -95,15 +99,22 @@ async fn hostile_wire_input_is_contained() {
     let mut s = logged_in(&srv);
     s.write_all(&[b'Q', 0, 0, 0, 2]).expect("write");
     let reply = read_to_close(s);
-    assert!(has_error_code(&reply, "08P01"), "protocol violation reported: {reply:?}");
+    assert!(
+        has_error_code(&reply, "08P01"),
+        "protocol violation reported: {reply:?}"
+    );
     // An oversized message.
     let mut s = logged_in(&srv);
     s.write_all(&[b'Q', 0x7F, 0xFF, 0xFF, 0xFF]).expect("write");
     let reply = read_to_close(s);
-    assert!(has_error_code(&reply, "08P01") || has_error_code(&reply, "54000"), "{reply:?}");
+    assert!(
+        has_error_code(&reply, "08P01") || has_error_code(&reply, "54000"),
+        "{reply:?}"
+    );
     // A Parse message with a truncated body.
     let mut s = logged_in(&srv);
-    s.write_all(&[b'P', 0, 0, 0, 8, b'x', 0, b'S']).expect("write");
+    s.write_all(&[b'P', 0, 0, 0, 8, b'x', 0, b'S'])
+        .expect("write");
     s.write_all(&[b'S', 0, 0, 0, 4]).expect("write");
     let reply = read_to_close(s);
     assert!(has_error_code(&reply, "08P01"), "{reply:?}");
@@ -134,16 +145,43 @@ async fn hostile_sql_gets_clean_errors() {
     let huge_number = format!("SELECT {}", "9".repeat(5000));
     let deep = format!("SELECT {}1{}", "(".repeat(5000), ")".repeat(5000));
     let cases: Vec<(String, Option<SqlState>)> = vec![
-        ("SELECT * FROM t JOIN t u ON true".into(), Some(SqlState::FEATURE_NOT_SUPPORTED)),
-        ("CREATE FUNCTION f() RETURNS int AS 'select 1' LANGUAGE sql".into(), Some(SqlState::FEATURE_NOT_SUPPORTED)),
-        ("INSERT INTO t VALUES ('x', 1, 'a', 1)".into(), Some(SqlState::INVALID_TEXT_REPRESENTATION)),
-        ("INSERT INTO t VALUES (1, 40000, 'a', 1)".into(), Some(SqlState::NUMERIC_VALUE_OUT_OF_RANGE)),
-        ("INSERT INTO t VALUES (1, 1, 'toolong', 1)".into(), Some(SqlState::STRING_DATA_RIGHT_TRUNCATION)),
-        ("INSERT INTO t VALUES (1, 1, 'a', 12345)".into(), Some(SqlState::NUMERIC_VALUE_OUT_OF_RANGE)),
+        (
+            "SELECT * FROM t JOIN t u ON true".into(),
+            Some(SqlState::FEATURE_NOT_SUPPORTED),
+        ),
+        (
+            "CREATE FUNCTION f() RETURNS int AS 'select 1' LANGUAGE sql".into(),
+            Some(SqlState::FEATURE_NOT_SUPPORTED),
+        ),
+        (
+            "INSERT INTO t VALUES ('x', 1, 'a', 1)".into(),
+            Some(SqlState::INVALID_TEXT_REPRESENTATION),
+        ),
+        (
+            "INSERT INTO t VALUES (1, 40000, 'a', 1)".into(),
+            Some(SqlState::NUMERIC_VALUE_OUT_OF_RANGE),
+        ),
+        (
+            "INSERT INTO t VALUES (1, 1, 'toolong', 1)".into(),
+            Some(SqlState::STRING_DATA_RIGHT_TRUNCATION),
+        ),
+        (
+            "INSERT INTO t VALUES (1, 1, 'a', 12345)".into(),
+            Some(SqlState::NUMERIC_VALUE_OUT_OF_RANGE),
+        ),
         ("SELECT k + 'a' FROM t".into(), None),
-        ("SELECT * FROM missing".into(), Some(SqlState::UNDEFINED_TABLE)),
-        ("SELECT missing FROM t".into(), Some(SqlState::UNDEFINED_COLUMN)),
-        ("SELECT 9223372036854775807::bigint + 1".into(), Some(SqlState::NUMERIC_VALUE_OUT_OF_RANGE)),
+        (
+            "SELECT * FROM missing".into(),
+            Some(SqlState::UNDEFINED_TABLE),
+        ),
+        (
+            "SELECT missing FROM t".into(),
+            Some(SqlState::UNDEFINED_COLUMN),
+        ),
+        (
+            "SELECT 9223372036854775807::bigint + 1".into(),
+            Some(SqlState::NUMERIC_VALUE_OUT_OF_RANGE),
+        ),
         ("SELECT (-32768)::smallint * -1::smallint".into(), None),
         ("SELECT 5 % 0".into(), Some(SqlState::DIVISION_BY_ZERO)),
         ("SELECT 1.0 / 0".into(), Some(SqlState::DIVISION_BY_ZERO)),
@@ -160,9 +198,18 @@ async fn hostile_sql_gets_clean_errors() {
             Ok(()) => {}
             Err(e) => {
                 let got = e.code().cloned();
-                assert!(got.is_some(), "{}: error without SQLSTATE: {e:?}", &sql[..sql.len().min(80)]);
+                assert!(
+                    got.is_some(),
+                    "{}: error without SQLSTATE: {e:?}",
+                    &sql[..sql.len().min(80)]
+                );
                 if let Some(code) = code {
-                    assert_eq!(got.as_ref(), Some(&code), "{}: {e:?}", &sql[..sql.len().min(80)]);
+                    assert_eq!(
+                        got.as_ref(),
+                        Some(&code),
+                        "{}: {e:?}",
+                        &sql[..sql.len().min(80)]
+                    );
                 }
             }
         }

@@ -37,6 +37,24 @@ pub trait CommitLog: Send + Sync + 'static {
         payload: &[u8],
         on_assigned: &mut dyn FnMut(Lsn, Lsn),
     ) -> Result<Lsn, TxnError>;
+
+    /// Inserts a commit record; the caller calls `commit_inline` right after. Logs that can
+    /// write inline use it to skip waking their background writer.
+    fn insert_commit(
+        &self,
+        flags: u8,
+        xid: u64,
+        payload: &[u8],
+        on_assigned: &mut dyn FnMut(Lsn, Lsn),
+    ) -> Result<Lsn, TxnError> {
+        self.insert(RecordKind::Commit, flags, xid, payload, on_assigned)
+    }
+
+    /// Makes the log write (and, if `flush`, flush) up to `upto` on the calling thread when
+    /// it is idle; otherwise makes sure its background threads will. Returns whether it did.
+    fn commit_inline(&self, _upto: Lsn, _flush: bool) -> bool {
+        false
+    }
 }
 
 /// Settings a transaction consults; the SQL layer passes its session's values.
@@ -217,5 +235,20 @@ impl CommitLog for wal::Wal {
     ) -> Result<Lsn, TxnError> {
         wal::Wal::insert(self, kind, flags, xid, payload, on_assigned)
             .map_err(|e| TxnError::LogUnavailable(e.to_string()))
+    }
+
+    fn insert_commit(
+        &self,
+        flags: u8,
+        xid: u64,
+        payload: &[u8],
+        on_assigned: &mut dyn FnMut(Lsn, Lsn),
+    ) -> Result<Lsn, TxnError> {
+        wal::Wal::insert_quiet(self, RecordKind::Commit, flags, xid, payload, on_assigned)
+            .map_err(|e| TxnError::LogUnavailable(e.to_string()))
+    }
+
+    fn commit_inline(&self, upto: Lsn, flush: bool) -> bool {
+        wal::Wal::commit_inline(self, upto, flush)
     }
 }

@@ -615,14 +615,17 @@ impl Transaction {
             0
         };
         let shared = self.shared.clone();
-        let end = self.mgr.log.insert(
-            RecordKind::Commit,
-            flags,
-            shared.xid,
-            &payload.buf,
-            &mut |_, end| shared.set_committed(end.0, level),
-        )?;
+        let end = self
+            .mgr
+            .log
+            .insert_commit(flags, shared.xid, &payload.buf, &mut |_, end| {
+                shared.set_committed(end.0, level)
+            })?;
         self.done = true;
+        // Write (and flush) on this thread if the WAL is idle: no hand-offs for a lone commit.
+        self.mgr
+            .log
+            .commit_inline(end, level >= SyncCommitLevel::Local);
         self.mgr
             .commits
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);

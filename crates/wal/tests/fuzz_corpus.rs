@@ -91,10 +91,7 @@ fn write_seed_corpus() {
                 Change::DropTable { table: 16384 },
             ],
         }),
-        WalRecord::TxnData(vec![Change::Delete {
-            table: 1,
-            rowid: 2,
-        }]),
+        WalRecord::TxnData(vec![Change::Delete { table: 1, rowid: 2 }]),
         WalRecord::Abort,
         WalRecord::Checkpoint(CheckpointRecord {
             redo_lsn: Lsn(1),

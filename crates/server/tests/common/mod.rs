@@ -66,7 +66,10 @@ impl TestServer {
     }
 
     pub fn conn_str(&self) -> String {
-        format!("host=127.0.0.1 port={} user=postgres dbname=postgres", self.port)
+        format!(
+            "host=127.0.0.1 port={} user=postgres dbname=postgres",
+            self.port
+        )
     }
 
     fn spawn(&mut self) -> Child {
@@ -111,7 +114,11 @@ impl TestServer {
             if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
                 break;
             }
-            assert!(Instant::now() < deadline, "server did not start; log:\n{}", self.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "server did not start; log:\n{}",
+                self.log_text()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         self.child = Some(child);
@@ -168,7 +175,10 @@ impl TestServer {
             if Instant::now() > deadline {
                 let _ = c.kill();
                 let _ = c.wait();
-                panic!("server did not stop after signal {sig}; log:\n{}", self.log_text());
+                panic!(
+                    "server did not stop after signal {sig}; log:\n{}",
+                    self.log_text()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -178,7 +188,11 @@ impl TestServer {
     pub fn stop(&mut self) {
         let s = self.stop_with(libc::SIGINT);
         if let Some(s) = s {
-            assert!(s.success(), "server exited with {s}; log:\n{}", self.log_text());
+            assert!(
+                s.success(),
+                "server exited with {s}; log:\n{}",
+                self.log_text()
+            );
         }
     }
 
@@ -223,7 +237,14 @@ impl TestServer {
     /// Runs a client tool (psql, pgbench) against the server.
     pub fn tool(&self, program: &str, args: &[&str]) -> std::process::Output {
         Command::new(program)
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres"])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+            ])
             .args(args)
             .env("PGCONNECT_TIMEOUT", "10")
             .output()
