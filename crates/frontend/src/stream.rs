@@ -15,6 +15,17 @@ pub enum ClientStream {
     Unix(UnixStream),
 }
 
+impl ClientStream {
+    /// A read that never waits: `WouldBlock` when nothing is there (for the spin in
+    /// `Transport::fill`).
+    pub(crate) fn try_read_buf(&self, buf: &mut bytes::BytesMut) -> io::Result<usize> {
+        match self {
+            ClientStream::Tcp(s) => s.try_read_buf(buf),
+            ClientStream::Unix(s) => s.try_read_buf(buf),
+        }
+    }
+}
+
 impl AsyncRead for ClientStream {
     fn poll_read(
         self: Pin<&mut Self>,
