@@ -211,10 +211,9 @@ pub fn for_each_match(
             let mut n = 0u64;
             table.rows.scan(snapshot, |id, row| {
                 n += 1;
-                let step =
-                    check
-                        .every(n)
-                        .and_then(|()| if pass(row)? { f(id, row) } else { Ok(true) });
+                let step = check
+                    .every(n)
+                    .and_then(|()| if pass(row)? { f(id, row) } else { Ok(true) });
                 match step {
                     Ok(go_on) => go_on,
                     Err(e) => {

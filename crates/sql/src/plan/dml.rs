@@ -237,7 +237,11 @@ pub fn bind_insert(
                 let mut rows = Vec::with_capacity(values.rows.len());
                 for row in &values.rows {
                     let row = &row.content;
-                    if row.len() != targets.len() {
+                    // Without a column list, a short row fills the leading columns and the
+                    // rest get defaults, as in PostgreSQL.
+                    if row.len() > targets.len()
+                        || (row.len() < targets.len() && !ins.columns.is_empty())
+                    {
                         return Err(count_error(row.len()));
                     }
                     let mut full = defaults.clone();
@@ -257,11 +261,13 @@ pub fn bind_insert(
             _ => {
                 let (query, fields, src) = select::bind_query(b, q, resolve)?;
                 source_table = src;
-                if fields.len() != targets.len() {
+                if fields.len() > targets.len()
+                    || (fields.len() < targets.len() && !ins.columns.is_empty())
+                {
                     return Err(count_error(fields.len()));
                 }
                 let mut map = defaults.clone();
-                for (j, &pos) in targets.iter().enumerate() {
+                for (j, &pos) in targets.iter().enumerate().take(fields.len()) {
                     let col = &def.columns[pos];
                     map[pos] = b.coerce(
                         (Expr::Column(j), fields[j].data_type),
