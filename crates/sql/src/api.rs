@@ -17,10 +17,14 @@
 //! 6. Connection end: drop the `Session` (it rolls back any open transaction).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use base::error::PgResult;
-use base::{DataType, PgError, Value};
+use base::{DataType, Value};
+
+pub use crate::engine::{
+    Backend, BackendState, BackgroundWorkerInfo, Engine, HookFuture, NullHooks, ServerHooks,
+};
+pub use crate::session::Session;
 
 /// Who is connecting, from the startup packet and the socket.
 #[derive(Clone, Debug, Default)]
@@ -33,6 +37,9 @@ pub struct SessionInfo {
     /// Settings from the startup packet (`options=-c name=value`, and any other parameter
     /// PostgreSQL treats as a setting), applied as if by `SET` at session start.
     pub startup_settings: Vec<(String, String)>,
+    /// The role is a superuser (`rolsuper`): may CHECKPOINT, change superuser settings,
+    /// signal other roles' backends. Set it from the role store; it defaults to false.
+    pub superuser: bool,
 }
 
 /// One result column, as a `RowDescription` field needs it.
@@ -96,10 +103,17 @@ pub trait RowSink: Send {
 }
 
 /// A parsed (and, once planned, planned) statement. Opaque to the frontend.
+///
+/// Shares its parsed form and plan with every other statement of the same shape in the
+/// session's cache (`template`); `literals` are this text's constants when the shape was
+/// normalised (see `parse::normalize`).
 #[derive(Debug)]
 pub struct Prepared {
-    pub(crate) text: String,
+    pub(crate) text: Arc<str>,
+    pub(crate) template: Arc<crate::parse::Template>,
+    pub(crate) literals: Vec<Value>,
     pub(crate) param_types: Vec<DataType>,
+    pub(crate) fields: Option<Vec<FieldInfo>>,
 }
 
 impl Prepared {
@@ -115,160 +129,23 @@ impl Prepared {
 /// Sets the cancel flag of a session from elsewhere (a CancelRequest, `pg_cancel_backend`).
 #[derive(Clone, Debug, Default)]
 pub struct CancelHandle {
-    flag: Arc<AtomicBool>,
+    interrupt: Arc<txn::Interrupt>,
 }
 
 impl CancelHandle {
+    pub(crate) fn new(interrupt: Arc<txn::Interrupt>) -> Self {
+        CancelHandle { interrupt }
+    }
+
     pub fn cancel(&self) {
-        self.flag.store(true, Ordering::SeqCst);
+        self.interrupt.cancel();
     }
 }
 
-/// The server-wide state the SQL layer needs; one per server, shared by all sessions.
-#[derive(Debug, Default)]
-pub struct Engine {}
-
-impl Engine {
-    /// Opens a session for an authenticated connection.
-    pub fn open_session(self: &Arc<Self>, info: SessionInfo) -> PgResult<Session> {
-        let _ = info;
-        Ok(Session {
-            cancel: CancelHandle::default(),
-        })
-    }
-
-    /// Handles a CancelRequest: cancels the running statement of backend `pid` if `secret`
-    /// matches. Unknown pids and wrong secrets are ignored, as in PostgreSQL.
-    pub fn cancel_request(&self, pid: i32, secret: i32) {
-        let _ = (pid, secret);
-    }
-}
-
-/// One client session.
-#[derive(Debug)]
-pub struct Session {
-    cancel: CancelHandle,
-}
-
-impl Session {
-    /// Backend process id reported in `BackendKeyData` and `pg_backend_pid()`.
-    pub fn pid(&self) -> i32 {
-        0
-    }
-
-    /// Secret key reported in `BackendKeyData`.
-    pub fn secret_key(&self) -> i32 {
-        0
-    }
-
-    /// The `ParameterStatus` values to send after authentication (server_version,
-    /// client_encoding, DateStyle, TimeZone, integer_datetimes, standard_conforming_strings,
-    /// application_name, is_superuser, session_authorization, in_hot_standby, ...).
-    pub fn initial_parameter_status(&self) -> Vec<(String, String)> {
-        Vec::new()
-    }
-
-    /// Splits and parses a simple-query string. An empty string yields an empty vector.
-    pub fn parse_batch(&mut self, text: &str) -> PgResult<Vec<Arc<Prepared>>> {
-        Err(PgError::feature_not_supported(format!(
-            "statement \"{text}\""
-        )))
-    }
-
-    /// Parses and plans one statement for the extended protocol (Parse). `param_oids` are the
-    /// types the client specified (0 = let the server infer).
-    pub fn prepare(&mut self, text: &str, param_oids: &[u32]) -> PgResult<Arc<Prepared>> {
-        let _ = param_oids;
-        Err(PgError::feature_not_supported(format!(
-            "statement \"{text}\""
-        )))
-    }
-
-    /// Parameter types and result columns of a prepared statement (Describe).
-    pub fn describe(&mut self, stmt: &Prepared) -> PgResult<Description> {
-        Ok(Description {
-            param_types: stmt.param_types.clone(),
-            fields: None,
-        })
-    }
-
-    /// Decodes Bind parameters. `formats` follows the protocol: empty = all text, one = all
-    /// that format, else one per parameter. `None` is SQL NULL.
-    pub fn bind_params(
-        &self,
-        stmt: &Prepared,
-        formats: &[i16],
-        raw: &[Option<&[u8]>],
-    ) -> PgResult<Vec<Value>> {
-        let _ = (stmt, formats, raw);
-        Ok(Vec::new())
-    }
-
-    /// Executes a statement with bound parameters, sending rows to `sink`.
-    pub async fn execute(
-        &mut self,
-        stmt: &Prepared,
-        params: &[Value],
-        sink: &mut dyn RowSink,
-    ) -> PgResult<ExecOutcome> {
-        let _ = (params, sink);
-        Err(PgError::feature_not_supported(format!(
-            "statement \"{}\"",
-            stmt.text
-        )))
-    }
-
-    /// One CopyData message's payload during COPY FROM STDIN.
-    pub async fn copy_data(&mut self, data: &[u8]) -> PgResult<()> {
-        let _ = data;
-        Ok(())
-    }
-
-    /// CopyDone: finishes the COPY and returns its command tag (`COPY n`).
-    pub async fn copy_done(&mut self) -> PgResult<String> {
-        Ok("COPY 0".into())
-    }
-
-    /// CopyFail from the client: abandons the COPY; returns the error to report (57014).
-    pub fn copy_fail(&mut self, message: &str) -> PgError {
-        PgError::new(
-            base::error::sqlstate::QUERY_CANCELED,
-            format!("COPY from stdin failed: {message}"),
-        )
-    }
-
-    /// Records that the current statement failed: an explicit transaction block becomes
-    /// failed (25P02 until ROLLBACK); an implicit transaction is rolled back.
-    pub fn mark_failed(&mut self, err: &PgError) {
-        let _ = err;
-    }
-
-    /// End of a simple query or a Sync: commits the implicit transaction if one is open.
-    pub async fn end_implicit(&mut self) -> PgResult<()> {
-        Ok(())
-    }
-
-    pub fn transaction_status(&self) -> TxnStatus {
-        TxnStatus::Idle
-    }
-
-    /// Notices and warnings raised since the last call, in order.
-    pub fn take_notices(&mut self) -> Vec<PgError> {
-        Vec::new()
-    }
-
-    /// Reportable settings (GUC_REPORT) changed since the last call, for ParameterStatus.
-    pub fn take_reported_parameters(&mut self) -> Vec<(String, String)> {
-        Vec::new()
-    }
-
-    pub fn cancel_handle(&self) -> CancelHandle {
-        self.cancel.clone()
-    }
-
-    /// Resolves when the session is asked to terminate (`pg_terminate_backend`, fast shutdown).
-    /// The frontend then sends FATAL 57P01 and closes the connection.
-    pub async fn terminated(&self) {
-        std::future::pending::<()>().await
-    }
-}
+// The frontend holds these across awaits in its connection task.
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Prepared>();
+    assert_send_sync::<Engine>();
+    assert_send_sync::<Session>();
+};

@@ -214,7 +214,7 @@ pub static GUCS: &[GucDef] = &[
         },
         "0",
         Sighup,
-        "(lockstep) Maximum time a commit waits for the synchronous standbys before the wait is given up as by a cancel; 0 = wait forever (off).",
+        "(lockstep) Maximum time a commit waits for the synchronous standbys; read by the synchronous replication layer; 0 = off (wait until confirmed or cancelled).",
     ),
     def(
         "max_wal_senders",

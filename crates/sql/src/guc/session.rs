@@ -51,7 +51,7 @@ pub struct HotSettings {
 pub const NOTICE_RANK: u8 = 6;
 pub const WARNING_RANK: u8 = 7;
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct SessionGucs {
     config: Arc<ServerConfig>,
     startup: Layer,
@@ -66,6 +66,8 @@ pub struct SessionGucs {
     /// Reported parameters as last sent to the client.
     reported: HashMap<&'static str, String>,
     report_dirty: bool,
+    /// Bumped by every change of any value.
+    generation: u64,
 }
 
 fn key_of(name: &str) -> Result<(Key, Option<&'static GucDef>), PgError> {
@@ -104,9 +106,15 @@ impl SessionGucs {
             },
             reported: HashMap::new(),
             report_dirty: true,
+            generation: 0,
         };
         g.refresh_hot();
         g
+    }
+
+    /// A copy to try a change on (set_config validates before the session applies it).
+    pub fn clone_for_probe(&self) -> SessionGucs {
+        self.clone()
     }
 
     pub fn set_in_hot_standby(&mut self, on: bool) {
@@ -295,7 +303,13 @@ impl SessionGucs {
         rows
     }
 
+    /// Changes whenever any setting's value may have changed.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
     fn refresh_hot(&mut self) {
+        self.generation += 1;
         let get = |name: &'static str| {
             lookup(name).map_or(GucValue::Int(0), |d| {
                 self.value(&Key::Builtin(d.name), Some(d))

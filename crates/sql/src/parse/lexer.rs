@@ -358,10 +358,7 @@ impl<'a> Lexer<'a> {
             b';' => self.single(TokenKind::Semicolon),
             b'.' => self.single(TokenKind::Dot),
             b':' => {
-                if self.peek(1) == Some(b':') {
-                    self.pos += 2;
-                    TokenKind::Operator
-                } else if self.peek(1) == Some(b'=') {
+                if matches!(self.peek(1), Some(b':' | b'=')) {
                     self.pos += 2;
                     TokenKind::Operator
                 } else {

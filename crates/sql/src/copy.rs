@@ -1,0 +1,283 @@
+//! COPY ... FROM STDIN, text format.
+//!
+//! The client sends the data as CopyData messages whose boundaries mean nothing: a line may
+//! be split across messages, a message may hold many lines. `CopyIn` keeps the incomplete
+//! tail of the last message and processes complete lines as they arrive, so memory stays at
+//! one line plus one message. Each line is split at the delimiter (default tab); a field
+//! equal to the NULL string (default `\N`) is NULL; backslash escapes (`\t \n \r \\ \b \f \v`,
+//! octal `\ooo`, hex `\xhh`, and any other `\c` = `c`) are decoded; a line `\.` ends the data
+//! (anything after it is ignored). A trailing `\r` is dropped (CRLF files). Columns not
+//! listed in `COPY t (a, b)` get their defaults.
+//!
+//! Errors are PostgreSQL's: 22P04 for a wrong number of fields (`missing data for column
+//! "x"`, `extra data after last expected column`), 22P02 and friends from the type input
+//! functions, 23502 for NULL in a NOT NULL column; the detail names the line and column as
+//! PostgreSQL's CONTEXT does (`COPY t, line 3, column b: "xyz"`).
+//!
+//! Speed: pgbench -i loads 100 000 rows per scale factor this way. Fields without
+//! backslashes are parsed straight from the message bytes; only the row itself is
+//! allocated per line.
+
+use std::sync::Arc;
+
+use base::error::sqlstate;
+use base::{DataType, PgError, Row, Value};
+use storage::Table;
+use txn::Transaction;
+
+use crate::exec::check_not_null;
+
+/// The state of a COPY in progress.
+pub struct CopyIn {
+    pub table: Arc<Table>,
+    /// Table column of each field, in file order.
+    pub fields: Vec<usize>,
+    /// Column types, per table column.
+    types: Vec<DataType>,
+    /// Values for columns not in the file (evaluated defaults, per table column; `None` for
+    /// columns in the file).
+    defaults: Vec<Option<Value>>,
+    delimiter: u8,
+    null: Vec<u8>,
+    skip_header: bool,
+    /// Bytes of an incomplete line carried over from the previous message.
+    partial: Vec<u8>,
+    line: u64,
+    pub rows: u64,
+    ended: bool,
+    /// Reused buffer for fields with escapes.
+    scratch: Vec<u8>,
+}
+
+/// SQLSTATE 22P04 (bad_copy_file_format), not in base's list.
+const BAD_COPY_FILE_FORMAT: base::SqlState = base::SqlState("22P04");
+
+fn bad_copy(message: impl Into<String>) -> PgError {
+    PgError::new(BAD_COPY_FILE_FORMAT, message)
+}
+
+impl CopyIn {
+    pub fn new(
+        table: Arc<Table>,
+        fields: Vec<usize>,
+        defaults: Vec<Option<Value>>,
+        stmt: &crate::parse::CopyStmt,
+    ) -> CopyIn {
+        let types = table.def.columns.iter().map(|c| c.data_type).collect();
+        CopyIn {
+            table,
+            fields,
+            types,
+            defaults,
+            delimiter: stmt.delimiter,
+            null: stmt.null.as_bytes().to_vec(),
+            skip_header: stmt.header,
+            partial: Vec::new(),
+            line: 0,
+            rows: 0,
+            ended: false,
+            scratch: Vec::new(),
+        }
+    }
+
+    fn context(&self) -> String {
+        format!("COPY {}, line {}", self.table.name(), self.line)
+    }
+
+    /// Consumes one CopyData payload.
+    pub async fn data(&mut self, txn: &mut Transaction, data: &[u8]) -> Result<(), PgError> {
+        let mut rest = data;
+        if !self.partial.is_empty() {
+            match rest.iter().position(|b| *b == b'\n') {
+                None => {
+                    self.partial.extend_from_slice(rest);
+                    return Ok(());
+                }
+                Some(i) => {
+                    let mut line = std::mem::take(&mut self.partial);
+                    line.extend_from_slice(&rest[..i]);
+                    rest = &rest[i + 1..];
+                    let r = self.line_in(txn, &line).await;
+                    self.partial = line;
+                    self.partial.clear();
+                    r?;
+                }
+            }
+        }
+        while let Some(i) = rest.iter().position(|b| *b == b'\n') {
+            self.line_in(txn, &rest[..i]).await?;
+            rest = &rest[i + 1..];
+        }
+        self.partial.extend_from_slice(rest);
+        Ok(())
+    }
+
+    /// CopyDone: processes a last line without newline.
+    pub async fn done(&mut self, txn: &mut Transaction) -> Result<u64, PgError> {
+        if !self.partial.is_empty() {
+            let line = std::mem::take(&mut self.partial);
+            self.line_in(txn, &line).await?;
+        }
+        Ok(self.rows)
+    }
+
+    async fn line_in(&mut self, txn: &mut Transaction, line: &[u8]) -> Result<(), PgError> {
+        if self.ended {
+            return Ok(());
+        }
+        self.line += 1;
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line == b"\\." {
+            self.ended = true;
+            return Ok(());
+        }
+        if self.skip_header {
+            self.skip_header = false;
+            return Ok(());
+        }
+        let text = std::str::from_utf8(line).map_err(|_| {
+            PgError::new(
+                sqlstate::CHARACTER_NOT_IN_REPERTOIRE,
+                "invalid byte sequence for encoding \"UTF8\"",
+            )
+            .with_detail(self.context())
+        })?;
+        let row = self.parse_row(text)?;
+        check_not_null(&self.table, &row).map_err(|e| e.with_detail(self.context()))?;
+        txn.insert(&self.table, row)
+            .await
+            .map_err(|e| PgError::from(e).with_detail(self.context()))?;
+        self.rows += 1;
+        Ok(())
+    }
+
+    fn parse_row(&mut self, text: &str) -> Result<Row, PgError> {
+        let mut values: Vec<Value> = self
+            .defaults
+            .iter()
+            .map(|d| d.clone().unwrap_or(Value::Null))
+            .collect();
+        let bytes = text.as_bytes();
+        let mut pos = 0usize;
+        let nfields = self.fields.len();
+        for (fi, &col) in self.fields.iter().enumerate() {
+            if pos > bytes.len() {
+                let name = self.table.def.columns[col].name.clone();
+                return Err(bad_copy(format!("missing data for column \"{name}\""))
+                    .with_detail(self.context()));
+            }
+            // Find the field's end: the next unescaped delimiter.
+            let start = pos;
+            let mut end = start;
+            let mut escaped = false;
+            while end < bytes.len() && bytes[end] != self.delimiter {
+                if bytes[end] == b'\\' {
+                    escaped = true;
+                    end += 1;
+                }
+                end += 1;
+            }
+            let end = end.min(bytes.len());
+            let raw = &bytes[start..end];
+            pos = end + 1;
+            if fi + 1 == nfields && end < bytes.len() {
+                return Err(
+                    bad_copy("extra data after last expected column").with_detail(self.context())
+                );
+            }
+            if raw == self.null.as_slice() {
+                values[col] = Value::Null;
+                continue;
+            }
+            let ty = self.types[col];
+            let field: &str = if escaped {
+                self.scratch.clear();
+                unescape(raw, &mut self.scratch);
+                std::str::from_utf8(&self.scratch).map_err(|_| {
+                    PgError::new(
+                        sqlstate::CHARACTER_NOT_IN_REPERTOIRE,
+                        "invalid byte sequence for encoding \"UTF8\"",
+                    )
+                    .with_detail(self.context())
+                })?
+            } else {
+                // `raw` is a slice of valid UTF-8 split at ASCII delimiters.
+                std::str::from_utf8(raw).unwrap_or("")
+            };
+            values[col] = base::pgio::parse_text(field, ty).map_err(|e| {
+                let name = &self.table.def.columns[col].name;
+                e.with_detail(format!("{}, column {name}: \"{field}\"", self.context()))
+            })?;
+        }
+        if nfields == 0 && !bytes.is_empty() {
+            return Err(
+                bad_copy("extra data after last expected column").with_detail(self.context())
+            );
+        }
+        Ok(Arc::from(values))
+    }
+}
+
+/// Decodes COPY text escapes into `out`.
+fn unescape(raw: &[u8], out: &mut Vec<u8>) {
+    let mut i = 0;
+    while i < raw.len() {
+        let b = raw[i];
+        if b != b'\\' || i + 1 >= raw.len() {
+            out.push(b);
+            i += 1;
+            continue;
+        }
+        let c = raw[i + 1];
+        i += 2;
+        match c {
+            b'b' => out.push(0x08),
+            b'f' => out.push(0x0c),
+            b'n' => out.push(b'\n'),
+            b'r' => out.push(b'\r'),
+            b't' => out.push(b'\t'),
+            b'v' => out.push(0x0b),
+            b'0'..=b'7' => {
+                let mut v = u32::from(c - b'0');
+                for _ in 0..2 {
+                    match raw.get(i) {
+                        Some(d @ b'0'..=b'7') => {
+                            v = v * 8 + u32::from(d - b'0');
+                            i += 1;
+                        }
+                        _ => break,
+                    }
+                }
+                out.push((v & 0xff) as u8);
+            }
+            b'x' => {
+                let hex = |b: u8| (b as char).to_digit(16);
+                match raw.get(i).and_then(|d| hex(*d)) {
+                    Some(h1) => {
+                        i += 1;
+                        let mut v = h1;
+                        if let Some(h2) = raw.get(i).and_then(|d| hex(*d)) {
+                            v = v * 16 + h2;
+                            i += 1;
+                        }
+                        out.push(v as u8);
+                    }
+                    None => out.push(b'x'),
+                }
+            }
+            other => out.push(other),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_decode() {
+        let mut out = Vec::new();
+        unescape(b"a\\tb\\\\c\\nd\\101\\x41\\q", &mut out);
+        assert_eq!(out, b"a\tb\\c\nd\x41\x41q");
+    }
+}

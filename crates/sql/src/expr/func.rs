@@ -1,0 +1,741 @@
+//! Scalar functions: resolution by name and argument types (at bind time) and evaluation.
+//!
+//! `resolve` mirrors PostgreSQL's function lookup for the functions lockstep has: it picks
+//! the variant for the argument types (integers go to the `double precision` variant of
+//! `round`/`ceil`/`floor`, as PostgreSQL's preferred-type rule does) and says which type each
+//! argument must be coerced to; an unknown name or argument list is 42883 with PostgreSQL's
+//! message (`function f(integer) does not exist`).
+//!
+//! Functions that reach the session or server (`current_setting`, `pg_cancel_backend`,
+//! `pg_current_wal_lsn`, ...) read `Env`; the only one that changes the session,
+//! `set_config`, records an `Effect`.
+
+use base::error::sqlstate;
+use base::{DataType, Lsn, PgError, Value};
+use rust_decimal::Decimal;
+
+use super::ops::{self, text_of};
+use super::{Effect, EvalCx, Expr, eval};
+use crate::plan::coerce::common_type;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrimSide {
+    Both,
+    Leading,
+    Trailing,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Func {
+    Coalesce,
+    NullIf,
+    Greatest,
+    Least,
+    Abs,
+    Round,
+    RoundTo,
+    Trunc,
+    TruncTo,
+    Ceil,
+    Floor,
+    Mod,
+    Length,
+    OctetLength,
+    Lower,
+    Upper,
+    Substr,
+    Position,
+    Trim(TrimSide),
+    Replace,
+    Left,
+    Right,
+    Repeat,
+    Concat,
+    Now,
+    LocalTimestamp,
+    StatementTimestamp,
+    ClockTimestamp,
+    Random,
+    Version,
+    CurrentSetting,
+    SetConfig,
+    BackendPid,
+    CancelBackend,
+    TerminateBackend,
+    IsInRecovery,
+    ReloadConf,
+    CurrentWalLsn,
+    CurrentWalInsertLsn,
+    CurrentWalFlushLsn,
+    LastWalReceiveLsn,
+    LastWalReplayLsn,
+    WalfileName,
+    CurrentUser,
+    SessionUser,
+    CurrentDatabase,
+    CurrentSchema,
+    InetServerPort,
+}
+
+impl Func {
+    /// Functions whose value changes within one statement (never index keys, never folded).
+    pub fn is_volatile(self) -> bool {
+        matches!(
+            self,
+            Func::Random
+                | Func::ClockTimestamp
+                | Func::SetConfig
+                | Func::CancelBackend
+                | Func::TerminateBackend
+                | Func::ReloadConf
+                | Func::CurrentWalLsn
+                | Func::CurrentWalInsertLsn
+                | Func::CurrentWalFlushLsn
+                | Func::LastWalReceiveLsn
+                | Func::LastWalReplayLsn
+        )
+    }
+}
+
+/// A resolved call: the function, the type each argument is coerced to, the result type.
+#[derive(Debug)]
+pub struct Resolved {
+    pub func: Func,
+    pub arg_types: Vec<DataType>,
+    pub ret: DataType,
+}
+
+fn sig(args: &[DataType]) -> String {
+    args.iter()
+        .map(|t| t.sql_name_no_typmod())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// PostgreSQL's "function does not exist" error.
+pub fn no_such_function(name: &str, args: &[DataType]) -> PgError {
+    PgError::new(
+        sqlstate::UNDEFINED_FUNCTION,
+        format!("function {name}({}) does not exist", sig(args)),
+    )
+    .with_hint(
+        "No function matches the given name and argument types. You might need to add explicit type casts.",
+    )
+}
+
+trait NoTypmod {
+    fn sql_name_no_typmod(self) -> String;
+}
+
+impl NoTypmod for DataType {
+    fn sql_name_no_typmod(self) -> String {
+        match self {
+            DataType::Varchar(_) => "character varying".into(),
+            DataType::Char(_) => "character".into(),
+            DataType::Numeric(_) => "numeric".into(),
+            other => other.sql_name(),
+        }
+    }
+}
+
+fn is_num(t: DataType) -> bool {
+    t.is_numeric_family()
+}
+
+fn is_text(t: DataType) -> bool {
+    t.is_string()
+}
+
+fn is_int(t: DataType) -> bool {
+    t.is_integer() || t == DataType::Unknown
+}
+
+/// The numeric variant for "numeric or double precision" functions: numeric stays numeric,
+/// anything else goes to double precision (PostgreSQL's preferred type).
+fn num_or_float(t: DataType) -> DataType {
+    match t {
+        DataType::Numeric(_) => DataType::Numeric(None),
+        _ => DataType::Float8,
+    }
+}
+
+/// Resolves `name(args)`.
+pub fn resolve(name: &str, args: &[DataType]) -> Result<Resolved, PgError> {
+    use DataType as T;
+    let n = args.len();
+    let a0 = args.first().copied().unwrap_or(T::Unknown);
+    let a1 = args.get(1).copied().unwrap_or(T::Unknown);
+    let none = || no_such_function(name, args);
+    let ok = |func: Func, arg_types: Vec<DataType>, ret: DataType| {
+        Ok(Resolved {
+            func,
+            arg_types,
+            ret,
+        })
+    };
+    match (name, n) {
+        ("coalesce" | "greatest" | "least", 1..) => {
+            let t = common_type(args, &name.to_uppercase())?;
+            let f = match name {
+                "coalesce" => Func::Coalesce,
+                "greatest" => Func::Greatest,
+                _ => Func::Least,
+            };
+            ok(f, vec![t; n], t)
+        }
+        ("nullif", 2) => {
+            let t = common_type(args, "NULLIF")?;
+            ok(Func::NullIf, vec![t, t], t)
+        }
+        ("abs", 1) if is_num(a0) || a0 == T::Unknown => {
+            let t = if a0 == T::Unknown {
+                T::Float8
+            } else {
+                a0.base()
+            };
+            ok(Func::Abs, vec![t], t)
+        }
+        ("round", 1) if is_num(a0) || a0 == T::Unknown => {
+            let t = num_or_float(a0);
+            ok(Func::Round, vec![t], t)
+        }
+        ("round", 2) if (is_num(a0) || a0 == T::Unknown) && is_int(a1) => ok(
+            Func::RoundTo,
+            vec![T::Numeric(None), T::Int4],
+            T::Numeric(None),
+        ),
+        ("trunc", 1) if is_num(a0) || a0 == T::Unknown => {
+            let t = num_or_float(a0);
+            ok(Func::Trunc, vec![t], t)
+        }
+        ("trunc", 2) if (is_num(a0) || a0 == T::Unknown) && is_int(a1) => ok(
+            Func::TruncTo,
+            vec![T::Numeric(None), T::Int4],
+            T::Numeric(None),
+        ),
+        ("ceil" | "ceiling" | "floor", 1) if is_num(a0) || a0 == T::Unknown => {
+            let t = num_or_float(a0);
+            let f = if name == "floor" {
+                Func::Floor
+            } else {
+                Func::Ceil
+            };
+            ok(f, vec![t], t)
+        }
+        ("mod", 2) if (is_num(a0) || a0 == T::Unknown) && (is_num(a1) || a1 == T::Unknown) => {
+            let t = crate::plan::coerce::promote_numeric(a0, a1).unwrap_or(T::Numeric(None));
+            let t = match t {
+                T::Float4 | T::Float8 => T::Numeric(None),
+                other => other,
+            };
+            ok(Func::Mod, vec![t, t], t)
+        }
+        ("length" | "char_length" | "character_length", 1) if is_text(a0) => {
+            ok(Func::Length, vec![T::Text], T::Int4)
+        }
+        ("length" | "octet_length", 1) if a0 == T::Bytea => {
+            ok(Func::OctetLength, vec![T::Bytea], T::Int4)
+        }
+        ("octet_length", 1) if is_text(a0) => ok(Func::OctetLength, vec![T::Text], T::Int4),
+        ("lower" | "upper", 1) if is_text(a0) => ok(
+            if name == "lower" {
+                Func::Lower
+            } else {
+                Func::Upper
+            },
+            vec![T::Text],
+            T::Text,
+        ),
+        ("substr" | "substring", 2 | 3) if is_text(a0) && args[1..].iter().all(|t| is_int(*t)) => {
+            let mut types = vec![T::Text, T::Int4];
+            if n == 3 {
+                types.push(T::Int4);
+            }
+            ok(Func::Substr, types, T::Text)
+        }
+        ("strpos", 2) if is_text(a0) && is_text(a1) => {
+            ok(Func::Position, vec![T::Text, T::Text], T::Int4)
+        }
+        ("btrim" | "ltrim" | "rtrim", 1 | 2) if args.iter().all(|t| is_text(*t)) => {
+            let side = match name {
+                "ltrim" => TrimSide::Leading,
+                "rtrim" => TrimSide::Trailing,
+                _ => TrimSide::Both,
+            };
+            ok(Func::Trim(side), vec![T::Text; n], T::Text)
+        }
+        ("replace", 3) if args.iter().all(|t| is_text(*t)) => {
+            ok(Func::Replace, vec![T::Text; 3], T::Text)
+        }
+        ("left" | "right", 2) if is_text(a0) && is_int(a1) => ok(
+            if name == "left" {
+                Func::Left
+            } else {
+                Func::Right
+            },
+            vec![T::Text, T::Int4],
+            T::Text,
+        ),
+        ("repeat", 2) if is_text(a0) && is_int(a1) => {
+            ok(Func::Repeat, vec![T::Text, T::Int4], T::Text)
+        }
+        ("concat", _) => ok(Func::Concat, vec![T::Text; n], T::Text),
+        ("now" | "transaction_timestamp" | "current_timestamp", 0) => {
+            ok(Func::Now, vec![], T::TimestampTz)
+        }
+        ("localtimestamp", 0) => ok(Func::LocalTimestamp, vec![], T::Timestamp),
+        ("statement_timestamp", 0) => ok(Func::StatementTimestamp, vec![], T::TimestampTz),
+        ("clock_timestamp", 0) => ok(Func::ClockTimestamp, vec![], T::TimestampTz),
+        ("random", 0) => ok(Func::Random, vec![], T::Float8),
+        ("version", 0) => ok(Func::Version, vec![], T::Text),
+        ("current_setting", 1) if is_text(a0) => ok(Func::CurrentSetting, vec![T::Text], T::Text),
+        ("current_setting", 2) if is_text(a0) && matches!(a1, T::Bool | T::Unknown) => {
+            ok(Func::CurrentSetting, vec![T::Text, T::Bool], T::Text)
+        }
+        ("set_config", 3)
+            if is_text(a0) && is_text(a1) && matches!(args[2], T::Bool | T::Unknown) =>
+        {
+            ok(Func::SetConfig, vec![T::Text, T::Text, T::Bool], T::Text)
+        }
+        ("pg_backend_pid", 0) => ok(Func::BackendPid, vec![], T::Int4),
+        ("pg_cancel_backend", 1) if is_int(a0) => ok(Func::CancelBackend, vec![T::Int4], T::Bool),
+        ("pg_terminate_backend", 1 | 2) if is_int(a0) && (n == 1 || is_int(a1)) => {
+            let mut t = vec![T::Int4];
+            if n == 2 {
+                t.push(T::Int8);
+            }
+            ok(Func::TerminateBackend, t, T::Bool)
+        }
+        ("pg_is_in_recovery", 0) => ok(Func::IsInRecovery, vec![], T::Bool),
+        ("pg_reload_conf", 0) => ok(Func::ReloadConf, vec![], T::Bool),
+        ("pg_current_wal_lsn", 0) => ok(Func::CurrentWalLsn, vec![], T::Text),
+        ("pg_current_wal_insert_lsn", 0) => ok(Func::CurrentWalInsertLsn, vec![], T::Text),
+        ("pg_current_wal_flush_lsn", 0) => ok(Func::CurrentWalFlushLsn, vec![], T::Text),
+        ("pg_last_wal_receive_lsn", 0) => ok(Func::LastWalReceiveLsn, vec![], T::Text),
+        ("pg_last_wal_replay_lsn", 0) => ok(Func::LastWalReplayLsn, vec![], T::Text),
+        ("pg_walfile_name", 1) if is_text(a0) => ok(Func::WalfileName, vec![T::Text], T::Text),
+        ("current_user" | "user" | "current_role", 0) => ok(Func::CurrentUser, vec![], T::Text),
+        ("session_user", 0) => ok(Func::SessionUser, vec![], T::Text),
+        ("current_database" | "current_catalog", 0) => ok(Func::CurrentDatabase, vec![], T::Text),
+        ("current_schema", 0) => ok(Func::CurrentSchema, vec![], T::Text),
+        ("inet_server_port", 0) => ok(Func::InetServerPort, vec![], T::Int4),
+        _ => Err(none()),
+    }
+}
+
+fn arg(args: &[Expr], i: usize, row: &[Value], cx: &EvalCx<'_>) -> Result<Value, PgError> {
+    match args.get(i) {
+        Some(e) => eval(e, row, cx),
+        None => Ok(Value::Null),
+    }
+}
+
+fn text_arg(v: &Value) -> Option<&str> {
+    v.as_str()
+}
+
+fn int_arg(v: &Value) -> Option<i64> {
+    v.as_i64()
+}
+
+fn lsn_text(l: Lsn) -> Value {
+    Value::Text(l.to_string().into())
+}
+
+fn substr(s: &str, start: i64, len: Option<i64>) -> Result<Value, PgError> {
+    // PostgreSQL: characters [start, start+len) with 1-based start; positions before 1 count
+    // against the length; a negative length is an error.
+    if let Some(l) = len
+        && l < 0
+    {
+        return Err(PgError::new(
+            base::SqlState("22011"),
+            "negative substring length not allowed",
+        ));
+    }
+    let from = start.max(1);
+    let end = match len {
+        Some(l) => start.saturating_add(l),
+        None => i64::MAX,
+    };
+    if end <= from {
+        return Ok(Value::text(""));
+    }
+    let skip = usize::try_from(from - 1).unwrap_or(usize::MAX);
+    let take = usize::try_from(end - from).unwrap_or(usize::MAX);
+    Ok(Value::Text(
+        s.chars().skip(skip).take(take).collect::<String>().into(),
+    ))
+}
+
+fn trim(s: &str, chars: &str, side: TrimSide) -> String {
+    let set: Vec<char> = chars.chars().collect();
+    let f = |c: char| set.contains(&c);
+    match side {
+        TrimSide::Both => s.trim_matches(f).to_owned(),
+        TrimSide::Leading => s.trim_start_matches(f).to_owned(),
+        TrimSide::Trailing => s.trim_end_matches(f).to_owned(),
+    }
+}
+
+fn round_float(f: f64) -> f64 {
+    // PostgreSQL's dround uses rint(): halves round to even.
+    f.round_ties_even()
+}
+
+/// Largest repeat result, as PostgreSQL's 1 GB field limit.
+const REPEAT_BYTES_MAX: usize = 1 << 30;
+
+/// Calls a scalar function.
+pub fn call(f: Func, args: &[Expr], row: &[Value], cx: &EvalCx<'_>) -> Result<Value, PgError> {
+    let env = cx.env;
+    // Functions that are not strict (NULL arguments do not make the result NULL).
+    match f {
+        Func::Coalesce => {
+            for a in args {
+                let v = eval(a, row, cx)?;
+                if !v.is_null() {
+                    return Ok(v);
+                }
+            }
+            return Ok(Value::Null);
+        }
+        Func::Greatest | Func::Least => {
+            let mut best: Option<Value> = None;
+            for a in args {
+                let v = eval(a, row, cx)?;
+                if v.is_null() {
+                    continue;
+                }
+                best = Some(match best {
+                    None => v,
+                    Some(b) => {
+                        let take = if f == Func::Greatest { v > b } else { v < b };
+                        if take { v } else { b }
+                    }
+                });
+            }
+            return Ok(best.unwrap_or(Value::Null));
+        }
+        Func::NullIf => {
+            let a = arg(args, 0, row, cx)?;
+            let b = arg(args, 1, row, cx)?;
+            return Ok(if !a.is_null() && !b.is_null() && a == b {
+                Value::Null
+            } else {
+                a
+            });
+        }
+        Func::Concat => {
+            let mut s = String::new();
+            for a in args {
+                let v = eval(a, row, cx)?;
+                if !v.is_null() {
+                    s.push_str(&text_of(&v));
+                }
+            }
+            return Ok(Value::Text(s.into()));
+        }
+        Func::CurrentSetting => {
+            let name = arg(args, 0, row, cx)?;
+            let missing_ok = matches!(arg(args, 1, row, cx)?, Value::Bool(true));
+            let Some(name) = text_arg(&name) else {
+                return Ok(Value::Null);
+            };
+            return match env.gucs.get(name) {
+                Ok(v) => Ok(Value::Text(v.into())),
+                Err(_) if missing_ok => Ok(Value::Null),
+                Err(e) => Err(e),
+            };
+        }
+        Func::SetConfig => {
+            let name = arg(args, 0, row, cx)?;
+            let value = arg(args, 1, row, cx)?;
+            let local = matches!(arg(args, 2, row, cx)?, Value::Bool(true));
+            let Some(name) = text_arg(&name) else {
+                return Err(PgError::new(
+                    sqlstate::INVALID_PARAMETER_VALUE,
+                    "SET requires parameter name",
+                ));
+            };
+            let value = text_arg(&value).unwrap_or("").to_owned();
+            // Validate now so the error belongs to this statement; the session applies it.
+            let mut probe = env.gucs.clone_for_probe();
+            probe.set(name, Some(&value), local)?;
+            let shown = probe.get(name)?;
+            env.effects.lock().push(Effect::SetConfig {
+                name: name.to_owned(),
+                value,
+                local,
+            });
+            return Ok(Value::Text(shown.into()));
+        }
+        _ => {}
+    }
+    let mut vals: smallvec::SmallVec<[Value; 3]> = smallvec::SmallVec::new();
+    for i in 0..args.len() {
+        let v = arg(args, i, row, cx)?;
+        if v.is_null() {
+            return Ok(Value::Null);
+        }
+        vals.push(v);
+    }
+    let v0 = vals.first().cloned().unwrap_or(Value::Null);
+    let v1 = vals.get(1).cloned().unwrap_or(Value::Null);
+    Ok(match f {
+        Func::Abs => match v0 {
+            Value::Int2(_) | Value::Int4(_) | Value::Int8(_) => {
+                if v0 < Value::Int2(0) {
+                    ops::negate(&v0)?
+                } else {
+                    v0
+                }
+            }
+            Value::Float4(x) => Value::Float4(x.abs()),
+            Value::Float8(x) => Value::Float8(x.abs()),
+            Value::Numeric(d) => Value::Numeric(d.abs()),
+            _ => Value::Null,
+        },
+        Func::Round | Func::Trunc | Func::Ceil | Func::Floor => match v0 {
+            Value::Float8(x) => Value::Float8(match f {
+                Func::Round => round_float(x),
+                Func::Trunc => x.trunc(),
+                Func::Ceil => x.ceil(),
+                _ => x.floor(),
+            }),
+            Value::Numeric(d) => Value::Numeric(match f {
+                Func::Round => d.round_dp_with_strategy(
+                    0,
+                    rust_decimal::RoundingStrategy::MidpointAwayFromZero,
+                ),
+                Func::Trunc => d.trunc(),
+                Func::Ceil => d.ceil(),
+                _ => d.floor(),
+            }),
+            _ => Value::Null,
+        },
+        Func::RoundTo | Func::TruncTo => {
+            let (Value::Numeric(d), Some(places)) = (&v0, int_arg(&v1)) else {
+                return Ok(Value::Null);
+            };
+            let d = *d;
+            let strategy = if f == Func::RoundTo {
+                rust_decimal::RoundingStrategy::MidpointAwayFromZero
+            } else {
+                rust_decimal::RoundingStrategy::ToZero
+            };
+            if places >= 0 {
+                let p = u32::try_from(places.min(28)).unwrap_or(28);
+                Value::Numeric(ops::with_scale(d.round_dp_with_strategy(p, strategy), p))
+            } else {
+                // Negative places round to tens, hundreds, ...
+                let exp = u32::try_from((-places).min(28)).unwrap_or(28);
+                let factor = Decimal::from_i128_with_scale(10i128.pow(exp), 0);
+                let scaled = d
+                    .checked_div(factor)
+                    .map(|x| x.round_dp_with_strategy(0, strategy))
+                    .and_then(|x| x.checked_mul(factor))
+                    .unwrap_or(Decimal::ZERO);
+                Value::Numeric(scaled)
+            }
+        }
+        Func::Mod => ops::arith(super::ArithOp::Mod, &v0, &v1)?,
+        Func::Length => Value::Int4(
+            i32::try_from(text_arg(&v0).map_or(0, |s| s.chars().count())).unwrap_or(i32::MAX),
+        ),
+        Func::OctetLength => Value::Int4(
+            i32::try_from(match &v0 {
+                Value::Text(s) => s.len(),
+                Value::Bytea(b) => b.len(),
+                _ => 0,
+            })
+            .unwrap_or(i32::MAX),
+        ),
+        Func::Lower => Value::Text(text_arg(&v0).unwrap_or("").to_lowercase().into()),
+        Func::Upper => Value::Text(text_arg(&v0).unwrap_or("").to_uppercase().into()),
+        Func::Substr => {
+            let len = vals.get(2).and_then(int_arg);
+            substr(text_arg(&v0).unwrap_or(""), int_arg(&v1).unwrap_or(1), len)?
+        }
+        Func::Position => {
+            let (hay, needle) = (text_arg(&v0).unwrap_or(""), text_arg(&v1).unwrap_or(""));
+            let pos = hay.find(needle).map_or(0, |b| hay[..b].chars().count() + 1);
+            Value::Int4(i32::try_from(pos).unwrap_or(i32::MAX))
+        }
+        Func::Trim(side) => {
+            let chars = if vals.len() > 1 {
+                text_arg(&v1).unwrap_or(" ")
+            } else {
+                " "
+            };
+            Value::Text(trim(text_arg(&v0).unwrap_or(""), chars, side).into())
+        }
+        Func::Replace => {
+            let from = text_arg(&v1).unwrap_or("");
+            let to = vals.get(2).and_then(text_arg).unwrap_or("");
+            let s = text_arg(&v0).unwrap_or("");
+            Value::Text(
+                if from.is_empty() {
+                    s.to_owned()
+                } else {
+                    s.replace(from, to)
+                }
+                .into(),
+            )
+        }
+        Func::Left | Func::Right => {
+            let s: Vec<char> = text_arg(&v0).unwrap_or("").chars().collect();
+            let n = int_arg(&v1).unwrap_or(0);
+            let len = s.len() as i64;
+            let k = if n >= 0 { n.min(len) } else { (len + n).max(0) };
+            let k = usize::try_from(k).unwrap_or(0);
+            let part: String = if f == Func::Left {
+                s[..k].iter().collect()
+            } else {
+                s[s.len() - k..].iter().collect()
+            };
+            Value::Text(part.into())
+        }
+        Func::Repeat => {
+            let s = text_arg(&v0).unwrap_or("");
+            let n = usize::try_from(int_arg(&v1).unwrap_or(0).max(0)).unwrap_or(0);
+            if s.len().saturating_mul(n) > REPEAT_BYTES_MAX {
+                return Err(PgError::new(
+                    sqlstate::PROGRAM_LIMIT_EXCEEDED,
+                    "requested length too large",
+                ));
+            }
+            Value::Text(s.repeat(n).into())
+        }
+        Func::Now => Value::TimestampTz(env.txn_start),
+        Func::LocalTimestamp => Value::Timestamp(env.txn_start),
+        Func::StatementTimestamp => Value::TimestampTz(env.stmt_start),
+        Func::ClockTimestamp => Value::TimestampTz(crate::engine::now_micros()),
+        Func::Random => Value::Float8(rand::random::<f64>()),
+        Func::Version => Value::Text(version_string().into()),
+        Func::BackendPid => Value::Int4(env.pid),
+        Func::CancelBackend | Func::TerminateBackend => {
+            let pid = int_arg(&v0)
+                .and_then(|p| i32::try_from(p).ok())
+                .unwrap_or(0);
+            signal_backend(cx, pid, f == Func::TerminateBackend)?
+        }
+        Func::IsInRecovery => Value::Bool(env.engine.hooks.is_in_recovery()),
+        Func::ReloadConf => {
+            require_superuser(cx, "pg_reload_conf")?;
+            Value::Bool(env.engine.hooks.reload_config())
+        }
+        Func::CurrentWalLsn | Func::CurrentWalInsertLsn | Func::CurrentWalFlushLsn => {
+            if env.engine.hooks.is_in_recovery() {
+                return Err(recovery_in_progress(
+                    "WAL control functions cannot be executed during recovery.",
+                ));
+            }
+            lsn_text(match f {
+                Func::CurrentWalLsn => env.engine.hooks.wal_write_lsn(),
+                Func::CurrentWalInsertLsn => env.engine.hooks.wal_insert_lsn(),
+                _ => env.engine.hooks.wal_flush_lsn(),
+            })
+        }
+        Func::LastWalReceiveLsn => env
+            .engine
+            .hooks
+            .last_wal_receive_lsn()
+            .map_or(Value::Null, lsn_text),
+        Func::LastWalReplayLsn => env
+            .engine
+            .hooks
+            .last_wal_replay_lsn()
+            .map_or(Value::Null, lsn_text),
+        Func::WalfileName => {
+            if env.engine.hooks.is_in_recovery() {
+                return Err(recovery_in_progress(
+                    "pg_walfile_name() cannot be executed during recovery.",
+                ));
+            }
+            let text = text_arg(&v0).unwrap_or("");
+            let lsn: Lsn = text.parse().map_err(|e: base::lsn::LsnParseError| {
+                PgError::new(sqlstate::INVALID_TEXT_REPRESENTATION, e.to_string())
+            })?;
+            let seg_size = env.engine.hooks.wal_segment_size().max(1);
+            // PostgreSQL's XLByteToPrevSeg: the segment holding the byte *before* `lsn`.
+            let segno = lsn.0.saturating_sub(1) / seg_size;
+            Value::Text(
+                base::lsn::segment_file_name(env.engine.hooks.timeline(), segno, seg_size).into(),
+            )
+        }
+        Func::CurrentUser | Func::SessionUser => Value::Text(env.user.into()),
+        Func::CurrentDatabase => Value::Text(env.database.into()),
+        Func::CurrentSchema => Value::text("public"),
+        Func::InetServerPort => {
+            Value::Int4(i32::try_from(env.gucs.config().get_int("port")).unwrap_or(0))
+        }
+        Func::Coalesce
+        | Func::Greatest
+        | Func::Least
+        | Func::NullIf
+        | Func::Concat
+        | Func::CurrentSetting
+        | Func::SetConfig => Value::Null,
+    })
+}
+
+fn recovery_in_progress(hint: &str) -> PgError {
+    PgError::new(
+        sqlstate::OBJECT_NOT_IN_PREREQUISITE_STATE,
+        "recovery is in progress",
+    )
+    .with_hint(hint.to_owned())
+}
+
+fn require_superuser(cx: &EvalCx<'_>, what: &str) -> Result<(), PgError> {
+    if cx.env.superuser {
+        return Ok(());
+    }
+    Err(PgError::new(
+        sqlstate::INSUFFICIENT_PRIVILEGE,
+        format!("permission denied for function {what}"),
+    ))
+}
+
+/// pg_cancel_backend / pg_terminate_backend: superusers may signal anyone, others only
+/// backends of their own role; an unknown pid is a WARNING and `false`.
+fn signal_backend(cx: &EvalCx<'_>, pid: i32, terminate: bool) -> Result<Value, PgError> {
+    let env = cx.env;
+    let Some(target) = env.engine.backend(pid) else {
+        env.effects.lock().push(Effect::Notice(PgError::warning(
+            sqlstate::WARNING,
+            format!("PID {pid} is not a PostgreSQL backend process"),
+        )));
+        return Ok(Value::Bool(false));
+    };
+    if !env.superuser && target.user != env.user {
+        let (verb, what) = if terminate {
+            ("terminate", "terminate")
+        } else {
+            ("cancel", "cancel queries of")
+        };
+        return Err(PgError::new(
+            sqlstate::INSUFFICIENT_PRIVILEGE,
+            format!("permission denied to {verb} process"),
+        )
+        .with_detail(format!(
+            "Only roles with the same role as the backend being signaled may {what} it."
+        )));
+    }
+    if terminate {
+        target.terminate();
+    } else {
+        target.interrupt.cancel();
+    }
+    Ok(Value::Bool(true))
+}
+
+/// `version()`: clients parse the leading "PostgreSQL 15.0".
+pub fn version_string() -> String {
+    let arch = std::env::consts::ARCH;
+    format!(
+        "PostgreSQL 15.0 (lockstep {}) on {arch}-pc-linux-gnu, compiled by rustc",
+        env!("CARGO_PKG_VERSION")
+    )
+}

@@ -1,0 +1,708 @@
+//! The pre-parser: utility statements read from tokens, before (and instead of) sqlparser.
+//!
+//! Transaction control (`BEGIN`, `START TRANSACTION`, `COMMIT`, `END`, `ROLLBACK`, `ABORT`,
+//! `SET TRANSACTION`), settings (`SET`, `RESET`, `SHOW` in all of PostgreSQL's forms),
+//! `VACUUM`/`ANALYZE` (accepted, no work to do: lockstep has no dead tuples to reclaim and no
+//! planner statistics), `CHECKPOINT`, `COPY ... FROM STDIN` with PostgreSQL's option syntax,
+//! and `DISCARD`. sqlparser reads the Redshift form of VACUUM and rejects `FREEZE on`; the
+//! hot transaction statements are also cheaper here than through a full parse.
+//!
+//! Statements lockstep does not implement at all (savepoints, LISTEN/NOTIFY, LOCK, EXPLAIN,
+//! two-phase commit) become `Statement::Unsupported`, raised when executed, as PostgreSQL
+//! raises such errors at execution. `None` means "not a utility statement".
+
+use base::PgError;
+use base::error::sqlstate;
+
+use super::lexer::{Token, TokenKind, char_position, string_value};
+use super::{CopyStmt, SetValue, Statement, TxnModes};
+
+struct Cur<'a> {
+    src: &'a str,
+    toks: &'a [Token],
+    i: usize,
+}
+
+impl<'a> Cur<'a> {
+    fn peek(&self) -> Option<&'a Token> {
+        self.toks.get(self.i)
+    }
+
+    fn at_end(&self) -> bool {
+        self.i >= self.toks.len()
+    }
+
+    fn is_kw(&self, kw: &str) -> bool {
+        self.peek().is_some_and(|t| t.is_keyword(self.src, kw))
+    }
+
+    fn eat_kw(&mut self, kw: &str) -> bool {
+        if self.is_kw(kw) {
+            self.i += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn eat_op(&mut self, op: &str) -> bool {
+        if self.peek().is_some_and(|t| t.is_op(self.src, op)) {
+            self.i += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn eat_kind(&mut self, kind: TokenKind) -> bool {
+        if self.peek().is_some_and(|t| t.kind == kind) {
+            self.i += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn error(&self) -> PgError {
+        match self.peek() {
+            Some(t) => PgError::syntax(format!("syntax error at or near \"{}\"", t.text(self.src)))
+                .with_position(char_position(self.src, t.start)),
+            None => PgError::syntax("syntax error at end of input")
+                .with_position(char_position(self.src, self.src.len())),
+        }
+    }
+
+    fn expect_kw(&mut self, kw: &str) -> Result<(), PgError> {
+        if self.eat_kw(kw) {
+            Ok(())
+        } else {
+            Err(self.error())
+        }
+    }
+
+    fn expect_end(&self) -> Result<(), PgError> {
+        if self.at_end() {
+            Ok(())
+        } else {
+            Err(self.error())
+        }
+    }
+
+    /// A name (identifier or keyword), lower-cased unless quoted.
+    fn name(&mut self) -> Result<String, PgError> {
+        match self.peek() {
+            Some(t) if matches!(t.kind, TokenKind::Word | TokenKind::QuotedIdent) => {
+                self.i += 1;
+                Ok(t.word(self.src).unwrap_or_default())
+            }
+            _ => Err(self.error()),
+        }
+    }
+
+    /// A possibly dotted name (`a.b`).
+    fn dotted_name(&mut self) -> Result<String, PgError> {
+        let mut n = self.name()?;
+        while self.eat_kind(TokenKind::Dot) {
+            n.push('.');
+            n.push_str(&self.name()?);
+        }
+        Ok(n)
+    }
+
+    /// One SET value: a word, a quoted identifier, a string, or a signed number.
+    fn value(&mut self) -> Result<String, PgError> {
+        let sign = if self.eat_op("-") {
+            "-"
+        } else {
+            self.eat_op("+");
+            ""
+        };
+        let Some(t) = self.peek() else {
+            return Err(self.error());
+        };
+        let v = match t.kind {
+            TokenKind::Number => format!("{sign}{}", t.text(self.src)),
+            _ if !sign.is_empty() => return Err(self.error()),
+            TokenKind::Word | TokenKind::QuotedIdent => t.word(self.src).unwrap_or_default(),
+            TokenKind::String => string_value(t.text(self.src)),
+            TokenKind::OtherString => decode_other_string(t.text(self.src)),
+            _ => return Err(self.error()),
+        };
+        self.i += 1;
+        Ok(v)
+    }
+
+    /// A boolean option value (`on`, `off`, `true`, `1`, `'yes'`, ...).
+    fn bool_value(&mut self) -> Result<bool, PgError> {
+        let at = self.i;
+        let v = self.value()?;
+        crate::guc::parse_bool(&v).ok_or_else(|| {
+            self.i = at;
+            self.error()
+        })
+    }
+
+    fn string(&mut self) -> Result<String, PgError> {
+        match self.peek() {
+            Some(t) if t.kind == TokenKind::String => {
+                self.i += 1;
+                Ok(string_value(t.text(self.src)))
+            }
+            Some(t) if t.kind == TokenKind::OtherString => {
+                self.i += 1;
+                Ok(decode_other_string(t.text(self.src)))
+            }
+            _ => Err(self.error()),
+        }
+    }
+}
+
+/// Decodes `E'...'` (backslash escapes) and `$tag$...$tag$`; other prefixes keep their body.
+fn decode_other_string(t: &str) -> String {
+    if let Some(body) = t.strip_prefix('$') {
+        let Some(tag_end) = body.find('$') else {
+            return String::new();
+        };
+        let tag_len = tag_end + 2;
+        return t
+            .get(tag_len..t.len().saturating_sub(tag_len))
+            .unwrap_or("")
+            .to_owned();
+    }
+    let (prefix, rest) = t.split_at(t.find('\'').unwrap_or(0));
+    let body = rest.get(1..rest.len().saturating_sub(1)).unwrap_or("");
+    if !prefix.eq_ignore_ascii_case("e") {
+        return body.replace("''", "'");
+    }
+    let mut out = String::new();
+    let mut chars = body.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some('n') => out.push('\n'),
+                Some('t') => out.push('\t'),
+                Some('r') => out.push('\r'),
+                Some('b') => out.push('\u{8}'),
+                Some('f') => out.push('\u{c}'),
+                Some(o) => out.push(o),
+                None => {}
+            },
+            '\'' if chars.peek() == Some(&'\'') => {
+                chars.next();
+                out.push('\'');
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+fn unsupported(what: &str) -> Statement {
+    Statement::Unsupported(PgError::feature_not_supported(what))
+}
+
+/// Parses `toks` as a utility statement, or `None` if it is not one.
+pub fn parse(src: &str, toks: &[Token]) -> Option<Result<Statement, PgError>> {
+    let first = toks.first()?;
+    if first.kind != TokenKind::Word {
+        return None;
+    }
+    let kw = first.text(src).to_ascii_lowercase();
+    let mut c = Cur { src, toks, i: 1 };
+    let result = match kw.as_str() {
+        "begin" => {
+            let _ = c.eat_kw("work") || c.eat_kw("transaction");
+            txn_modes(&mut c).map(Statement::Begin)
+        }
+        "start" => c
+            .expect_kw("transaction")
+            .and_then(|()| txn_modes(&mut c))
+            .map(Statement::Begin),
+        "commit" | "end" => {
+            if kw == "commit" && c.is_kw("prepared") {
+                return Some(Ok(unsupported("two-phase commit")));
+            }
+            let _ = c.eat_kw("work") || c.eat_kw("transaction");
+            chain(&mut c).map(|chain| Statement::Commit { chain })
+        }
+        "rollback" | "abort" => {
+            if kw == "rollback" && c.is_kw("prepared") {
+                return Some(Ok(unsupported("two-phase commit")));
+            }
+            let _ = c.eat_kw("work") || c.eat_kw("transaction");
+            if kw == "rollback" && c.is_kw("to") {
+                return Some(Ok(Statement::RollbackTo));
+            }
+            chain(&mut c).map(|chain| Statement::Rollback { chain })
+        }
+        "savepoint" | "release" => Ok(unsupported("savepoints")),
+        "prepare" => {
+            if c.is_kw("transaction") {
+                Ok(unsupported("two-phase commit"))
+            } else {
+                Ok(unsupported("PREPARE"))
+            }
+        }
+        "execute" => Ok(unsupported("EXECUTE")),
+        "deallocate" => {
+            let _ = c.eat_kw("prepare");
+            if c.eat_kw("all") {
+                c.expect_end().map(|()| Statement::DeallocateAll)
+            } else {
+                c.name().map(|n| {
+                    Statement::Unsupported(PgError::new(
+                        sqlstate::INVALID_SQL_STATEMENT_NAME,
+                        format!("prepared statement \"{n}\" does not exist"),
+                    ))
+                })
+            }
+        }
+        "listen" | "unlisten" | "notify" => Ok(unsupported("LISTEN/NOTIFY")),
+        "lock" => Ok(unsupported("LOCK TABLE")),
+        "explain" => Ok(unsupported("EXPLAIN")),
+        "set" => set(&mut c),
+        "reset" => reset(&mut c),
+        "show" => show(&mut c),
+        "vacuum" => vacuum(&mut c, true),
+        "analyze" | "analyse" => vacuum(&mut c, false),
+        "checkpoint" => c.expect_end().map(|()| Statement::Checkpoint),
+        "copy" => copy(&mut c),
+        "discard" => {
+            let what = c.name();
+            what.and_then(|w| match w.as_str() {
+                "all" | "plans" | "sequences" | "temp" | "temporary" => c
+                    .expect_end()
+                    .map(|()| Statement::Discard(w.to_uppercase())),
+                _ => Err(c.error()),
+            })
+        }
+        _ => return None,
+    };
+    Some(result)
+}
+
+fn chain(c: &mut Cur<'_>) -> Result<bool, PgError> {
+    if c.eat_kw("and") {
+        let no = c.eat_kw("no");
+        c.expect_kw("chain")?;
+        c.expect_end()?;
+        return Ok(!no);
+    }
+    c.expect_end()?;
+    Ok(false)
+}
+
+/// Transaction modes: ISOLATION LEVEL ..., READ WRITE/ONLY, [NOT] DEFERRABLE, with optional
+/// commas.
+fn txn_modes(c: &mut Cur<'_>) -> Result<TxnModes, PgError> {
+    let mut m = TxnModes::default();
+    loop {
+        if c.at_end() {
+            return Ok(m);
+        }
+        if c.eat_kw("isolation") {
+            c.expect_kw("level")?;
+            let level = if c.eat_kw("serializable") {
+                "serializable"
+            } else if c.eat_kw("repeatable") {
+                c.expect_kw("read")?;
+                "repeatable read"
+            } else if c.eat_kw("read") {
+                if c.eat_kw("committed") {
+                    "read committed"
+                } else {
+                    c.expect_kw("uncommitted")?;
+                    "read uncommitted"
+                }
+            } else {
+                return Err(c.error());
+            };
+            m.isolation = Some(level.to_owned());
+        } else if c.eat_kw("read") {
+            if c.eat_kw("only") {
+                m.read_only = Some(true);
+            } else {
+                c.expect_kw("write")?;
+                m.read_only = Some(false);
+            }
+        } else if c.eat_kw("not") {
+            c.expect_kw("deferrable")?;
+            m.deferrable = Some(false);
+        } else if c.eat_kw("deferrable") {
+            m.deferrable = Some(true);
+        } else {
+            return Err(c.error());
+        }
+        c.eat_kind(TokenKind::Comma);
+    }
+}
+
+fn set(c: &mut Cur<'_>) -> Result<Statement, PgError> {
+    let mut local = false;
+    if c.eat_kw("local") {
+        local = true;
+    } else {
+        c.eat_kw("session");
+    }
+    if c.eat_kw("transaction") {
+        return txn_modes(c).map(Statement::SetTransaction);
+    }
+    if c.is_kw("characteristics") {
+        c.i += 1;
+        c.expect_kw("as")?;
+        c.expect_kw("transaction")?;
+        return txn_modes(c).map(Statement::SetSessionCharacteristics);
+    }
+    if c.is_kw("time")
+        && c.toks
+            .get(c.i + 1)
+            .is_some_and(|t| t.is_keyword(c.src, "zone"))
+    {
+        c.i += 2;
+        let value = if c.eat_kw("local") || c.eat_kw("default") {
+            SetValue::Default
+        } else {
+            SetValue::Value(c.value()?)
+        };
+        c.expect_end()?;
+        return Ok(Statement::Set {
+            name: "timezone".into(),
+            value,
+            local,
+        });
+    }
+    if c.eat_kw("names") {
+        let value = if c.at_end() || c.eat_kw("default") {
+            SetValue::Default
+        } else {
+            SetValue::Value(c.value()?)
+        };
+        c.expect_end()?;
+        return Ok(Statement::Set {
+            name: "client_encoding".into(),
+            value,
+            local,
+        });
+    }
+    if c.eat_kw("schema") {
+        let v = c.value()?;
+        c.expect_end()?;
+        return Ok(Statement::Set {
+            name: "search_path".into(),
+            value: SetValue::Value(v),
+            local,
+        });
+    }
+    if c.is_kw("role") || c.is_kw("constraints") {
+        return Ok(unsupported(if c.is_kw("role") {
+            "SET ROLE"
+        } else {
+            "SET CONSTRAINTS"
+        }));
+    }
+    if c.is_kw("session")
+        && c.toks
+            .get(c.i + 1)
+            .is_some_and(|t| t.is_keyword(c.src, "authorization"))
+    {
+        return Ok(unsupported("SET SESSION AUTHORIZATION"));
+    }
+    let name = c.dotted_name()?;
+    if !(c.eat_kw("to") || c.eat_op("=")) {
+        return Err(c.error());
+    }
+    if c.eat_kw("default") && c.at_end() {
+        return Ok(Statement::Set {
+            name,
+            value: SetValue::Default,
+            local,
+        });
+    }
+    let mut values = vec![c.value()?];
+    while c.eat_kind(TokenKind::Comma) {
+        values.push(c.value()?);
+    }
+    c.expect_end()?;
+    Ok(Statement::Set {
+        name,
+        value: SetValue::Value(values.join(", ")),
+        local,
+    })
+}
+
+fn reset(c: &mut Cur<'_>) -> Result<Statement, PgError> {
+    let name = if c.eat_kw("all") {
+        None
+    } else if c.is_kw("time") {
+        c.i += 1;
+        c.expect_kw("zone")?;
+        Some("timezone".to_owned())
+    } else if c.is_kw("session") {
+        c.i += 1;
+        c.expect_kw("authorization")?;
+        return Ok(unsupported("RESET SESSION AUTHORIZATION"));
+    } else if c.is_kw("role") {
+        return Ok(unsupported("RESET ROLE"));
+    } else {
+        Some(c.dotted_name()?)
+    };
+    c.expect_end()?;
+    Ok(Statement::Reset { name })
+}
+
+fn show(c: &mut Cur<'_>) -> Result<Statement, PgError> {
+    let name = if c.eat_kw("all") {
+        None
+    } else if c.is_kw("time") {
+        c.i += 1;
+        c.expect_kw("zone")?;
+        Some("TimeZone".to_owned())
+    } else if c.is_kw("transaction") {
+        c.i += 1;
+        c.expect_kw("isolation")?;
+        c.expect_kw("level")?;
+        Some("transaction_isolation".to_owned())
+    } else if c.is_kw("session") {
+        c.i += 1;
+        c.expect_kw("authorization")?;
+        Some("session_authorization".to_owned())
+    } else {
+        Some(c.dotted_name()?)
+    };
+    c.expect_end()?;
+    Ok(Statement::Show { name })
+}
+
+/// VACUUM / ANALYZE: options and table lists are parsed (so typos are errors and the tables
+/// can be checked to exist), then nothing is done.
+fn vacuum(c: &mut Cur<'_>, is_vacuum: bool) -> Result<Statement, PgError> {
+    let mut analyze = !is_vacuum;
+    if c.eat_kind(TokenKind::LParen) {
+        loop {
+            let opt = c.name()?;
+            if opt == "analyze" || opt == "analyse" {
+                analyze = true;
+            }
+            // Optional option argument (`(VERBOSE true, PARALLEL 2)`).
+            if !matches!(
+                c.peek().map(|t| t.kind),
+                Some(TokenKind::Comma | TokenKind::RParen)
+            ) {
+                c.value()?;
+            }
+            if c.eat_kind(TokenKind::RParen) {
+                break;
+            }
+            if !c.eat_kind(TokenKind::Comma) {
+                return Err(c.error());
+            }
+        }
+    } else if is_vacuum {
+        loop {
+            if c.eat_kw("full") || c.eat_kw("freeze") || c.eat_kw("verbose") {
+                continue;
+            }
+            if c.eat_kw("analyze") || c.eat_kw("analyse") {
+                analyze = true;
+                continue;
+            }
+            break;
+        }
+    } else {
+        c.eat_kw("verbose");
+    }
+    let mut tables = Vec::new();
+    while !c.at_end() {
+        let name = c.dotted_name()?;
+        tables.push(name.rsplit('.').next().unwrap_or(&name).to_owned());
+        if c.eat_kind(TokenKind::LParen) {
+            loop {
+                c.name()?;
+                if c.eat_kind(TokenKind::RParen) {
+                    break;
+                }
+                if !c.eat_kind(TokenKind::Comma) {
+                    return Err(c.error());
+                }
+            }
+        }
+        if !c.eat_kind(TokenKind::Comma) {
+            break;
+        }
+    }
+    c.expect_end()?;
+    Ok(if is_vacuum {
+        Statement::Vacuum { tables, analyze }
+    } else {
+        Statement::Analyze { tables }
+    })
+}
+
+/// COPY table [(columns)] FROM STDIN [[WITH] (options) | legacy options].
+fn copy(c: &mut Cur<'_>) -> Result<Statement, PgError> {
+    if c.eat_kw("binary") {
+        return Ok(unsupported("COPY BINARY"));
+    }
+    if c.peek().is_some_and(|t| t.kind == TokenKind::LParen) {
+        return Ok(unsupported("COPY (query) TO"));
+    }
+    let name = c.dotted_name()?;
+    let table = match name.split_once('.') {
+        Some(("public", t)) => t.to_owned(),
+        Some((schema, _)) => {
+            return Err(PgError::new(
+                base::SqlState("3F000"),
+                format!("schema \"{schema}\" does not exist"),
+            ));
+        }
+        None => name,
+    };
+    let mut columns = None;
+    if c.eat_kind(TokenKind::LParen) {
+        let mut cols = Vec::new();
+        loop {
+            cols.push(c.name()?);
+            if c.eat_kind(TokenKind::RParen) {
+                break;
+            }
+            if !c.eat_kind(TokenKind::Comma) {
+                return Err(c.error());
+            }
+        }
+        columns = Some(cols);
+    }
+    if c.eat_kw("to") {
+        return Ok(unsupported("COPY TO"));
+    }
+    c.expect_kw("from")?;
+    if !c.eat_kw("stdin") {
+        if c.is_kw("program") || c.peek().is_some_and(|t| t.kind == TokenKind::String) {
+            return Ok(unsupported("COPY FROM a file or program"));
+        }
+        return Err(c.error());
+    }
+    let mut stmt = CopyStmt {
+        table,
+        columns,
+        delimiter: b'\t',
+        null: "\\N".into(),
+        header: false,
+        freeze: false,
+    };
+    let with = c.eat_kw("with");
+    if c.eat_kind(TokenKind::LParen) {
+        loop {
+            let opt = c.name()?;
+            match opt.as_str() {
+                "format" => {
+                    let f = c.value()?.to_ascii_lowercase();
+                    match f.as_str() {
+                        "text" => {}
+                        "csv" | "binary" => {
+                            return Ok(unsupported(&format!("COPY FORMAT {f}")));
+                        }
+                        _ => {
+                            return Err(PgError::new(
+                                sqlstate::INVALID_PARAMETER_VALUE,
+                                format!("COPY format \"{f}\" not recognized"),
+                            ));
+                        }
+                    }
+                }
+                "freeze" | "header" => {
+                    let v = if matches!(
+                        c.peek().map(|t| t.kind),
+                        Some(TokenKind::Comma | TokenKind::RParen)
+                    ) {
+                        true
+                    } else {
+                        c.bool_value()?
+                    };
+                    if opt == "freeze" {
+                        stmt.freeze = v;
+                    } else {
+                        stmt.header = v;
+                    }
+                }
+                "delimiter" => stmt.delimiter = delimiter(&c.string()?)?,
+                "null" => stmt.null = c.string()?,
+                "encoding" => {
+                    let e = c.string()?;
+                    if !matches!(
+                        e.to_ascii_uppercase().replace(['-', '_'], "").as_str(),
+                        "UTF8" | "SQLASCII"
+                    ) {
+                        return Ok(unsupported(&format!("COPY ENCODING {e}")));
+                    }
+                }
+                other => {
+                    return Ok(unsupported(&format!("COPY option {other}")));
+                }
+            }
+            if c.eat_kind(TokenKind::RParen) {
+                break;
+            }
+            if !c.eat_kind(TokenKind::Comma) {
+                return Err(c.error());
+            }
+        }
+    } else {
+        let _ = with;
+        // Legacy option syntax (before PostgreSQL 9.0).
+        loop {
+            if c.eat_kw("binary") {
+                return Ok(unsupported("COPY BINARY"));
+            } else if c.eat_kw("freeze") {
+                stmt.freeze = true;
+            } else if c.eat_kw("delimiter") {
+                c.eat_kw("as");
+                stmt.delimiter = delimiter(&c.string()?)?;
+            } else if c.eat_kw("null") {
+                c.eat_kw("as");
+                stmt.null = c.string()?;
+            } else if c.eat_kw("csv") {
+                return Ok(unsupported("COPY FORMAT csv"));
+            } else if c.eat_kw("header") {
+                stmt.header = true;
+            } else {
+                break;
+            }
+        }
+    }
+    c.expect_end()?;
+    if stmt.null.contains(['\n', '\r']) {
+        return Err(PgError::new(
+            sqlstate::INVALID_PARAMETER_VALUE,
+            "COPY null representation cannot use newline or carriage return",
+        ));
+    }
+    if stmt.null.contains(char::from(stmt.delimiter)) {
+        return Err(PgError::new(
+            sqlstate::INVALID_PARAMETER_VALUE,
+            "COPY delimiter must not appear in the NULL specification",
+        ));
+    }
+    Ok(Statement::Copy(stmt))
+}
+
+fn delimiter(d: &str) -> Result<u8, PgError> {
+    let b = d.as_bytes();
+    if b.len() != 1 {
+        return Err(PgError::feature_not_supported(
+            "a COPY delimiter that is not a single one-byte character",
+        ));
+    }
+    if matches!(b[0], b'\n' | b'\r') {
+        return Err(PgError::new(
+            sqlstate::INVALID_PARAMETER_VALUE,
+            "COPY delimiter cannot be newline or carriage return",
+        ));
+    }
+    if b[0] == b'\\' || b[0].is_ascii_lowercase() || b[0].is_ascii_digit() || b[0] == b'.' {
+        return Err(PgError::new(
+            sqlstate::INVALID_PARAMETER_VALUE,
+            format!("COPY delimiter cannot be \"{d}\""),
+        ));
+    }
+    Ok(b[0])
+}

@@ -1,0 +1,1130 @@
+//! Expression binding: sqlparser expressions → typed `Expr` trees.
+//!
+//! The binder resolves column names against a `Scope`, types every node, inserts the
+//! conversions PostgreSQL's operator and function resolution would (numeric promotion,
+//! unknown literals taking the type their context wants), infers the types of untyped
+//! parameters (`$n` without a declared type gets the type of what it is compared with,
+//! assigned to, combined with, or cast to; whatever stays unknown becomes text), folds casts
+//! of constants, and collects aggregate calls when the clause allows them.
+//!
+//! Parameter slots: `params[0 .. client_params]` are the client's `$n`; slots after that are
+//! the literals the statement cache replaced (their types are fixed: integer, numeric, or
+//! unknown for strings, which are converted at run time like unknown literals).
+//!
+//! Errors are PostgreSQL's: 42703 unknown column, 42702 ambiguous column, 42P01 unknown
+//! qualifier, 42883 no such operator/function, 42804 type mismatch, 42803 misplaced
+//! aggregate, 42P02 unknown parameter, 0A000 for constructs lockstep does not have.
+
+use base::cast::CastKind;
+use base::catalog::TableDef;
+use base::error::sqlstate;
+use base::{DataType, PgError, Value};
+use rust_decimal::Decimal;
+use sqlparser::ast::{self, BinaryOperator, UnaryOperator};
+
+use super::coerce::{
+    can_assign, can_implicit, common_type, comparable, no_operator, promote_numeric,
+};
+use super::types;
+use crate::expr::agg::{self, AggCall};
+use crate::expr::func::{self, Func, TrimSide};
+use crate::expr::ops::convert;
+use crate::expr::{ArithOp, CmpOp, Expr};
+
+/// A comparison type for a character column without a length: `bpchar` semantics (trailing
+/// blanks insignificant) without a limit. Only used inside expressions, never stored.
+pub const BPCHAR_ANY: DataType = DataType::Char(u32::MAX);
+
+#[derive(Clone, Debug)]
+pub struct ScopeCol {
+    pub name: String,
+    pub qualifier: Option<String>,
+    pub ty: DataType,
+    pub table_oid: u32,
+    pub attnum: i16,
+    /// Reachable only through its qualifier (ON CONFLICT's `excluded`).
+    pub qualified_only: bool,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Scope {
+    pub cols: Vec<ScopeCol>,
+}
+
+impl Scope {
+    pub fn empty() -> Scope {
+        Scope::default()
+    }
+
+    pub fn for_table(def: &TableDef, qualifier: &str) -> Scope {
+        let mut s = Scope::empty();
+        s.add_table(def, qualifier, false);
+        s
+    }
+
+    pub fn add_table(&mut self, def: &TableDef, qualifier: &str, qualified_only: bool) {
+        for (i, c) in def.columns.iter().enumerate() {
+            self.cols.push(ScopeCol {
+                name: c.name.clone(),
+                qualifier: Some(qualifier.to_owned()),
+                ty: c.data_type,
+                table_oid: def.oid,
+                attnum: i16::try_from(i + 1).unwrap_or(i16::MAX),
+                qualified_only,
+            });
+        }
+    }
+
+    pub fn resolve(&self, qualifier: Option<&str>, name: &str) -> Result<usize, PgError> {
+        match qualifier {
+            Some(q) => {
+                if !self.cols.iter().any(|c| c.qualifier.as_deref() == Some(q)) {
+                    return Err(PgError::new(
+                        sqlstate::UNDEFINED_TABLE,
+                        format!("missing FROM-clause entry for table \"{q}\""),
+                    ));
+                }
+                self.cols
+                    .iter()
+                    .position(|c| c.qualifier.as_deref() == Some(q) && c.name == name)
+                    .ok_or_else(|| {
+                        PgError::new(
+                            sqlstate::UNDEFINED_COLUMN,
+                            format!("column {q}.{name} does not exist"),
+                        )
+                    })
+            }
+            None => {
+                let mut found = None;
+                for (i, c) in self.cols.iter().enumerate() {
+                    if c.name == name && !c.qualified_only {
+                        if found.is_some() {
+                            return Err(PgError::new(
+                                sqlstate::AMBIGUOUS_COLUMN,
+                                format!("column reference \"{name}\" is ambiguous"),
+                            ));
+                        }
+                        found = Some(i);
+                    }
+                }
+                found.ok_or_else(|| PgError::undefined_column(name))
+            }
+        }
+    }
+}
+
+/// The name of an identifier as PostgreSQL sees it: unquoted names fold to lower case.
+pub fn ident_name(id: &ast::Ident) -> String {
+    if id.quote_style.is_none() {
+        id.value.to_ascii_lowercase()
+    } else {
+        id.value.clone()
+    }
+}
+
+/// Where aggregates may appear while binding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AggMode {
+    Forbidden(&'static str),
+    Allowed,
+    InsideAggregate,
+}
+
+/// The conversion context of a coercion.
+#[derive(Clone, Copy, Debug)]
+pub enum How<'a> {
+    Implicit,
+    Assignment { column: &'a str },
+    Explicit,
+}
+
+impl How<'_> {
+    fn kind(self) -> CastKind {
+        match self {
+            How::Implicit => CastKind::Implicit,
+            How::Assignment { .. } => CastKind::Assignment,
+            How::Explicit => CastKind::Explicit,
+        }
+    }
+}
+
+pub type Bound = (Expr, DataType);
+
+fn unsupported(what: impl std::fmt::Display) -> PgError {
+    PgError::feature_not_supported(what)
+}
+
+/// Parses a numeric literal as PostgreSQL types it: integer if it fits int4, else bigint,
+/// else numeric; anything with a point or exponent is numeric.
+pub fn parse_number(s: &str) -> Result<(Value, DataType), PgError> {
+    let overflow = || {
+        PgError::new(
+            sqlstate::NUMERIC_VALUE_OUT_OF_RANGE,
+            format!("numeric literal {s} is out of range (lockstep's numeric holds 28 digits)"),
+        )
+    };
+    if !s.contains(['.', 'e', 'E']) {
+        if let Ok(i) = s.parse::<i32>() {
+            return Ok((Value::Int4(i), DataType::Int4));
+        }
+        if let Ok(i) = s.parse::<i64>() {
+            return Ok((Value::Int8(i), DataType::Int8));
+        }
+    }
+    let d = if s.contains(['e', 'E']) {
+        Decimal::from_scientific(s).map_err(|_| overflow())?
+    } else {
+        s.parse::<Decimal>().map_err(|_| overflow())?
+    };
+    Ok((Value::Numeric(d), DataType::Numeric(None)))
+}
+
+/// Whether the unquoted identifier is the keyword DEFAULT (how sqlparser shows it in VALUES
+/// and SET).
+pub fn is_default_keyword(e: &ast::Expr) -> bool {
+    matches!(e, ast::Expr::Identifier(id) if id.quote_style.is_none() && id.value.eq_ignore_ascii_case("default"))
+}
+
+/// The type to record for an inferred parameter: the column's type without its modifier
+/// (PostgreSQL reports `varchar`, not `varchar(10)`), `text` for character columns.
+fn param_type_for(t: DataType) -> DataType {
+    match t {
+        DataType::Varchar(_) => DataType::Varchar(None),
+        DataType::Char(_) => DataType::Text,
+        DataType::Numeric(_) => DataType::Numeric(None),
+        other => other,
+    }
+}
+
+/// The type an unknown operand takes when the other operand has type `t`.
+fn typmodless(t: DataType) -> DataType {
+    match t {
+        DataType::Varchar(_) => DataType::Varchar(None),
+        DataType::Char(_) => BPCHAR_ANY,
+        DataType::Numeric(_) => DataType::Numeric(None),
+        other => other,
+    }
+}
+
+fn can_explicit(from: DataType, to: DataType) -> bool {
+    if can_assign(from, to) || from.is_string() {
+        return true;
+    }
+    matches!(
+        (from, to),
+        (DataType::Bool, DataType::Int4) | (DataType::Int4, DataType::Bool)
+    ) || (from.is_numeric_family() && to.is_numeric_family())
+}
+
+pub struct Binder {
+    pub params: Vec<DataType>,
+    pub client_params: usize,
+    /// Client parameters whose type the client declared (never re-inferred).
+    pub declared: Vec<bool>,
+    pub aggs: Vec<AggCall>,
+    pub agg_mode: AggMode,
+}
+
+impl Binder {
+    pub fn new(params: Vec<DataType>, client_params: usize, declared: Vec<bool>) -> Binder {
+        Binder {
+            params,
+            client_params,
+            declared,
+            aggs: Vec::new(),
+            agg_mode: AggMode::Forbidden("this context"),
+        }
+    }
+
+    /// A binder without parameters (column defaults, DDL checks).
+    pub fn plain() -> Binder {
+        Binder::new(Vec::new(), 0, Vec::new())
+    }
+
+    fn inferable(&self, i: usize) -> bool {
+        i < self.client_params
+            && !self.declared.get(i).copied().unwrap_or(false)
+            && self.params.get(i) == Some(&DataType::Unknown)
+    }
+
+    /// Client parameter types after binding: anything still unknown is text.
+    pub fn client_param_types(&self) -> Vec<DataType> {
+        self.params[..self.client_params.min(self.params.len())]
+            .iter()
+            .map(|t| {
+                if *t == DataType::Unknown {
+                    DataType::Text
+                } else {
+                    *t
+                }
+            })
+            .collect()
+    }
+
+    /// Converts a bound expression to type `to`.
+    pub fn coerce(&mut self, (e, ty): Bound, to: DataType, how: How<'_>) -> Result<Expr, PgError> {
+        if ty == to || to == DataType::Unknown {
+            return Ok(e);
+        }
+        let kind = how.kind();
+        if ty == DataType::Unknown {
+            return Ok(match e {
+                Expr::Const(Value::Null) => Expr::Const(Value::Null),
+                Expr::Const(v @ Value::Text(_)) => Expr::Const(convert(&v, to, kind)?),
+                Expr::Param(i) if self.inferable(i) => {
+                    let pt = param_type_for(to);
+                    self.params[i] = pt;
+                    if pt == to {
+                        Expr::Param(i)
+                    } else {
+                        Expr::Cast {
+                            expr: Expr::Param(i).boxed(),
+                            to,
+                            kind,
+                        }
+                    }
+                }
+                other => Expr::Cast {
+                    expr: other.boxed(),
+                    to,
+                    kind,
+                },
+            });
+        }
+        let allowed = match how {
+            How::Implicit => can_implicit(ty, to),
+            How::Assignment { .. } => can_assign(ty, to),
+            How::Explicit => can_explicit(ty, to),
+        };
+        if !allowed {
+            return Err(match how {
+                How::Assignment { column } => PgError::new(
+                    sqlstate::DATATYPE_MISMATCH,
+                    format!(
+                        "column \"{column}\" is of type {} but expression is of type {}",
+                        to.sql_name(),
+                        ty.sql_name()
+                    ),
+                )
+                .with_hint("You will need to rewrite or cast the expression."),
+                _ => PgError::new(
+                    sqlstate::CANNOT_COERCE,
+                    format!("cannot cast type {} to {}", ty.sql_name(), to.sql_name()),
+                ),
+            });
+        }
+        // Same type without a modifier to apply: nothing to do.
+        if ty.base() == to.base() && matches!(to, DataType::Varchar(None) | DataType::Numeric(None))
+        {
+            return Ok(e);
+        }
+        Ok(match e {
+            Expr::Const(v) => Expr::Const(convert(&v, to, kind)?),
+            other => Expr::Cast {
+                expr: other.boxed(),
+                to,
+                kind,
+            },
+        })
+    }
+
+    /// Binds a condition (WHERE, HAVING, CASE WHEN, AND/OR operands).
+    pub fn condition(&mut self, e: &ast::Expr, scope: &Scope, what: &str) -> Result<Expr, PgError> {
+        let b = self.expr(e, scope)?;
+        self.require_bool(b, what)
+    }
+
+    fn require_bool(&mut self, b: Bound, what: &str) -> Result<Expr, PgError> {
+        match b.1 {
+            DataType::Bool => Ok(b.0),
+            DataType::Unknown => self.coerce(b, DataType::Bool, How::Implicit),
+            other => Err(PgError::new(
+                sqlstate::DATATYPE_MISMATCH,
+                format!(
+                    "argument of {what} must be type boolean, not type {}",
+                    other.sql_name()
+                ),
+            )),
+        }
+    }
+
+    fn param(&self, p: &str) -> Result<Bound, PgError> {
+        let n: usize = p
+            .strip_prefix('$')
+            .and_then(|d| d.parse().ok())
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| PgError::syntax(format!("syntax error at or near \"{p}\"")))?;
+        let i = n - 1;
+        match self.params.get(i) {
+            Some(t) => Ok((Expr::Param(i), *t)),
+            None => Err(PgError::new(
+                sqlstate::UNDEFINED_PARAMETER,
+                format!("there is no parameter ${n}"),
+            )),
+        }
+    }
+
+    fn literal(&self, v: &ast::Value) -> Result<Bound, PgError> {
+        use ast::Value as V;
+        let text = |s: &str| Ok((Expr::Const(Value::text(s)), DataType::Unknown));
+        match v {
+            V::Number(s, _) => {
+                let (v, t) = parse_number(s)?;
+                Ok((Expr::Const(v), t))
+            }
+            V::SingleQuotedString(s)
+            | V::EscapedStringLiteral(s)
+            | V::UnicodeStringLiteral(s)
+            | V::NationalStringLiteral(s) => text(s),
+            V::DollarQuotedString(d) => text(&d.value),
+            V::Boolean(b) => Ok((Expr::Const(Value::Bool(*b)), DataType::Bool)),
+            V::Null => Ok((Expr::Const(Value::Null), DataType::Unknown)),
+            V::Placeholder(p) => self.param(p),
+            V::HexStringLiteral(_) | V::SingleQuotedByteStringLiteral(_) => {
+                Err(unsupported("bit string literals"))
+            }
+            other => Err(unsupported(format!("literal {other}"))),
+        }
+    }
+
+    fn column(&self, qualifier: Option<&str>, name: &str, scope: &Scope) -> Result<Bound, PgError> {
+        let i = scope.resolve(qualifier, name)?;
+        Ok((Expr::Column(i), scope.cols[i].ty))
+    }
+
+    /// Binds an expression in `scope`.
+    pub fn expr(&mut self, e: &ast::Expr, scope: &Scope) -> Result<Bound, PgError> {
+        use ast::Expr as E;
+        match e {
+            E::Identifier(id) => {
+                let name = ident_name(id);
+                match self.column(None, &name, scope) {
+                    Ok(b) => Ok(b),
+                    Err(err) if id.quote_style.is_none() => match name.as_str() {
+                        "current_schema" | "current_catalog" | "current_role" | "current_user"
+                        | "session_user" | "user" | "localtimestamp" | "current_timestamp" => {
+                            self.call(&name, &[], scope)
+                        }
+                        _ => Err(err),
+                    },
+                    Err(err) => Err(err),
+                }
+            }
+            E::CompoundIdentifier(ids) => {
+                let names: Vec<String> = ids.iter().map(ident_name).collect();
+                match names.as_slice() {
+                    [q, c] => self.column(Some(q), c, scope),
+                    [_, q, c] => self.column(Some(q), c, scope),
+                    _ => Err(PgError::new(
+                        sqlstate::SYNTAX_ERROR,
+                        format!("improper qualified name (too many dotted names): {e}"),
+                    )),
+                }
+            }
+            E::Value(v) => self.literal(&v.value),
+            E::Nested(inner) => self.expr(inner, scope),
+            E::UnaryOp { op, expr } => self.unary(*op, expr, scope),
+            E::BinaryOp { left, op, right } => self.binary(left, op, right, scope),
+            E::IsNull(a) | E::IsNotNull(a) => {
+                let b = self.expr(a, scope)?;
+                Ok((
+                    Expr::IsNull(b.0.boxed(), matches!(e, E::IsNotNull(_))),
+                    DataType::Bool,
+                ))
+            }
+            E::IsTrue(a) | E::IsNotTrue(a) | E::IsFalse(a) | E::IsNotFalse(a) => {
+                let value = matches!(e, E::IsTrue(_) | E::IsNotTrue(_));
+                let negated = matches!(e, E::IsNotTrue(_) | E::IsNotFalse(_));
+                let what = if value { "IS TRUE" } else { "IS FALSE" };
+                let b = self.condition(a, scope, what)?;
+                Ok((Expr::IsBool(b.boxed(), value, negated), DataType::Bool))
+            }
+            E::IsUnknown(a) | E::IsNotUnknown(a) => {
+                let b = self.condition(a, scope, "IS UNKNOWN")?;
+                Ok((
+                    Expr::IsNull(b.boxed(), matches!(e, E::IsNotUnknown(_))),
+                    DataType::Bool,
+                ))
+            }
+            E::IsDistinctFrom(a, b) | E::IsNotDistinctFrom(a, b) => {
+                let (l, r) = self.comparison_operands(a, b, "=", scope)?;
+                Ok((
+                    Expr::Distinct(l.boxed(), r.boxed(), matches!(e, E::IsNotDistinctFrom(..))),
+                    DataType::Bool,
+                ))
+            }
+            E::In {
+                expr,
+                target,
+                negated,
+                ..
+            } => match target {
+                ast::InTarget::List(list) => self.in_list(expr, list, *negated, scope),
+                _ => Err(unsupported("subqueries")),
+            },
+            E::Between {
+                expr,
+                negated,
+                low,
+                high,
+            } => {
+                let (a, b) = self.comparison_operands(expr, low, ">=", scope)?;
+                let (c, d) = self.comparison_operands(expr, high, "<=", scope)?;
+                Ok(if *negated {
+                    (
+                        Expr::Or(
+                            Expr::Cmp(CmpOp::Lt, a.boxed(), b.boxed()).boxed(),
+                            Expr::Cmp(CmpOp::Gt, c.boxed(), d.boxed()).boxed(),
+                        ),
+                        DataType::Bool,
+                    )
+                } else {
+                    (
+                        Expr::And(
+                            Expr::Cmp(CmpOp::GtEq, a.boxed(), b.boxed()).boxed(),
+                            Expr::Cmp(CmpOp::LtEq, c.boxed(), d.boxed()).boxed(),
+                        ),
+                        DataType::Bool,
+                    )
+                })
+            }
+            E::Like {
+                negated,
+                any,
+                expr,
+                pattern,
+                escape_char,
+            }
+            | E::ILike {
+                negated,
+                any,
+                expr,
+                pattern,
+                escape_char,
+            } => {
+                if *any {
+                    return Err(unsupported("LIKE ANY"));
+                }
+                let ci = matches!(e, E::ILike { .. });
+                self.like(expr, pattern, escape_char.as_deref(), ci, *negated, scope)
+            }
+            E::Case {
+                operand,
+                conditions,
+                else_result,
+                ..
+            } => self.case(
+                operand.as_deref(),
+                conditions,
+                else_result.as_deref(),
+                scope,
+            ),
+            E::Cast {
+                expr, data_type, ..
+            } => {
+                let to = types::resolve(data_type)?;
+                let inner = self.expr(expr, scope)?;
+                Ok((self.coerce(inner, to, How::Explicit)?, to))
+            }
+            E::TypedString(ts) => {
+                let to = types::resolve(&ts.data_type)?;
+                let inner = self.literal(&ts.value.value)?;
+                Ok((self.coerce(inner, to, How::Explicit)?, to))
+            }
+            E::Function(f) => self.function(f, scope),
+            E::Substring {
+                expr,
+                substring_from,
+                substring_for,
+                ..
+            } => {
+                let mut args: Vec<&ast::Expr> = vec![expr];
+                let one = ast::Expr::value(ast::Value::Number("1".into(), false));
+                match (substring_from, substring_for) {
+                    (Some(f), Some(n)) => {
+                        args.push(f);
+                        args.push(n);
+                    }
+                    (Some(f), None) => args.push(f),
+                    (None, Some(n)) => {
+                        args.push(&one);
+                        args.push(n);
+                    }
+                    (None, None) => {}
+                }
+                self.call_exprs("substring", &args, scope)
+            }
+            E::Trim {
+                trim_where,
+                trim_what,
+                expr,
+                trim_characters,
+            } => {
+                let side = match trim_where {
+                    Some(ast::TrimWhereField::Leading) => "ltrim",
+                    Some(ast::TrimWhereField::Trailing) => "rtrim",
+                    _ => "btrim",
+                };
+                let mut args: Vec<&ast::Expr> = vec![expr];
+                if let Some(w) = trim_what {
+                    args.push(w);
+                } else if let Some(chars) = trim_characters {
+                    args.extend(chars.iter());
+                }
+                self.call_exprs(side, &args, scope)
+            }
+            E::Ceil { expr, field } | E::Floor { expr, field } => {
+                if !matches!(
+                    field,
+                    ast::CeilFloorKind::DateTimeField(ast::DateTimeField::NoDateTime)
+                ) {
+                    return Err(unsupported("CEIL/FLOOR with a precision"));
+                }
+                let name = if matches!(e, E::Ceil { .. }) {
+                    "ceil"
+                } else {
+                    "floor"
+                };
+                self.call_exprs(name, &[expr], scope)
+            }
+            E::Position { expr, r#in } => self.call_exprs("strpos", &[r#in, expr], scope),
+            E::Exists { .. } | E::Subquery(_) => Err(unsupported("subqueries")),
+            E::Tuple(_) => Err(unsupported("row constructors")),
+            E::Interval(_) => Err(unsupported("type interval")),
+            E::Array(_) => Err(unsupported("arrays")),
+            E::Extract { .. } => Err(unsupported("EXTRACT")),
+            E::AtTimeZone { .. } => Err(unsupported("AT TIME ZONE")),
+            E::Collate { .. } => Err(unsupported("COLLATE")),
+            E::AnyOp { .. } | E::AllOp { .. } => Err(unsupported("ANY/ALL")),
+            E::SimilarTo { .. } => Err(unsupported("SIMILAR TO")),
+            E::Wildcard(_) | E::QualifiedWildcard(..) => {
+                Err(PgError::syntax("syntax error at or near \"*\""))
+            }
+            other => {
+                let mut text = other.to_string();
+                // Name the construct, not a whole statement.
+                const TEXT_CHARS_MAX: usize = 40;
+                if let Some((i, _)) = text.char_indices().nth(TEXT_CHARS_MAX) {
+                    text.truncate(i);
+                    text.push_str("...");
+                }
+                Err(unsupported(format!("expression \"{text}\"")))
+            }
+        }
+    }
+
+    fn unary(&mut self, op: UnaryOperator, e: &ast::Expr, scope: &Scope) -> Result<Bound, PgError> {
+        match op {
+            UnaryOperator::Not => Ok((
+                Expr::Not(self.condition(e, scope, "NOT")?.boxed()),
+                DataType::Bool,
+            )),
+            UnaryOperator::Minus | UnaryOperator::Plus => {
+                // A signed numeric literal is one constant (so -2147483648 is an integer).
+                if let ast::Expr::Value(v) = e
+                    && let ast::Value::Number(s, _) = &v.value
+                {
+                    let signed = if op == UnaryOperator::Minus {
+                        format!("-{s}")
+                    } else {
+                        s.clone()
+                    };
+                    let (v, t) = parse_number(&signed)?;
+                    return Ok((Expr::Const(v), t));
+                }
+                let b = self.expr(e, scope)?;
+                let sym = if op == UnaryOperator::Minus { "-" } else { "+" };
+                if b.1 == DataType::Unknown {
+                    return Err(PgError::new(
+                        AMBIGUOUS_FUNCTION,
+                        format!("operator is not unique: {sym} unknown"),
+                    ));
+                }
+                if !b.1.is_numeric_family() {
+                    return Err(PgError::new(
+                        sqlstate::UNDEFINED_FUNCTION,
+                        format!("operator does not exist: {sym} {}", b.1.sql_name()),
+                    ));
+                }
+                if op == UnaryOperator::Plus {
+                    return Ok(b);
+                }
+                let t = b.1.base();
+                Ok(match b.0 {
+                    Expr::Const(v) => (Expr::Const(crate::expr::ops::negate(&v)?), t),
+                    other => (Expr::Neg(other.boxed()), t),
+                })
+            }
+            other => Err(unsupported(format!("operator {other}"))),
+        }
+    }
+
+    /// Binds the two operands of a comparison, giving an unknown side the other's type.
+    fn comparison_operands(
+        &mut self,
+        a: &ast::Expr,
+        b: &ast::Expr,
+        sym: &str,
+        scope: &Scope,
+    ) -> Result<(Expr, Expr), PgError> {
+        let l = self.expr(a, scope)?;
+        let r = self.expr(b, scope)?;
+        self.unify_comparison(l, r, sym)
+    }
+
+    fn unify_comparison(&mut self, l: Bound, r: Bound, sym: &str) -> Result<(Expr, Expr), PgError> {
+        let (lt, rt) = (l.1, r.1);
+        match (lt == DataType::Unknown, rt == DataType::Unknown) {
+            (true, true) => Ok((
+                self.coerce(l, DataType::Text, How::Implicit)?,
+                self.coerce(r, DataType::Text, How::Implicit)?,
+            )),
+            (true, false) => Ok((self.coerce(l, typmodless(rt), How::Implicit)?, r.0)),
+            (false, true) => {
+                let to = typmodless(lt);
+                Ok((l.0, self.coerce(r, to, How::Implicit)?))
+            }
+            (false, false) => {
+                if !comparable(lt, rt) {
+                    return Err(no_operator(sym, lt, rt));
+                }
+                Ok((l.0, r.0))
+            }
+        }
+    }
+
+    fn binary(
+        &mut self,
+        left: &ast::Expr,
+        op: &BinaryOperator,
+        right: &ast::Expr,
+        scope: &Scope,
+    ) -> Result<Bound, PgError> {
+        use BinaryOperator as B;
+        let cmp = |o| Some(o);
+        let cmp_op = match op {
+            B::Eq => cmp(CmpOp::Eq),
+            B::NotEq => cmp(CmpOp::NotEq),
+            B::Lt => cmp(CmpOp::Lt),
+            B::LtEq => cmp(CmpOp::LtEq),
+            B::Gt => cmp(CmpOp::Gt),
+            B::GtEq => cmp(CmpOp::GtEq),
+            _ => None,
+        };
+        if let Some(c) = cmp_op {
+            let (l, r) = self.comparison_operands(left, right, &op.to_string(), scope)?;
+            return Ok((Expr::Cmp(c, l.boxed(), r.boxed()), DataType::Bool));
+        }
+        let arith = match op {
+            B::Plus => Some(ArithOp::Add),
+            B::Minus => Some(ArithOp::Sub),
+            B::Multiply => Some(ArithOp::Mul),
+            B::Divide => Some(ArithOp::Div),
+            B::Modulo => Some(ArithOp::Mod),
+            _ => None,
+        };
+        if let Some(a) = arith {
+            return self.arith(a, left, right, &op.to_string(), scope);
+        }
+        match op {
+            B::And => {
+                let l = self.condition(left, scope, "AND")?;
+                let r = self.condition(right, scope, "AND")?;
+                Ok((Expr::And(l.boxed(), r.boxed()), DataType::Bool))
+            }
+            B::Or => {
+                let l = self.condition(left, scope, "OR")?;
+                let r = self.condition(right, scope, "OR")?;
+                Ok((Expr::Or(l.boxed(), r.boxed()), DataType::Bool))
+            }
+            B::StringConcat => {
+                let l = self.expr(left, scope)?;
+                let r = self.expr(right, scope)?;
+                let stringy = |t: DataType| t.is_string();
+                if !stringy(l.1) && !stringy(r.1) {
+                    return Err(no_operator("||", l.1, r.1));
+                }
+                let lt = l.1;
+                let rt = r.1;
+                let l = self.coerce(
+                    l,
+                    DataType::Text,
+                    if lt == DataType::Unknown {
+                        How::Implicit
+                    } else {
+                        How::Explicit
+                    },
+                )?;
+                let r = self.coerce(
+                    r,
+                    DataType::Text,
+                    if rt == DataType::Unknown {
+                        How::Implicit
+                    } else {
+                        How::Explicit
+                    },
+                )?;
+                Ok((Expr::Concat(l.boxed(), r.boxed()), DataType::Text))
+            }
+            other => Err(unsupported(format!("operator {other}"))),
+        }
+    }
+
+    fn arith(
+        &mut self,
+        op: ArithOp,
+        left: &ast::Expr,
+        right: &ast::Expr,
+        sym: &str,
+        scope: &Scope,
+    ) -> Result<Bound, PgError> {
+        let l = self.expr(left, scope)?;
+        let r = self.expr(right, scope)?;
+        if l.1 == DataType::Unknown && r.1 == DataType::Unknown {
+            return Err(PgError::new(
+                AMBIGUOUS_FUNCTION,
+                format!("operator is not unique: unknown {sym} unknown"),
+            )
+            .with_hint("Could not choose a best candidate operator. You might need to add explicit type casts."));
+        }
+        let t = promote_numeric(l.1, r.1).ok_or_else(|| no_operator(sym, l.1, r.1))?;
+        if op == ArithOp::Mod && matches!(t, DataType::Float4 | DataType::Float8) {
+            return Err(no_operator(sym, t, t));
+        }
+        let l = self.coerce(l, t, How::Implicit)?;
+        let r = self.coerce(r, t, How::Implicit)?;
+        Ok((Expr::Arith(op, l.boxed(), r.boxed()), t))
+    }
+
+    fn in_list(
+        &mut self,
+        e: &ast::Expr,
+        list: &[ast::Expr],
+        negated: bool,
+        scope: &Scope,
+    ) -> Result<Bound, PgError> {
+        let subject = self.expr(e, scope)?;
+        let items: Vec<Bound> = list
+            .iter()
+            .map(|i| self.expr(i, scope))
+            .collect::<Result<_, _>>()?;
+        let mut types = vec![subject.1];
+        types.extend(items.iter().map(|b| b.1));
+        let t = common_type(&types, "IN")?;
+        let subject = self.coerce(subject, t, How::Implicit)?;
+        let list = items
+            .into_iter()
+            .map(|b| self.coerce(b, t, How::Implicit))
+            .collect::<Result<_, _>>()?;
+        Ok((
+            Expr::InList {
+                expr: subject.boxed(),
+                list,
+                negated,
+            },
+            DataType::Bool,
+        ))
+    }
+
+    fn like(
+        &mut self,
+        e: &ast::Expr,
+        pattern: &ast::Expr,
+        escape: Option<&ast::Expr>,
+        case_insensitive: bool,
+        negated: bool,
+        scope: &Scope,
+    ) -> Result<Bound, PgError> {
+        let s = self.expr(e, scope)?;
+        let p = self.expr(pattern, scope)?;
+        let sym = if case_insensitive { "~~*" } else { "~~" };
+        if !s.1.is_string() || !p.1.is_string() {
+            return Err(no_operator(sym, s.1, p.1));
+        }
+        let s = self.coerce(s, DataType::Text, How::Implicit)?;
+        let p = self.coerce(p, DataType::Text, How::Implicit)?;
+        let escape = match escape {
+            Some(x) => {
+                let b = self.expr(x, scope)?;
+                Some(self.coerce(b, DataType::Text, How::Implicit)?.boxed())
+            }
+            None => None,
+        };
+        Ok((
+            Expr::Like {
+                expr: s.boxed(),
+                pattern: p.boxed(),
+                escape,
+                case_insensitive,
+                negated,
+            },
+            DataType::Bool,
+        ))
+    }
+
+    fn case(
+        &mut self,
+        operand: Option<&ast::Expr>,
+        conditions: &[ast::CaseWhen],
+        otherwise: Option<&ast::Expr>,
+        scope: &Scope,
+    ) -> Result<Bound, PgError> {
+        let mut whens = Vec::with_capacity(conditions.len());
+        let operand = match operand {
+            Some(o) => {
+                let subject = self.expr(o, scope)?;
+                let values: Vec<Bound> = conditions
+                    .iter()
+                    .map(|c| self.expr(&c.condition, scope))
+                    .collect::<Result<_, _>>()?;
+                let mut types = vec![subject.1];
+                types.extend(values.iter().map(|v| v.1));
+                let t = common_type(&types, "CASE/WHEN")?;
+                for v in values {
+                    whens.push(self.coerce(v, t, How::Implicit)?);
+                }
+                Some(self.coerce(subject, t, How::Implicit)?.boxed())
+            }
+            None => {
+                for c in conditions {
+                    whens.push(self.condition(&c.condition, scope, "CASE/WHEN")?);
+                }
+                None
+            }
+        };
+        let mut results: Vec<Bound> = conditions
+            .iter()
+            .map(|c| self.expr(&c.result, scope))
+            .collect::<Result<_, _>>()?;
+        let other = match otherwise {
+            Some(o) => Some(self.expr(o, scope)?),
+            None => None,
+        };
+        let mut types: Vec<DataType> = results.iter().map(|r| r.1).collect();
+        if let Some(o) = &other {
+            types.push(o.1);
+        }
+        let t = common_type(&types, "CASE")?;
+        let mut pairs = Vec::with_capacity(whens.len());
+        for (w, r) in whens.into_iter().zip(results.drain(..)) {
+            pairs.push((w, self.coerce(r, t, How::Implicit)?));
+        }
+        let otherwise = match other {
+            Some(o) => Some(self.coerce(o, t, How::Implicit)?.boxed()),
+            None => None,
+        };
+        Ok((
+            Expr::Case {
+                operand,
+                whens: pairs,
+                otherwise,
+            },
+            t,
+        ))
+    }
+
+    fn call_exprs(
+        &mut self,
+        name: &str,
+        args: &[&ast::Expr],
+        scope: &Scope,
+    ) -> Result<Bound, PgError> {
+        let bound: Vec<Bound> = args
+            .iter()
+            .map(|a| self.expr(a, scope))
+            .collect::<Result<_, _>>()?;
+        self.call_bound(name, bound)
+    }
+
+    fn call(&mut self, name: &str, args: &[ast::Expr], scope: &Scope) -> Result<Bound, PgError> {
+        let refs: Vec<&ast::Expr> = args.iter().collect();
+        self.call_exprs(name, &refs, scope)
+    }
+
+    fn call_bound(&mut self, name: &str, bound: Vec<Bound>) -> Result<Bound, PgError> {
+        let types: Vec<DataType> = bound.iter().map(|b| b.1).collect();
+        let r = func::resolve(name, &types)?;
+        let explicit = r.func == Func::Concat;
+        let mut args = Vec::with_capacity(bound.len());
+        for (b, to) in bound.into_iter().zip(r.arg_types.iter()) {
+            let how = if explicit && b.1 != DataType::Unknown {
+                How::Explicit
+            } else {
+                How::Implicit
+            };
+            args.push(self.coerce(b, *to, how)?);
+        }
+        if matches!(r.func, Func::Trim(TrimSide::Both)) && args.is_empty() {
+            return Err(func::no_such_function(name, &types));
+        }
+        Ok((Expr::Func(r.func, args), r.ret))
+    }
+
+    fn function(&mut self, f: &ast::Function, scope: &Scope) -> Result<Bound, PgError> {
+        let parts: Vec<String> = f
+            .name
+            .0
+            .iter()
+            .map(|p| match p {
+                ast::ObjectNamePart::Identifier(id) => ident_name(id),
+                other => other.to_string(),
+            })
+            .collect();
+        let name = match parts.as_slice() {
+            [n] => n.clone(),
+            [schema, n] if schema == "pg_catalog" || schema == "public" => n.clone(),
+            _ => return Err(func::no_such_function(&f.name.to_string(), &[])),
+        };
+        if f.over.is_some() {
+            return Err(unsupported("window functions"));
+        }
+        if f.filter.is_some() {
+            return Err(unsupported("aggregate FILTER"));
+        }
+        if !f.within_group.is_empty() {
+            return Err(unsupported("WITHIN GROUP"));
+        }
+        let (args, distinct) = match &f.args {
+            ast::FunctionArguments::None => (Vec::new(), false),
+            ast::FunctionArguments::Subquery(_) => return Err(unsupported("subqueries")),
+            ast::FunctionArguments::List(list) => {
+                if !list.clauses.is_empty() {
+                    return Err(unsupported("clauses in function arguments"));
+                }
+                let distinct = matches!(
+                    list.duplicate_treatment,
+                    Some(ast::DuplicateTreatment::Distinct)
+                );
+                (list.args.iter().collect::<Vec<_>>(), distinct)
+            }
+        };
+        if agg::is_aggregate_name(&name) {
+            return self.aggregate(&name, &args, distinct, scope);
+        }
+        if distinct {
+            return Err(PgError::new(
+                WRONG_OBJECT_TYPE,
+                format!("DISTINCT specified, but {name} is not an aggregate function"),
+            ));
+        }
+        let mut exprs = Vec::with_capacity(args.len());
+        for a in &args {
+            match a {
+                ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => exprs.push(e),
+                _ => return Err(unsupported("named or wildcard function arguments")),
+            }
+        }
+        if name == "pg_typeof" && exprs.len() == 1 {
+            let b = self.expr(exprs[0], scope)?;
+            return Ok((
+                Expr::Const(Value::text(types::display_name(b.1))),
+                DataType::Text,
+            ));
+        }
+        self.call_exprs(&name, &exprs, scope)
+    }
+
+    fn aggregate(
+        &mut self,
+        name: &str,
+        args: &[&ast::FunctionArg],
+        distinct: bool,
+        scope: &Scope,
+    ) -> Result<Bound, PgError> {
+        match self.agg_mode {
+            AggMode::Forbidden(clause) => {
+                return Err(PgError::new(
+                    sqlstate::GROUPING_ERROR,
+                    format!("aggregate functions are not allowed in {clause}"),
+                ));
+            }
+            AggMode::InsideAggregate => {
+                return Err(PgError::new(
+                    sqlstate::GROUPING_ERROR,
+                    "aggregate function calls cannot be nested",
+                ));
+            }
+            AggMode::Allowed => {}
+        }
+        let arg = match args {
+            [] => None,
+            [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Wildcard)] if name == "count" => None,
+            [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e))] => {
+                self.agg_mode = AggMode::InsideAggregate;
+                let b = self.expr(e, scope);
+                self.agg_mode = AggMode::Allowed;
+                Some(b?)
+            }
+            _ => {
+                let types: Vec<DataType> = Vec::new();
+                return Err(func::no_such_function(name, &types));
+            }
+        };
+        if name != "count" && arg.is_none() {
+            return Err(func::no_such_function(name, &[]));
+        }
+        let (f, arg_type, ret) = agg::resolve(name, arg.as_ref().map(|b| b.1))?;
+        let arg = match (arg, arg_type) {
+            (Some(b), Some(t)) => Some(self.coerce(b, t, How::Implicit)?),
+            (Some(b), None) => Some(b.0),
+            (None, _) => None,
+        };
+        self.aggs.push(AggCall {
+            func: f,
+            arg,
+            distinct,
+            ret,
+            name: name.to_owned(),
+        });
+        Ok((Expr::Agg(self.aggs.len() - 1), ret))
+    }
+}
+
+/// SQLSTATEs not in base's list.
+const AMBIGUOUS_FUNCTION: base::SqlState = base::SqlState("42725");
+const WRONG_OBJECT_TYPE: base::SqlState = base::SqlState("42809");
+
+/// The output column name PostgreSQL gives an expression (`?column?` when it has none).
+pub fn column_name(e: &ast::Expr) -> String {
+    use ast::Expr as E;
+    match e {
+        E::Identifier(id) => ident_name(id),
+        E::CompoundIdentifier(ids) => ids.last().map(ident_name).unwrap_or_default(),
+        E::Function(f) => f
+            .name
+            .0
+            .last()
+            .map(|p| match p {
+                ast::ObjectNamePart::Identifier(id) => ident_name(id),
+                other => other.to_string(),
+            })
+            .unwrap_or_else(|| "?column?".into()),
+        E::Cast {
+            expr, data_type, ..
+        } => {
+            let inner = column_name(expr);
+            if inner != "?column?" {
+                inner
+            } else {
+                types::resolve(data_type)
+                    .map(|t| types::internal_name(t).to_owned())
+                    .unwrap_or(inner)
+            }
+        }
+        E::TypedString(ts) => types::resolve(&ts.data_type)
+            .map(|t| types::internal_name(t).to_owned())
+            .unwrap_or_else(|_| "?column?".into()),
+        E::Nested(inner) => column_name(inner),
+        E::Case { .. } => "case".into(),
+        E::Substring { .. } => "substring".into(),
+        E::Trim { trim_where, .. } => match trim_where {
+            Some(ast::TrimWhereField::Leading) => "ltrim".into(),
+            Some(ast::TrimWhereField::Trailing) => "rtrim".into(),
+            _ => "btrim".into(),
+        },
+        E::Ceil { .. } => "ceil".into(),
+        E::Floor { .. } => "floor".into(),
+        E::Position { .. } => "position".into(),
+        _ => "?column?".into(),
+    }
+}

@@ -1,0 +1,494 @@
+//! Binding SELECT: one table (or none, or the `pg_stat_activity` view), WHERE, the select
+//! list (`*`, `t.*`, expressions with aliases), aggregates with GROUP BY / HAVING, DISTINCT,
+//! ORDER BY (output names, positions, or expressions), LIMIT/OFFSET, FOR UPDATE.
+//!
+//! Aggregation: expressions are first bound against the input row, collecting aggregate
+//! calls as `Expr::Agg(i)`; then every expression evaluated after grouping is rewritten over
+//! the aggregate row `[groups..., aggregates...]`: a subtree equal to a GROUP BY expression
+//! becomes that group's column, an aggregate its column, and a column reference left over is
+//! PostgreSQL's 42803 "must appear in the GROUP BY clause".
+
+use base::error::sqlstate;
+use base::{DataType, PgError, Value};
+use sqlparser::ast;
+
+use super::bind_expr::{AggMode, Binder, How, Scope, column_name, ident_name};
+use super::{
+    AggPlan, Relation, Resolver, SelectPlan, SortKey, Source, TableBinding, View, access, field,
+    relation_name, resolve_table,
+};
+use crate::api::FieldInfo;
+use crate::expr::Expr;
+use crate::views;
+
+fn unsupported(what: &str) -> PgError {
+    PgError::feature_not_supported(what)
+}
+
+/// A select-list entry after binding.
+struct Item {
+    expr: Expr,
+    ty: DataType,
+    name: String,
+    source: Option<(u32, i16)>,
+}
+
+/// Binds a query. Returns the plan, its result columns, and the table it reads (if any).
+pub fn bind_query(
+    b: &mut Binder,
+    q: &ast::Query,
+    resolve: Resolver<'_>,
+) -> Result<(SelectPlan, Vec<FieldInfo>, Option<TableBinding>), PgError> {
+    if q.with.is_some() {
+        return Err(unsupported("WITH"));
+    }
+    if q.fetch.is_some() {
+        return Err(unsupported("FETCH FIRST"));
+    }
+    let select = match q.body.as_ref() {
+        ast::SetExpr::Select(s) => s,
+        ast::SetExpr::Query(inner) => {
+            if q.order_by.is_none() && q.limit_clause.is_none() && q.locks.is_empty() {
+                return bind_query(b, inner, resolve);
+            }
+            return Err(unsupported("parenthesized queries with ORDER BY or LIMIT"));
+        }
+        ast::SetExpr::SetOperation { op, .. } => {
+            return Err(unsupported(&op.to_string().to_uppercase()));
+        }
+        ast::SetExpr::Values(_) => return Err(unsupported("VALUES lists as queries")),
+        _ => return Err(unsupported("this kind of query")),
+    };
+    if select.into.is_some() {
+        return Err(unsupported("SELECT INTO"));
+    }
+    if !select.named_window.is_empty() || select.qualify.is_some() {
+        return Err(unsupported("window functions"));
+    }
+    // FROM.
+    let (source_kind, scope, table) = match select.from.as_slice() {
+        [] => (SourceKind::None, Scope::empty(), None),
+        [twj] => {
+            if !twj.joins.is_empty() {
+                return Err(unsupported("JOIN"));
+            }
+            match &twj.relation {
+                ast::TableFactor::Table {
+                    name, alias, args, ..
+                } => {
+                    if args.is_some() {
+                        return Err(unsupported("table functions"));
+                    }
+                    if alias.as_ref().is_some_and(|a| !a.columns.is_empty()) {
+                        return Err(unsupported("column aliases in FROM"));
+                    }
+                    let alias = alias.as_ref().map(|a| ident_name(&a.name));
+                    match relation_name(name)? {
+                        Relation::View(v) => {
+                            let q = alias.unwrap_or_else(|| views::name(v).to_owned());
+                            (SourceKind::View(v), views::scope(v, &q), None)
+                        }
+                        Relation::Table(t) => {
+                            let table = resolve_table(resolve, &t)?;
+                            let q = alias.unwrap_or_else(|| t.clone());
+                            let scope = Scope::for_table(&table.def, &q);
+                            (
+                                SourceKind::Table,
+                                scope,
+                                Some(TableBinding {
+                                    name: t,
+                                    def: table.def.clone(),
+                                }),
+                            )
+                        }
+                    }
+                }
+                ast::TableFactor::Derived { .. } => return Err(unsupported("subqueries in FROM")),
+                _ => return Err(unsupported("this kind of FROM item")),
+            }
+        }
+        _ => return Err(unsupported("JOIN")),
+    };
+
+    // WHERE.
+    b.agg_mode = AggMode::Forbidden("WHERE");
+    let filter = match &select.selection {
+        Some(w) => Some(b.condition(w, &scope, "WHERE")?),
+        None => None,
+    };
+
+    // Select list (aggregates allowed).
+    b.agg_mode = AggMode::Allowed;
+    let mut items: Vec<Item> = Vec::new();
+    for it in &select.projection {
+        match it {
+            ast::SelectItem::Wildcard(_) => {
+                if scope.cols.is_empty() {
+                    return Err(PgError::syntax(
+                        "SELECT * with no tables specified is not valid",
+                    ));
+                }
+                for (i, c) in scope.cols.iter().enumerate() {
+                    items.push(Item {
+                        expr: Expr::Column(i),
+                        ty: c.ty,
+                        name: c.name.clone(),
+                        source: Some((c.table_oid, c.attnum)),
+                    });
+                }
+            }
+            ast::SelectItem::QualifiedWildcard(kind, _) => {
+                let q = match kind {
+                    ast::SelectItemQualifiedWildcardKind::ObjectName(n) => {
+                        n.0.last()
+                            .map(|p| match p {
+                                ast::ObjectNamePart::Identifier(id) => ident_name(id),
+                                other => other.to_string(),
+                            })
+                            .unwrap_or_default()
+                    }
+                    ast::SelectItemQualifiedWildcardKind::Expr(_) => {
+                        return Err(unsupported("expression.*"));
+                    }
+                };
+                let mut any = false;
+                for (i, c) in scope.cols.iter().enumerate() {
+                    if c.qualifier.as_deref() == Some(q.as_str()) {
+                        any = true;
+                        items.push(Item {
+                            expr: Expr::Column(i),
+                            ty: c.ty,
+                            name: c.name.clone(),
+                            source: Some((c.table_oid, c.attnum)),
+                        });
+                    }
+                }
+                if !any {
+                    return Err(PgError::new(
+                        sqlstate::UNDEFINED_TABLE,
+                        format!("missing FROM-clause entry for table \"{q}\""),
+                    ));
+                }
+            }
+            ast::SelectItem::UnnamedExpr(e) => items.push(bind_item(b, e, None, &scope)?),
+            ast::SelectItem::ExprWithAlias { expr, alias } => {
+                items.push(bind_item(b, expr, Some(ident_name(alias)), &scope)?)
+            }
+            ast::SelectItem::ExprWithAliases { .. } => {
+                return Err(unsupported("multiple column aliases"));
+            }
+        }
+    }
+
+    // GROUP BY.
+    let group_exprs: Vec<&ast::Expr> = match &select.group_by {
+        ast::GroupByExpr::Expressions(exprs, modifiers) => {
+            if !modifiers.is_empty() {
+                return Err(unsupported("GROUP BY modifiers"));
+            }
+            exprs.iter().collect()
+        }
+        ast::GroupByExpr::All(_) => return Err(unsupported("GROUP BY ALL")),
+    };
+    let mut groups: Vec<Expr> = Vec::with_capacity(group_exprs.len());
+    for g in &group_exprs {
+        let e = match output_reference(g, &items, &scope)? {
+            Some(i) => {
+                let mut found_agg = false;
+                items[i]
+                    .expr
+                    .walk(&mut |x| found_agg |= matches!(x, Expr::Agg(_)));
+                if found_agg {
+                    return Err(PgError::new(
+                        sqlstate::GROUPING_ERROR,
+                        "aggregate functions are not allowed in GROUP BY",
+                    ));
+                }
+                items[i].expr.clone()
+            }
+            None => {
+                b.agg_mode = AggMode::Forbidden("GROUP BY");
+                let e = b.expr(g, &scope)?.0;
+                b.agg_mode = AggMode::Allowed;
+                e
+            }
+        };
+        groups.push(e);
+    }
+
+    // HAVING.
+    let having = match &select.having {
+        Some(h) => Some(b.condition(h, &scope, "HAVING")?),
+        None => None,
+    };
+
+    // ORDER BY.
+    let mut order = Vec::new();
+    if let Some(ob) = &q.order_by {
+        let exprs = match &ob.kind {
+            ast::OrderByKind::Expressions(e) => e,
+            ast::OrderByKind::All(_) => return Err(unsupported("ORDER BY ALL")),
+        };
+        for o in exprs {
+            if o.with_fill.is_some() {
+                return Err(unsupported("WITH FILL"));
+            }
+            let expr = match output_reference(&o.expr, &items, &scope)? {
+                Some(i) => items[i].expr.clone(),
+                None => {
+                    let bound = b.expr(&o.expr, &scope)?;
+                    if bound.1 == DataType::Unknown {
+                        b.coerce(bound, DataType::Text, How::Implicit)?
+                    } else {
+                        bound.0
+                    }
+                }
+            };
+            let desc = matches!(o.options.sort, Some(ast::OrderBySort::Desc));
+            // PostgreSQL: NULLs sort as larger than everything (last ascending, first
+            // descending) unless NULLS FIRST/LAST says otherwise.
+            let nulls_first = o.options.nulls_first.unwrap_or(desc);
+            order.push(SortKey {
+                expr,
+                desc,
+                nulls_first,
+            });
+        }
+    }
+
+    let aggregating = !b.aggs.is_empty() || !groups.is_empty() || having.is_some();
+    let mut agg = None;
+    if aggregating {
+        let aggs = std::mem::take(&mut b.aggs);
+        let ngroups = groups.len();
+        let rewrite = |e: Expr| regroup(e, &groups, ngroups, &scope);
+        for it in &mut items {
+            it.expr = rewrite(std::mem::replace(&mut it.expr, Expr::Const(Value::Null)))?;
+        }
+        for k in &mut order {
+            k.expr = rewrite(std::mem::replace(&mut k.expr, Expr::Const(Value::Null)))?;
+        }
+        let having = match having {
+            Some(h) => Some(rewrite(h)?),
+            None => None,
+        };
+        agg = Some(AggPlan {
+            groups,
+            aggs,
+            having,
+        });
+    }
+
+    // DISTINCT.
+    let distinct = match &select.distinct {
+        None | Some(ast::Distinct::All) => false,
+        Some(ast::Distinct::Distinct) => true,
+        Some(ast::Distinct::On(_)) => return Err(unsupported("DISTINCT ON")),
+    };
+    if distinct {
+        for k in &order {
+            if !items.iter().any(|it| it.expr == k.expr) {
+                return Err(PgError::new(
+                    sqlstate::INVALID_COLUMN_REFERENCE,
+                    "for SELECT DISTINCT, ORDER BY expressions must appear in select list",
+                ));
+            }
+        }
+    }
+
+    // LIMIT / OFFSET.
+    b.agg_mode = AggMode::Forbidden("LIMIT");
+    let (limit, offset) = match &q.limit_clause {
+        None => (None, None),
+        Some(ast::LimitClause::LimitOffset {
+            limit,
+            offset,
+            limit_by,
+        }) => {
+            if !limit_by.is_empty() {
+                return Err(unsupported("LIMIT BY"));
+            }
+            let l = match limit {
+                Some(e) => Some(bind_count(b, e, "LIMIT")?),
+                None => None,
+            };
+            let o = match offset {
+                Some(o) => Some(bind_count(b, &o.value, "OFFSET")?),
+                None => None,
+            };
+            (l, o)
+        }
+        Some(ast::LimitClause::OffsetCommaLimit { .. }) => {
+            return Err(PgError::syntax("LIMIT #,# syntax is not supported"));
+        }
+    };
+
+    // FOR UPDATE.
+    let mut for_update = false;
+    for lock in &q.locks {
+        if lock.nonblock.is_some() {
+            return Err(unsupported("NOWAIT / SKIP LOCKED"));
+        }
+        if lock.of.is_some() {
+            return Err(unsupported("FOR UPDATE OF"));
+        }
+        for_update = true;
+    }
+    if for_update {
+        if agg.is_some() {
+            return Err(unsupported("FOR UPDATE with aggregate functions"));
+        }
+        if distinct {
+            return Err(unsupported("FOR UPDATE with DISTINCT"));
+        }
+    }
+
+    let source = match source_kind {
+        SourceKind::None => Source::None,
+        SourceKind::View(v) => Source::View(v),
+        SourceKind::Table => {
+            let access = match &table {
+                Some(t) => access::choose(&t.def, filter.as_ref()),
+                None => access::Access::Scan,
+            };
+            Source::Table(access)
+        }
+    };
+    let fields = items
+        .iter()
+        .map(|it| field(it.name.clone(), it.ty, it.source))
+        .collect();
+    let plan = SelectPlan {
+        source,
+        filter,
+        agg,
+        projection: items.into_iter().map(|it| it.expr).collect(),
+        order,
+        distinct,
+        limit,
+        offset,
+        for_update: for_update && table.is_some(),
+        table: table.as_ref().map(|t| t.name.clone()),
+    };
+    Ok((plan, fields, table))
+}
+
+enum SourceKind {
+    None,
+    Table,
+    View(View),
+}
+
+fn bind_item(
+    b: &mut Binder,
+    e: &ast::Expr,
+    alias: Option<String>,
+    scope: &Scope,
+) -> Result<Item, PgError> {
+    let (expr, ty) = b.expr(e, scope)?;
+    let source = match &expr {
+        Expr::Column(i) => scope.cols.get(*i).map(|c| (c.table_oid, c.attnum)),
+        _ => None,
+    };
+    Ok(Item {
+        expr,
+        ty,
+        name: alias.unwrap_or_else(|| column_name(e)),
+        source,
+    })
+}
+
+/// An ORDER BY / GROUP BY item that names an output column: a position (`ORDER BY 2`) or an
+/// output name that is not also an input column (PostgreSQL's rule for GROUP BY; for
+/// ORDER BY output names win, which coincides for the cases that matter).
+fn output_reference(
+    e: &ast::Expr,
+    items: &[Item],
+    scope: &Scope,
+) -> Result<Option<usize>, PgError> {
+    match e {
+        ast::Expr::Value(v) => match &v.value {
+            ast::Value::Number(n, _) => {
+                let pos: usize = n
+                    .parse()
+                    .map_err(|_| PgError::syntax("non-integer constant in ORDER BY"))?;
+                if pos == 0 || pos > items.len() {
+                    return Err(PgError::new(
+                        sqlstate::INVALID_COLUMN_REFERENCE,
+                        format!("ORDER BY position {pos} is not in select list"),
+                    ));
+                }
+                Ok(Some(pos - 1))
+            }
+            _ => Ok(None),
+        },
+        ast::Expr::Identifier(id) => {
+            let name = ident_name(id);
+            let matches: Vec<usize> = items
+                .iter()
+                .enumerate()
+                .filter(|(_, it)| it.name == name)
+                .map(|(i, _)| i)
+                .collect();
+            match matches.as_slice() {
+                [i] => Ok(Some(*i)),
+                [] => Ok(None),
+                _ => {
+                    // Several outputs share the name: fine if it is an input column.
+                    if scope.resolve(None, &name).is_ok() {
+                        Ok(None)
+                    } else {
+                        Err(PgError::new(
+                            sqlstate::AMBIGUOUS_COLUMN,
+                            format!("ORDER BY \"{name}\" is ambiguous"),
+                        ))
+                    }
+                }
+            }
+        }
+        _ => Ok(None),
+    }
+}
+
+fn bind_count(b: &mut Binder, e: &ast::Expr, what: &str) -> Result<Expr, PgError> {
+    // LIMIT ALL arrives as no limit; LIMIT NULL evaluates to NULL (no limit) at run time.
+    let bound = b.expr(e, &Scope::empty())?;
+    if !(bound.1.is_numeric_family() || bound.1 == DataType::Unknown) {
+        return Err(PgError::new(
+            sqlstate::DATATYPE_MISMATCH,
+            format!(
+                "argument of {what} must be type bigint, not type {}",
+                bound.1.sql_name()
+            ),
+        ));
+    }
+    b.coerce(bound, DataType::Int8, How::Assignment { column: what })
+}
+
+/// Rewrites an expression bound over the input row to one over the aggregate row, top-down
+/// so that a whole subtree equal to a GROUP BY expression is matched before its parts.
+fn regroup(e: Expr, groups: &[Expr], ngroups: usize, scope: &Scope) -> Result<Expr, PgError> {
+    if let Some(i) = groups.iter().position(|g| *g == e) {
+        return Ok(Expr::Column(i));
+    }
+    match e {
+        Expr::Agg(i) => Ok(Expr::Column(ngroups + i)),
+        Expr::Column(c) => {
+            let name = scope
+                .cols
+                .get(c)
+                .map(|col| match &col.qualifier {
+                    Some(q) => format!("{q}.{}", col.name),
+                    None => col.name.clone(),
+                })
+                .unwrap_or_default();
+            Err(PgError::new(
+                sqlstate::GROUPING_ERROR,
+                format!(
+                    "column \"{name}\" must appear in the GROUP BY clause or be used in an aggregate function"
+                ),
+            ))
+        }
+        other => other.map_children(&mut |child| regroup(child, groups, ngroups, scope)),
+    }
+}

@@ -1,0 +1,339 @@
+//! Utility statements: SET / RESET / SHOW, SET TRANSACTION, VACUUM / ANALYZE (accepted, no
+//! work), CHECKPOINT (through the server hook), COPY FROM STDIN (start), DISCARD.
+
+use std::sync::Arc;
+
+use base::error::sqlstate;
+use base::{DataType, PgError, Value};
+
+use super::{Session, XactKind};
+use crate::api::{ExecOutcome, FieldInfo, RowSink};
+use crate::copy::CopyIn;
+use crate::expr::{Env, EvalCx, eval};
+use crate::guc::SessionGucs;
+use crate::parse::{CopyStmt, SetValue, Statement, TxnModes};
+use crate::plan::dml::bind_default;
+
+fn text_field(name: &str) -> FieldInfo {
+    FieldInfo {
+        name: name.to_owned(),
+        table_oid: 0,
+        column_id: 0,
+        data_type: DataType::Text,
+    }
+}
+
+/// SHOW's result columns.
+pub(super) fn show_fields(name: Option<&str>) -> Vec<FieldInfo> {
+    match name {
+        None => vec![
+            text_field("name"),
+            text_field("setting"),
+            text_field("description"),
+        ],
+        Some(n) => vec![text_field(&show_column_name(n))],
+    }
+}
+
+fn show_column_name(name: &str) -> String {
+    match name.to_ascii_lowercase().as_str() {
+        "transaction_isolation" => "transaction_isolation".into(),
+        "transaction_read_only" => "transaction_read_only".into(),
+        _ => SessionGucs::canonical_name(name),
+    }
+}
+
+impl Session {
+    pub(super) async fn utility(
+        &mut self,
+        stmt: &Statement,
+        sink: &mut dyn RowSink,
+    ) -> Result<ExecOutcome, PgError> {
+        let command = |tag: &str| Ok(ExecOutcome::Command(tag.to_owned()));
+        match stmt {
+            Statement::Set { name, value, local } => {
+                self.set(name, value, *local)?;
+                command("SET")
+            }
+            Statement::Reset { name } => {
+                match name {
+                    None => self.gucs.reset_all(),
+                    Some(n) => match n.to_ascii_lowercase().as_str() {
+                        "transaction_isolation" | "transaction_read_only" => {}
+                        _ => self.gucs.set(n, None, false)?,
+                    },
+                }
+                command("RESET")
+            }
+            Statement::Show { name } => {
+                self.show(name.as_deref(), sink)?;
+                command("SHOW")
+            }
+            Statement::SetTransaction(modes) => {
+                self.set_transaction(modes)?;
+                command("SET")
+            }
+            Statement::SetSessionCharacteristics(modes) => {
+                Self::check_isolation(modes)?;
+                if let Some(ro) = modes.read_only {
+                    self.gucs.set(
+                        "default_transaction_read_only",
+                        Some(if ro { "on" } else { "off" }),
+                        false,
+                    )?;
+                }
+                if let Some(level) = &modes.isolation {
+                    self.gucs
+                        .set("default_transaction_isolation", Some(level), false)?;
+                }
+                command("SET")
+            }
+            Statement::Vacuum { tables, .. } => {
+                if self.in_block() {
+                    return Err(PgError::new(
+                        sqlstate::ACTIVE_SQL_TRANSACTION,
+                        "VACUUM cannot run inside a transaction block",
+                    ));
+                }
+                self.check_tables_exist(tables)?;
+                command("VACUUM")
+            }
+            Statement::Analyze { tables } => {
+                self.check_tables_exist(tables)?;
+                command("ANALYZE")
+            }
+            Statement::Checkpoint => {
+                if !self.superuser {
+                    return Err(PgError::new(
+                        sqlstate::INSUFFICIENT_PRIVILEGE,
+                        "must be superuser or have privileges of pg_checkpoint to do CHECKPOINT",
+                    ));
+                }
+                self.engine.hooks.request_checkpoint().await?;
+                command("CHECKPOINT")
+            }
+            Statement::Copy(c) => self.copy_start(c).await,
+            Statement::Discard(what) => {
+                if self.in_block() {
+                    return Err(PgError::new(
+                        sqlstate::ACTIVE_SQL_TRANSACTION,
+                        format!("DISCARD {what} cannot run inside a transaction block"),
+                    ));
+                }
+                if what == "ALL" {
+                    self.gucs.reset_all();
+                    self.cache.clear();
+                }
+                Ok(ExecOutcome::Command(format!("DISCARD {what}")))
+            }
+            Statement::DeallocateAll => command("DEALLOCATE ALL"),
+            Statement::Unsupported(e) => Err(e.clone()),
+            Statement::Empty
+            | Statement::Begin(_)
+            | Statement::Commit { .. }
+            | Statement::Rollback { .. }
+            | Statement::RollbackTo
+            | Statement::Sql(_) => Err(PgError::internal("statement routed to the wrong handler")),
+        }
+    }
+
+    fn check_tables_exist(&self, tables: &[String]) -> Result<(), PgError> {
+        let snapshot = self.catalog_snapshot_public();
+        for t in tables {
+            if self.engine.mgr.catalog.lookup(t, &snapshot).is_none() {
+                return Err(PgError::undefined_table(t));
+            }
+        }
+        Ok(())
+    }
+
+    fn catalog_snapshot_public(&self) -> storage::Snapshot {
+        let xid = self
+            .xact
+            .as_ref()
+            .and_then(|x| x.txn.as_ref())
+            .map_or(0, |t| t.xid());
+        storage::Snapshot {
+            watermark: self.engine.mgr.watermarks.snapshot(),
+            xid,
+        }
+    }
+
+    fn set(&mut self, name: &str, value: &SetValue, local: bool) -> Result<(), PgError> {
+        let lower = name.to_ascii_lowercase();
+        let text = match value {
+            SetValue::Default => None,
+            SetValue::Value(v) => Some(v.as_str()),
+        };
+        match lower.as_str() {
+            "transaction_isolation" | "transaction_read_only" | "transaction_deferrable" => {
+                let mut modes = TxnModes::default();
+                match (lower.as_str(), text) {
+                    ("transaction_isolation", Some(v)) => {
+                        modes.isolation = Some(v.to_ascii_lowercase())
+                    }
+                    ("transaction_read_only", Some(v)) => {
+                        modes.read_only = Some(crate::guc::parse_bool(v).ok_or_else(|| {
+                            PgError::new(
+                                sqlstate::INVALID_PARAMETER_VALUE,
+                                format!("parameter \"{lower}\" requires a Boolean value"),
+                            )
+                        })?)
+                    }
+                    _ => {}
+                }
+                return self.set_transaction(&modes);
+            }
+            _ => {}
+        }
+        if local && !self.in_block() && self.batch_len <= 1 {
+            self.notices.push(PgError::warning(
+                sqlstate::NO_ACTIVE_SQL_TRANSACTION,
+                "SET LOCAL can only be used in transaction blocks",
+            ));
+            // Still validate the name and value, as PostgreSQL does.
+            let mut probe = self.gucs.clone_for_probe();
+            probe.set(name, text, true)?;
+            return Ok(());
+        }
+        self.gucs.set(name, text, local)
+    }
+
+    fn set_transaction(&mut self, modes: &TxnModes) -> Result<(), PgError> {
+        Self::check_isolation(modes)?;
+        if !self.in_block() {
+            self.notices.push(PgError::warning(
+                sqlstate::NO_ACTIVE_SQL_TRANSACTION,
+                "SET TRANSACTION can only be used in transaction blocks",
+            ));
+            return Ok(());
+        }
+        let standby = self.engine.mgr.is_read_only();
+        let Some(x) = self.xact.as_mut() else {
+            return Ok(());
+        };
+        if let Some(ro) = modes.read_only {
+            if !ro && standby {
+                return Err(PgError::new(
+                    sqlstate::READ_ONLY_SQL_TRANSACTION,
+                    "cannot set transaction read-write mode during recovery",
+                ));
+            }
+            if !ro && x.read_only && x.queries > 0 {
+                return Err(PgError::new(
+                    sqlstate::ACTIVE_SQL_TRANSACTION,
+                    "transaction read-write mode must be set before any query",
+                ));
+            }
+            x.read_only = ro;
+        }
+        if modes.isolation.is_some() && x.queries > 0 {
+            return Err(PgError::new(
+                sqlstate::ACTIVE_SQL_TRANSACTION,
+                "SET TRANSACTION ISOLATION LEVEL must be called before any query",
+            ));
+        }
+        Ok(())
+    }
+
+    fn show(&mut self, name: Option<&str>, sink: &mut dyn RowSink) -> Result<(), PgError> {
+        let fields = show_fields(name);
+        match name {
+            None => {
+                sink.begin(&fields)?;
+                for (n, v, d) in self.gucs.show_all() {
+                    sink.row(&[Value::text(&n), Value::text(&v), Value::text(&d)])?;
+                }
+            }
+            Some(n) => {
+                let value = match n.to_ascii_lowercase().as_str() {
+                    "transaction_isolation" => "read committed".to_owned(),
+                    "transaction_read_only" => {
+                        let ro = match &self.xact {
+                            Some(x) if x.kind != XactKind::Implicit || x.txn.is_some() => {
+                                x.read_only
+                            }
+                            _ => self.default_read_only(),
+                        };
+                        if ro { "on" } else { "off" }.to_owned()
+                    }
+                    "transaction_deferrable" => "off".to_owned(),
+                    _ => self.gucs.get(n)?,
+                };
+                sink.begin(&fields)?;
+                sink.row(&[Value::Text(value.into())])?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn copy_start(&mut self, c: &CopyStmt) -> Result<ExecOutcome, PgError> {
+        if self.xact.as_ref().is_some_and(|x| x.read_only) || self.engine.mgr.is_read_only() {
+            return Err(PgError::read_only("COPY FROM"));
+        }
+        let txn = self.statement_txn();
+        let table = txn
+            .open_table(&c.table)
+            .await
+            .map_err(PgError::from)?
+            .ok_or_else(|| PgError::undefined_table(&c.table))?;
+        let def = &table.def;
+        let fields: Vec<usize> = match &c.columns {
+            None => (0..def.columns.len()).collect(),
+            Some(cols) => {
+                let mut v: Vec<usize> = Vec::with_capacity(cols.len());
+                for name in cols {
+                    let p = def.column_index(name).ok_or_else(|| {
+                        PgError::new(
+                            sqlstate::UNDEFINED_COLUMN,
+                            format!(
+                                "column \"{name}\" of relation \"{}\" does not exist",
+                                def.name
+                            ),
+                        )
+                    })?;
+                    if v.contains(&p) {
+                        return Err(PgError::new(
+                            sqlstate::DUPLICATE_COLUMN,
+                            format!("column \"{name}\" specified more than once"),
+                        ));
+                    }
+                    v.push(p);
+                }
+                v
+            }
+        };
+        // Defaults of the columns not in the file, evaluated once (PostgreSQL evaluates
+        // them per row; lockstep's defaults are constants or now(), which is fixed per
+        // transaction, so once is the same).
+        let txn_start = self.xact.as_ref().map_or(0, |x| x.start);
+        let env = Env {
+            engine: &self.engine,
+            gucs: &self.gucs,
+            pid: self.backend.pid,
+            user: &self.user,
+            database: &self.database,
+            superuser: self.superuser,
+            txn_start,
+            stmt_start: crate::engine::now_micros(),
+            effects: parking_lot::Mutex::new(Vec::new()),
+        };
+        let cx = EvalCx {
+            params: &[],
+            env: &env,
+        };
+        let mut defaults = Vec::with_capacity(def.columns.len());
+        for (i, col) in def.columns.iter().enumerate() {
+            if fields.contains(&i) {
+                defaults.push(None);
+            } else {
+                let e = bind_default(col)?;
+                defaults.push(Some(eval(&e, &[], &cx)?));
+            }
+        }
+        drop(env);
+        let columns = fields.len();
+        self.copy = Some(CopyIn::new(Arc::clone(&table), fields, defaults, c));
+        Ok(ExecOutcome::CopyIn { columns })
+    }
+}
