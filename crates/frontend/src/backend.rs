@@ -26,7 +26,7 @@ pub(crate) trait BackendSession: Send + 'static {
 
     fn pid(&self) -> i32;
     fn secret_key(&self) -> i32;
-    fn initial_parameter_status(&self) -> Vec<(String, String)>;
+    fn initial_parameter_status(&mut self) -> Vec<(String, String)>;
     fn parse_batch(&mut self, text: &str) -> PgResult<Vec<Arc<Self::Stmt>>>;
     fn prepare(&mut self, text: &str, param_oids: &[u32]) -> PgResult<Arc<Self::Stmt>>;
     fn param_count(stmt: &Self::Stmt) -> usize;
@@ -81,7 +81,7 @@ impl BackendSession for sql::Session {
         sql::Session::secret_key(self)
     }
 
-    fn initial_parameter_status(&self) -> Vec<(String, String)> {
+    fn initial_parameter_status(&mut self) -> Vec<(String, String)> {
         sql::Session::initial_parameter_status(self)
     }
 

@@ -425,6 +425,7 @@ async fn serve_connection<B: Backend>(
         application_name: params.application_name.clone(),
         client_addr: peer.client_addr,
         startup_settings: params.settings.clone(),
+        superuser: role.superuser,
     };
     let mut session = match shared.engine.open_session(info) {
         Ok(s) => s,

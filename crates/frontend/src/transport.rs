@@ -111,7 +111,9 @@ impl Transport {
                         if Instant::now() >= deadline {
                             break;
                         }
-                        std::hint::spin_loop();
+                        // Yield rather than pause: if the client (or anything else) is
+                        // runnable on this core, it gets the core and the reply comes sooner.
+                        std::thread::yield_now();
                     }
                     Err(e) => return Err(e),
                 }

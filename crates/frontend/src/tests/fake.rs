@@ -162,7 +162,7 @@ impl BackendSession for FakeSession {
         self.pid * 7
     }
 
-    fn initial_parameter_status(&self) -> Vec<(String, String)> {
+    fn initial_parameter_status(&mut self) -> Vec<(String, String)> {
         vec![
             ("server_version".into(), "15.0".into()),
             (
