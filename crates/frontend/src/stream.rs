@@ -16,13 +16,18 @@ pub enum ClientStream {
 }
 
 impl ClientStream {
-    /// A read that never waits: `WouldBlock` when nothing is there (for the spin in
-    /// `Transport::fill`).
-    pub(crate) fn try_read_buf(&self, buf: &mut bytes::BytesMut) -> io::Result<usize> {
-        match self {
-            ClientStream::Tcp(s) => s.try_read_buf(buf),
-            ClientStream::Unix(s) => s.try_read_buf(buf),
-        }
+    /// A `recv` that never waits (`WouldBlock` when nothing is there), for the spin in
+    /// `Transport::fill`. It calls the kernel directly: tokio's own `try_read` first consults
+    /// readiness cached from epoll, which a spinning thread never refreshes, so it would keep
+    /// answering `WouldBlock` while data sits in the socket.
+    pub(crate) fn recv_now(&self, buf: &mut [u8]) -> io::Result<usize> {
+        use std::io::Read;
+        let sock = match self {
+            ClientStream::Tcp(s) => socket2::SockRef::from(s),
+            ClientStream::Unix(s) => socket2::SockRef::from(s),
+        };
+        // The socket is non-blocking (tokio set O_NONBLOCK), so this read cannot block.
+        (&*sock).read(buf)
     }
 }
 

@@ -104,16 +104,18 @@ impl Transport {
         }
         if ACTIVE_SESSIONS.load(Ordering::Relaxed) <= SPIN_SESSIONS_MAX {
             let deadline = Instant::now() + SPIN_BUDGET;
+            let mut chunk = [0u8; READ_CHUNK];
             loop {
-                match self.stream.try_read_buf(&mut self.rbuf) {
-                    Ok(n) => return Ok(n),
+                match self.stream.recv_now(&mut chunk) {
+                    Ok(n) => {
+                        self.rbuf.extend_from_slice(&chunk[..n]);
+                        return Ok(n);
+                    }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         if Instant::now() >= deadline {
                             break;
                         }
-                        // Yield rather than pause: if the client (or anything else) is
-                        // runnable on this core, it gets the core and the reply comes sooner.
-                        std::thread::yield_now();
+                        std::hint::spin_loop();
                     }
                     Err(e) => return Err(e),
                 }

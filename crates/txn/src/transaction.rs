@@ -622,10 +622,11 @@ impl Transaction {
                 shared.set_committed(end.0, level)
             })?;
         self.done = true;
-        // Write (and flush) on this thread if the WAL is idle: no hand-offs for a lone commit.
-        self.mgr
-            .log
-            .commit_inline(end, level >= SyncCommitLevel::Local);
+        // Write on this thread; flush here too if no other commit is waiting (a lone commit
+        // then has no thread hand-off at all; under load the flusher thread group-commits and
+        // session threads stay free for sessions).
+        let flush_here = level >= SyncCommitLevel::Local && self.mgr.waiters.is_idle();
+        self.mgr.log.commit_inline(end, flush_here);
         self.mgr
             .commits
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -70,6 +70,11 @@ impl CommitWaiters {
         }
     }
 
+    /// Whether no session waits at any level (a lone commit may then flush inline).
+    pub fn is_idle(&self) -> bool {
+        self.queues.lock().iter().all(|q| q.is_empty())
+    }
+
     /// Number of sessions waiting at each level (for monitoring and tests).
     pub fn waiting(&self) -> [usize; LEVELS] {
         let queues = self.queues.lock();
