@@ -373,7 +373,7 @@ async fn interrupted_sync_commit_is_detached_with_warning_and_stays_invisible() 
     tokio::time::sleep(SETTLE).await;
     assert!(!committer.is_finished(), "waits for the standby");
     handle.cancel();
-    let (tag, notices, mut a) = committer.await.expect("commit");
+    let (tag, notices, a) = committer.await.expect("commit");
     assert_eq!(tag, "COMMIT");
     let w = notices.first().expect("warning");
     assert_eq!(w.severity, base::error::Severity::Warning);
