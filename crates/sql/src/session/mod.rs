@@ -770,7 +770,9 @@ impl Session {
             txn.rollback();
             return Ok(());
         }
-        match txn.commit(level).await {
+        let outcome = txn.commit(level).await;
+        self.engine.maybe_recompute_horizon();
+        match outcome {
             Ok(CommitOutcome::Detached { .. }) => {
                 self.notices.push(
                     PgError::warning(
