@@ -374,6 +374,7 @@ fn generate(rng: &mut Rng) -> String {
 }
 
 async fn exercise(s: &mut Session, text: &str) {
+    let _ = sql::parse::parse_script(text);
     match s.parse_batch(text) {
         Ok(stmts) => {
             for st in stmts {

@@ -322,3 +322,57 @@ async fn statement_cache_reuses_shapes_with_different_literals() {
         vec!["0", "1", "2"]
     );
 }
+
+#[tokio::test]
+async fn background_workers_show_in_pg_stat_activity_and_signals_need_rights() {
+    let (engine, hooks) = common::new_engine();
+    hooks.workers.lock().push(sql::BackgroundWorkerInfo {
+        pid: 4242,
+        backend_type: "walsender".into(),
+        start_time: std::time::SystemTime::now(),
+        state: Some("active".into()),
+        query: Some("START_REPLICATION 0/1000000".into()),
+        user: Some("replicator".into()),
+        client_addr: Some("127.0.0.1:5555".parse().expect("addr")),
+    });
+    let mut admin = open(&engine);
+    assert_eq!(
+        rows(
+            &mut admin,
+            "SELECT pid, usename, backend_type, state, query, client_addr, client_port FROM pg_stat_activity WHERE backend_type <> 'client backend'"
+        )
+        .await,
+        vec!["4242|replicator|walsender|active|START_REPLICATION 0/1000000|127.0.0.1|5555"]
+    );
+    let mut bob = engine
+        .open_session(SessionInfo {
+            user: "bob".into(),
+            database: "postgres".into(),
+            ..SessionInfo::default()
+        })
+        .expect("bob");
+    let e = err(
+        &mut bob,
+        &format!("SELECT pg_terminate_backend({})", admin.pid()),
+        "42501",
+    )
+    .await;
+    assert_eq!(e.message, "permission denied to terminate process");
+    err(&mut bob, "SELECT pg_reload_conf()", "42501").await;
+    // Own backends may be signalled.
+    let mut bob2 = engine
+        .open_session(SessionInfo {
+            user: "bob".into(),
+            ..SessionInfo::default()
+        })
+        .expect("bob2");
+    assert_eq!(
+        rows(
+            &mut bob,
+            &format!("SELECT pg_cancel_backend({})", bob2.pid())
+        )
+        .await,
+        vec!["t"]
+    );
+    assert_eq!(rows(&mut bob2, "SELECT 1").await, vec!["1"]);
+}

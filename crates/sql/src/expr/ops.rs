@@ -251,6 +251,16 @@ pub fn convert(v: &Value, to: DataType, kind: CastKind) -> R {
         }
         (Value::Float4(x), DataType::Float8) => Ok(Value::Float8(f64::from(*x))),
         (Value::Numeric(d), DataType::Float8) => Ok(Value::Float8(d.to_f64().unwrap_or(0.0))),
+        // `bpchar` without a length, for comparisons with character columns: trailing blanks
+        // are insignificant, and values are stored without them.
+        (Value::Text(t), DataType::Char(u32::MAX)) => {
+            let trimmed = t.trim_end_matches(' ');
+            if trimmed.len() == t.len() {
+                Ok(v.clone())
+            } else {
+                Ok(Value::text(trimmed))
+            }
+        }
         (Value::Bool(b), DataType::Text | DataType::Varchar(None)) => {
             Ok(Value::text(if *b { "true" } else { "false" }))
         }

@@ -375,6 +375,21 @@ pub fn parse_cached(
     })
 }
 
+/// Splits and parses a whole query string without a session (for fuzzing and tools): the
+/// same path `Session::parse_batch` takes, with a throwaway cache.
+pub fn parse_script(text: &str) -> Result<Vec<Statement>, PgError> {
+    let pieces =
+        split::split(text).map_err(|e| PgError::syntax(e.message).with_position(e.position))?;
+    let mut cache = StatementCache::default();
+    pieces
+        .iter()
+        .map(|p| {
+            parse_cached(&mut cache, p.text, &p.tokens, &[], p.char_offset)
+                .map(|parsed| parsed.template.stmt.clone())
+        })
+        .collect()
+}
+
 /// Names a statement kind for "X is not supported" (e.g. `CREATE VIEW`).
 pub fn statement_kind(stmt: &ast::Statement) -> String {
     let text = stmt.to_string();

@@ -515,7 +515,17 @@ impl Session {
 
     // ----- COPY -----
 
+    /// Whether a COPY FROM STDIN is in progress (between `execute` returning `CopyIn` and
+    /// `copy_done`/`copy_fail`, or an error from `copy_data`).
+    pub fn copy_in_progress(&self) -> bool {
+        self.copy.is_some()
+    }
+
     /// One CopyData message's payload during COPY FROM STDIN.
+    ///
+    /// An error ends the COPY (the statement has failed, as after `mark_failed`): the
+    /// frontend sends the ErrorResponse and discards the client's remaining CopyData and its
+    /// CopyDone/CopyFail, as PostgreSQL does; it does not call `copy_done`.
     pub async fn copy_data(&mut self, data: &[u8]) -> Result<(), PgError> {
         let r = self.copy_data_inner(data).await;
         if let Err(e) = &r {
