@@ -127,6 +127,50 @@ fn key_value(v: Value, ty: DataType) -> Result<Option<Value>, ()> {
     }
 }
 
+/// One end of an index range, evaluated.
+enum RangeBound {
+    Unbounded,
+    Key(storage::IndexKey, bool),
+    /// `col < NULL`: nothing matches.
+    Empty,
+    /// The value does not convert exactly to the key type: scan instead.
+    Unusable,
+}
+
+impl RangeBound {
+    fn as_std(&self) -> std::ops::Bound<&storage::IndexKey> {
+        use std::ops::Bound;
+        match self {
+            RangeBound::Key(k, true) => Bound::Included(k),
+            RangeBound::Key(k, false) => Bound::Excluded(k),
+            _ => Bound::Unbounded,
+        }
+    }
+}
+
+fn range_bound(
+    b: Option<&(crate::expr::Expr, bool)>,
+    ty: DataType,
+    idx: &storage::Index,
+    cx: &EvalCx<'_>,
+) -> Result<RangeBound, PgError> {
+    let Some((e, inclusive)) = b else {
+        return Ok(RangeBound::Unbounded);
+    };
+    let v = eval(e, &[], cx)?;
+    if v.is_null() {
+        return Ok(RangeBound::Empty);
+    }
+    // Only an exact key is a safe bound (`int_col > 1.5` must not become `> 2`).
+    Ok(match key_value(v.clone(), ty) {
+        Ok(Some(kv)) if kv == v => match idx.key_from_values(&[kv]) {
+            Some(k) => RangeBound::Key(k, *inclusive),
+            None => RangeBound::Unusable,
+        },
+        _ => RangeBound::Unusable,
+    })
+}
+
 /// Row ids an access path yields (deduplicated, possibly stale: callers re-check rows).
 pub fn candidate_rowids(
     table: &Table,
@@ -165,42 +209,14 @@ pub fn candidate_rowids(
                 return Ok(None);
             };
             let ty = table.def.columns[usize::from(col)].data_type;
-            let bound = |b: &Option<(crate::expr::Expr, bool)>| -> Result<
-                Option<Option<(storage::IndexKey, bool)>>,
-                PgError,
-            > {
-                let Some((e, inclusive)) = b else {
-                    return Ok(Some(None));
-                };
-                let v = eval(e, &[], cx)?;
-                if v.is_null() {
-                    // `col < NULL` matches nothing.
-                    return Ok(None);
-                }
-                // Only exact conversions make safe bounds; otherwise scan everything.
-                match key_value(v.clone(), ty) {
-                    // Only an exact key is a safe bound; otherwise scan everything.
-                    Ok(Some(kv)) if kv == v => match idx.key_from_values(&[kv]) {
-                        Some(k) => Ok(Some(Some((k, *inclusive)))),
-                        None => Err(PgError::internal("range bound not usable")),
-                    },
-                    _ => Err(PgError::internal("range bound not usable")),
-                }
-            };
-            let (lo, hi) = match (bound(lower), bound(upper)) {
-                (Ok(Some(l)), Ok(Some(h))) => (l, h),
-                (Ok(None), _) | (_, Ok(None)) => return Ok(Some(Vec::new())),
-                _ => return Ok(None),
-            };
-            use std::ops::Bound;
-            fn to_bound(b: &Option<(storage::IndexKey, bool)>) -> Bound<&storage::IndexKey> {
-                match b {
-                    None => Bound::Unbounded,
-                    Some((k, true)) => Bound::Included(k),
-                    Some((k, false)) => Bound::Excluded(k),
-                }
+            let lo = range_bound(lower.as_ref(), ty, idx, cx)?;
+            let hi = range_bound(upper.as_ref(), ty, idx, cx)?;
+            match (&lo, &hi) {
+                (RangeBound::Empty, _) | (_, RangeBound::Empty) => return Ok(Some(Vec::new())),
+                (RangeBound::Unusable, _) | (_, RangeBound::Unusable) => return Ok(None),
+                _ => {}
             }
-            let mut ids = idx.range(to_bound(&lo), to_bound(&hi));
+            let mut ids = idx.range(lo.as_std(), hi.as_std());
             ids.sort_unstable();
             ids.dedup();
             Ok(Some(ids))

@@ -628,11 +628,15 @@ impl Session {
     fn statement_txn(&mut self) -> &mut Transaction {
         self.ensure_xact();
         let settings = self.txn_settings();
-        let mgr = self.engine.mgr.clone();
-        let slot = self.slot.clone();
-        let interrupt = self.backend.interrupt.clone();
-        // ensure_xact just made sure there is one.
-        let x = self.xact.get_or_insert_with(|| Xact {
+        let Session {
+            xact,
+            engine,
+            slot,
+            backend,
+            ..
+        } = self;
+        // ensure_xact made sure there is one; the fallback only keeps this total.
+        let x = xact.get_or_insert_with(|| Xact {
             kind: XactKind::Implicit,
             txn: None,
             start: now_micros(),
@@ -640,9 +644,14 @@ impl Session {
             modes: TxnModes::default(),
             queries: 0,
         });
-        let txn = x
-            .txn
-            .get_or_insert_with(|| Transaction::begin(&mgr, slot, interrupt, settings));
+        let txn = x.txn.get_or_insert_with(|| {
+            Transaction::begin(
+                &engine.mgr,
+                slot.clone(),
+                backend.interrupt.clone(),
+                settings,
+            )
+        });
         txn.settings = settings;
         txn.new_statement();
         txn
