@@ -11,7 +11,6 @@ use base::cast::{CastKind, cast};
 use base::error::sqlstate;
 use base::{DataType, PgError, Value};
 use rust_decimal::Decimal;
-use rust_decimal::prelude::FromPrimitive;
 
 use super::ArithOp;
 
@@ -290,12 +289,6 @@ pub fn text_of(v: &Value) -> String {
     let mut out = Vec::new();
     base::pgio::format_text(v, ty, &mut out);
     String::from_utf8_lossy(&out).into_owned()
-}
-
-/// `numeric` from an `f64`, for aggregates over floats shown as numeric (none today) and
-/// rounding helpers.
-pub fn decimal_from_f64(f: f64) -> Option<Decimal> {
-    Decimal::from_f64(f)
 }
 
 #[cfg(test)]
