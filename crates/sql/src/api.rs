@@ -4,17 +4,38 @@
 //!
 //! 1. After authentication: `Engine::open_session(SessionInfo)` → `Session` (registers the
 //!    backend in `pg_stat_activity`, applies startup-packet settings, allocates pid/secret).
-//! 2. Simple query (`Q`): `parse_batch(text)` → statements; for each, `execute(stmt, &[], sink)`;
-//!    after the last one (or the first error) `end_implicit()`. An error calls
-//!    `mark_failed(err)` before `end_implicit()`.
+//!    Errors are FATAL: 53300 `sorry, too many clients already`, 57P01 while shutting down,
+//!    42704/22023 for bad startup settings. Then send `initial_parameter_status()` as
+//!    ParameterStatus and `pid()`/`secret_key()` as BackendKeyData.
+//! 2. Simple query (`Q`): `parse_batch(text)` → statements (an empty vector: send
+//!    EmptyQueryResponse); for each, `execute(stmt, &[], sink)`; after the last one (or the
+//!    first error) `end_implicit()`. A syntax error anywhere fails the whole string before
+//!    anything runs, as in PostgreSQL.
 //! 3. Extended protocol: `prepare(text, param_oids)` on Parse; `describe(&prepared)` on
-//!    Describe(statement); `bind_params` on Bind; `execute` on Execute; `end_implicit()` on
-//!    Sync. After an error the frontend calls `mark_failed(err)` and skips to Sync.
+//!    Describe (statement or portal); `bind_params` on Bind; `execute` on Execute;
+//!    `end_implicit()` on Sync. After an error skip to Sync.
 //! 4. COPY FROM STDIN: `execute` returns `ExecOutcome::CopyIn`; then `copy_data` per CopyData,
-//!    `copy_done` on CopyDone (returns the command tag), `copy_fail` on CopyFail.
+//!    `copy_done` on CopyDone (returns the command tag), `copy_fail` on CopyFail. After an
+//!    error from `copy_data`, discard the rest of the copy stream (see `copy_data`).
 //! 5. After every message batch: `take_notices()` and `take_reported_parameters()` are sent
 //!    as NoticeResponse / ParameterStatus before ReadyForQuery with `transaction_status()`.
-//! 6. Connection end: drop the `Session` (it rolls back any open transaction).
+//! 6. While idle, select on `terminated()` (send `termination_error()`, FATAL 57P01, and
+//!    close) and, when `idle_in_transaction_timeout()` is `Some`, on that timer (send
+//!    `idle_in_transaction_timeout_error()` and close).
+//! 7. Connection end: drop the `Session` (it rolls back any open transaction).
+//!
+//! Errors: every `execute`, `copy_data` and `copy_done` error has already marked the
+//! statement failed (an explicit block becomes failed, an implicit transaction is rolled
+//! back), so `mark_failed` is idempotent; calling it after every error, as the contract
+//! always said, remains correct. Errors with `is_fatal()` (57P01) mean: close the connection.
+//!
+//! Changes to the original placeholder contract: `SessionInfo` gained `superuser` (set it from
+//! the role's `rolsuper`; it defaults to false); `initial_parameter_status` takes `&mut self`;
+//! new `Session::{termination_error, idle_in_transaction_timeout,
+//! idle_in_transaction_timeout_error, copy_in_progress}`; `Engine` is built with
+//! `Engine::new(manager, ServerConfig, Arc<dyn ServerHooks>)` (`Engine::for_tests()` for tests)
+//! and has `reload`, `terminate_all`, `backends`, `session_count`; `CancelHandle` wraps the
+//! session's `txn::Interrupt`.
 
 use std::sync::Arc;
 

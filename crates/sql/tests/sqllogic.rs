@@ -31,6 +31,9 @@
 //! connection b                     -- switch to (or open) session "b" for what follows
 //! ```
 //!
+//! Files ending in `.pending` hold cases that depend on work not yet landed (base::pgio /
+//! base::cast completion); they run only with `SQL_TEST_PENDING=1`.
+//!
 //! Statement text may span lines and hold several statements (one simple query); the
 //! expectations apply to its last statement's result.
 
@@ -244,7 +247,11 @@ async fn sql_scripts() {
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .expect("tests/sql")
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "test"))
+        .filter(|p| {
+            p.extension().is_some_and(|x| {
+                x == "test" || (x == "pending" && std::env::var("SQL_TEST_PENDING").is_ok())
+            })
+        })
         .collect();
     files.sort();
     let only = std::env::var("SQL_TEST").ok();

@@ -85,19 +85,90 @@ impl Tables {
     }
 }
 
-/// A lookup key value converted to the key column's type, or `None` if no stored value can
-/// equal it (NULL, out of range, or not exactly representable: `int_col = 1.5`).
-fn key_value(v: Value, ty: DataType) -> Option<Value> {
+/// A lookup key value converted to the key column's type: `Ok(None)` if no stored value can
+/// equal it (NULL, out of range, not exactly representable: `int_col = 1.5`), `Err(())` if
+/// the conversion is not known here (the caller then scans).
+fn key_value(v: Value, ty: DataType) -> Result<Option<Value>, ()> {
     if v.is_null() {
-        return None;
+        return Ok(None);
     }
-    let c = convert(&v, ty, base::cast::CastKind::Implicit).ok()?;
-    // Character values compare without trailing blanks, so the converted form decides.
-    if matches!(ty, DataType::Char(_)) || c == v {
-        Some(c)
-    } else {
-        None
+    if ty.is_integer() {
+        // Exact conversions of numbers to an integer key; a fraction never matches.
+        let i = match &v {
+            Value::Int2(_) | Value::Int4(_) | Value::Int8(_) => v.as_i64(),
+            Value::Numeric(d) => {
+                if !d.fract().is_zero() {
+                    return Ok(None);
+                }
+                rust_decimal::prelude::ToPrimitive::to_i64(d)
+            }
+            Value::Float4(_) | Value::Float8(_) => {
+                let f = v.as_f64().unwrap_or(f64::NAN);
+                if f.fract() != 0.0 || !f.is_finite() || f.abs() > 9.2e18 {
+                    return Ok(None);
+                }
+                Some(f as i64)
+            }
+            _ => return Err(()),
+        };
+        let Some(i) = i else { return Ok(None) };
+        return Ok(match ty {
+            DataType::Int2 => i16::try_from(i).ok().map(Value::Int2),
+            DataType::Int4 => i32::try_from(i).ok().map(Value::Int4),
+            _ => Some(Value::Int8(i)),
+        });
     }
+    match convert(&v, ty, base::cast::CastKind::Implicit) {
+        // Character values compare without trailing blanks, so the converted form decides.
+        Ok(c) if matches!(ty, DataType::Char(_)) || c == v => Ok(Some(c)),
+        Ok(_) => Ok(None),
+        Err(e) if e.code == sqlstate::NUMERIC_VALUE_OUT_OF_RANGE => Ok(None),
+        Err(_) => Err(()),
+    }
+}
+
+/// One end of an index range, evaluated.
+enum RangeBound {
+    Unbounded,
+    Key(storage::IndexKey, bool),
+    /// `col < NULL`: nothing matches.
+    Empty,
+    /// The value does not convert exactly to the key type: scan instead.
+    Unusable,
+}
+
+impl RangeBound {
+    fn as_std(&self) -> std::ops::Bound<&storage::IndexKey> {
+        use std::ops::Bound;
+        match self {
+            RangeBound::Key(k, true) => Bound::Included(k),
+            RangeBound::Key(k, false) => Bound::Excluded(k),
+            _ => Bound::Unbounded,
+        }
+    }
+}
+
+fn range_bound(
+    b: Option<&(crate::expr::Expr, bool)>,
+    ty: DataType,
+    idx: &storage::Index,
+    cx: &EvalCx<'_>,
+) -> Result<RangeBound, PgError> {
+    let Some((e, inclusive)) = b else {
+        return Ok(RangeBound::Unbounded);
+    };
+    let v = eval(e, &[], cx)?;
+    if v.is_null() {
+        return Ok(RangeBound::Empty);
+    }
+    // Only an exact key is a safe bound (`int_col > 1.5` must not become `> 2`).
+    Ok(match key_value(v.clone(), ty) {
+        Ok(Some(kv)) if kv == v => match idx.key_from_values(&[kv]) {
+            Some(k) => RangeBound::Key(k, *inclusive),
+            None => RangeBound::Unusable,
+        },
+        _ => RangeBound::Unusable,
+    })
 }
 
 /// Row ids an access path yields (deduplicated, possibly stale: callers re-check rows).
@@ -116,8 +187,9 @@ pub fn candidate_rowids(
             for (e, &col) in key.iter().zip(&idx.def.columns) {
                 let ty = table.def.columns[usize::from(col)].data_type;
                 match key_value(eval(e, &[], cx)?, ty) {
-                    Some(v) => vals.push(v),
-                    None => return Ok(Some(Vec::new())),
+                    Ok(Some(v)) => vals.push(v),
+                    Ok(None) => return Ok(Some(Vec::new())),
+                    Err(()) => return Ok(None),
                 }
             }
             let Some(k) = idx.key_from_values(&vals) else {
@@ -137,38 +209,14 @@ pub fn candidate_rowids(
                 return Ok(None);
             };
             let ty = table.def.columns[usize::from(col)].data_type;
-            let bound = |b: &Option<(crate::expr::Expr, bool)>| -> Result<
-                Option<Option<(storage::IndexKey, bool)>>,
-                PgError,
-            > {
-                let Some((e, inclusive)) = b else {
-                    return Ok(Some(None));
-                };
-                let v = eval(e, &[], cx)?;
-                if v.is_null() {
-                    // `col < NULL` matches nothing.
-                    return Ok(None);
-                }
-                // Only exact conversions make safe bounds; otherwise scan everything.
-                match key_value(v, ty).and_then(|kv| idx.key_from_values(&[kv])) {
-                    Some(k) => Ok(Some(Some((k, *inclusive)))),
-                    None => Err(PgError::internal("range bound not usable")),
-                }
-            };
-            let (lo, hi) = match (bound(lower), bound(upper)) {
-                (Ok(Some(l)), Ok(Some(h))) => (l, h),
-                (Ok(None), _) | (_, Ok(None)) => return Ok(Some(Vec::new())),
-                _ => return Ok(None),
-            };
-            use std::ops::Bound;
-            fn to_bound(b: &Option<(storage::IndexKey, bool)>) -> Bound<&storage::IndexKey> {
-                match b {
-                    None => Bound::Unbounded,
-                    Some((k, true)) => Bound::Included(k),
-                    Some((k, false)) => Bound::Excluded(k),
-                }
+            let lo = range_bound(lower.as_ref(), ty, idx, cx)?;
+            let hi = range_bound(upper.as_ref(), ty, idx, cx)?;
+            match (&lo, &hi) {
+                (RangeBound::Empty, _) | (_, RangeBound::Empty) => return Ok(Some(Vec::new())),
+                (RangeBound::Unusable, _) | (_, RangeBound::Unusable) => return Ok(None),
+                _ => {}
             }
-            let mut ids = idx.range(to_bound(&lo), to_bound(&hi));
+            let mut ids = idx.range(lo.as_std(), hi.as_std());
             ids.sort_unstable();
             ids.dedup();
             Ok(Some(ids))

@@ -279,7 +279,8 @@ pub fn resolve(name: &str, args: &[DataType]) -> Result<Resolved, PgError> {
         ("repeat", 2) if is_text(a0) && is_int(a1) => {
             ok(Func::Repeat, vec![T::Text, T::Int4], T::Text)
         }
-        ("concat", _) => ok(Func::Concat, vec![T::Text; n], T::Text),
+        // concat prints each argument with its type's output function (true → t).
+        ("concat", _) => ok(Func::Concat, vec![T::Unknown; n], T::Text),
         ("now" | "transaction_timestamp" | "current_timestamp", 0) => {
             ok(Func::Now, vec![], T::TimestampTz)
         }

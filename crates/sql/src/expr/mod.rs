@@ -137,6 +137,7 @@ impl Expr {
     }
 
     /// Calls `f` on this node and every descendant.
+    #[recursive::recursive]
     pub fn walk(&self, f: &mut dyn FnMut(&Expr)) {
         f(self);
         match self {
@@ -311,6 +312,7 @@ fn from_truth(t: Option<bool>) -> Value {
 }
 
 /// Evaluates `e` over `row`.
+#[recursive::recursive]
 pub fn eval(e: &Expr, row: &[Value], cx: &EvalCx<'_>) -> Result<Value, PgError> {
     Ok(match e {
         Expr::Const(v) => v.clone(),

@@ -11,7 +11,6 @@ use base::cast::{CastKind, cast};
 use base::error::sqlstate;
 use base::{DataType, PgError, Value};
 use rust_decimal::Decimal;
-use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
 
 use super::ArithOp;
 
@@ -214,11 +213,12 @@ pub fn negate(v: &Value) -> R {
     })
 }
 
-/// Converts `v` to `to`. Exact conversions that only widen (integers to wider integers,
-/// numeric or float; float4 to float8; timestamp and timestamptz, which coincide because the
-/// only time zone is UTC; text-family values to unbounded text types; anything to text
-/// through its output function) are done here; everything else goes to `base::cast`, which
-/// owns PostgreSQL's cast rules (range checks, rounding, length limits, input parsing).
+/// Converts `v` to `to`. Conversions that cannot fail and have one obvious result (same type;
+/// integers to wider integers, numeric, or float (Rust's `as` rounds to nearest, as C does);
+/// float4 to float8; timestamp and timestamptz, which coincide because the only time zone is
+/// UTC; text to unbounded text types; anything to text through its output function) are done
+/// here, because they sit on the hot path; everything else goes to `base::cast`, which owns
+/// PostgreSQL's cast rules (range checks, rounding, length limits, input parsing).
 pub fn convert(v: &Value, to: DataType, kind: CastKind) -> R {
     let same = |v: &Value| Ok(v.clone());
     match (v, to) {
@@ -250,7 +250,16 @@ pub fn convert(v: &Value, to: DataType, kind: CastKind) -> R {
             Ok(Value::Float4(v.as_i64().unwrap_or(0) as f32))
         }
         (Value::Float4(x), DataType::Float8) => Ok(Value::Float8(f64::from(*x))),
-        (Value::Numeric(d), DataType::Float8) => Ok(Value::Float8(d.to_f64().unwrap_or(0.0))),
+        // `bpchar` without a length, for comparisons with character columns: trailing blanks
+        // are insignificant, and values are stored without them.
+        (Value::Text(t), DataType::Char(u32::MAX)) => {
+            let trimmed = t.trim_end_matches(' ');
+            if trimmed.len() == t.len() {
+                Ok(v.clone())
+            } else {
+                Ok(Value::text(trimmed))
+            }
+        }
         (Value::Bool(b), DataType::Text | DataType::Varchar(None)) => {
             Ok(Value::text(if *b { "true" } else { "false" }))
         }
@@ -280,12 +289,6 @@ pub fn text_of(v: &Value) -> String {
     let mut out = Vec::new();
     base::pgio::format_text(v, ty, &mut out);
     String::from_utf8_lossy(&out).into_owned()
-}
-
-/// `numeric` from an `f64`, for aggregates over floats shown as numeric (none today) and
-/// rounding helpers.
-pub fn decimal_from_f64(f: f64) -> Option<Decimal> {
-    Decimal::from_f64(f)
 }
 
 #[cfg(test)]

@@ -261,6 +261,34 @@ pub fn declared_types(oids: &[u32]) -> Result<Vec<DataType>, PgError> {
         .collect()
 }
 
+/// A chain of N binary operators (`1+1+...`, `a OR b OR ...`) parses into a tree N levels
+/// deep, and dropping or walking such a tree recurses N times. sqlparser's trees drop at
+/// about 100 bytes of stack per level in debug builds, so 10 000 operators stay well inside
+/// a 2 MiB task stack; no realistic statement comes close. (Parenthesised and unary nesting
+/// is bounded separately by sqlparser's recursion limit; the binder and evaluator grow their
+/// stack on demand.)
+const OPERATORS_MAX: usize = 10_000;
+
+fn check_operator_count(src: &str, toks: &[Token]) -> Result<(), PgError> {
+    let n = toks
+        .iter()
+        .filter(|t| {
+            t.kind == lexer::TokenKind::Operator
+                || ["and", "or", "not", "is", "like", "ilike"]
+                    .iter()
+                    .any(|k| t.is_keyword(src, k))
+        })
+        .count();
+    if n > OPERATORS_MAX {
+        return Err(
+            PgError::new(base::SqlState("54001"), "stack depth limit exceeded").with_hint(format!(
+                "The statement has more than {OPERATORS_MAX} operators; simplify it."
+            )),
+        );
+    }
+    Ok(())
+}
+
 /// One statement ready to execute: its shape and this text's literal values.
 pub struct Parsed {
     pub template: Arc<Template>,
@@ -283,6 +311,7 @@ pub fn parse_cached(
     declared: &[DataType],
     char_offset: u32,
 ) -> Result<Parsed, PgError> {
+    check_operator_count(text, toks).map_err(|e| shift_position(e, char_offset))?;
     let client_params = normalize::max_param(text, toks).max(declared.len());
     let suffix = if declared.is_empty() {
         String::new()
@@ -294,8 +323,9 @@ pub fn parse_cached(
         }
         s
     };
-    if let Some(n) = normalize::normalize(text, toks, client_params) {
-        let key = format!("{}{suffix}", n.key);
+    if let Some(mut n) = normalize::normalize(text, toks, client_params) {
+        let mut key = std::mem::take(&mut n.key);
+        key.push_str(&suffix);
         match cache.get(&key) {
             Some(Entry::Template(t)) => {
                 return Ok(Parsed {
@@ -322,7 +352,9 @@ pub fn parse_cached(
             },
         }
     }
-    let key = format!("{text}{suffix}");
+    let mut key = String::with_capacity(text.len() + suffix.len());
+    key.push_str(text);
+    key.push_str(&suffix);
     if let Some(Entry::Template(t)) = cache.get(&key) {
         return Ok(Parsed {
             template: t,
@@ -341,6 +373,21 @@ pub fn parse_cached(
         template: t,
         literals: Vec::new(),
     })
+}
+
+/// Splits and parses a whole query string without a session (for fuzzing and tools): the
+/// same path `Session::parse_batch` takes, with a throwaway cache.
+pub fn parse_script(text: &str) -> Result<Vec<Statement>, PgError> {
+    let pieces =
+        split::split(text).map_err(|e| PgError::syntax(e.message).with_position(e.position))?;
+    let mut cache = StatementCache::default();
+    pieces
+        .iter()
+        .map(|p| {
+            parse_cached(&mut cache, p.text, &p.tokens, &[], p.char_offset)
+                .map(|parsed| parsed.template.stmt.clone())
+        })
+        .collect()
 }
 
 /// Names a statement kind for "X is not supported" (e.g. `CREATE VIEW`).

@@ -392,7 +392,9 @@ impl Binder {
         Ok((Expr::Column(i), scope.cols[i].ty))
     }
 
-    /// Binds an expression in `scope`.
+    /// Binds an expression in `scope`. Deep trees grow the stack instead of overflowing it
+    /// (`recursive`); their depth is bounded by the parser's operator limit.
+    #[recursive::recursive]
     pub fn expr(&mut self, e: &ast::Expr, scope: &Scope) -> Result<Bound, PgError> {
         use ast::Expr as E;
         match e {
@@ -1085,6 +1087,7 @@ const AMBIGUOUS_FUNCTION: base::SqlState = base::SqlState("42725");
 const WRONG_OBJECT_TYPE: base::SqlState = base::SqlState("42809");
 
 /// The output column name PostgreSQL gives an expression (`?column?` when it has none).
+#[recursive::recursive]
 pub fn column_name(e: &ast::Expr) -> String {
     use ast::Expr as E;
     match e {

@@ -467,6 +467,7 @@ fn bind_count(b: &mut Binder, e: &ast::Expr, what: &str) -> Result<Expr, PgError
 
 /// Rewrites an expression bound over the input row to one over the aggregate row, top-down
 /// so that a whole subtree equal to a GROUP BY expression is matched before its parts.
+#[recursive::recursive]
 fn regroup(e: Expr, groups: &[Expr], ngroups: usize, scope: &Scope) -> Result<Expr, PgError> {
     if let Some(i) = groups.iter().position(|g| *g == e) {
         return Ok(Expr::Column(i));

@@ -515,7 +515,17 @@ impl Session {
 
     // ----- COPY -----
 
+    /// Whether a COPY FROM STDIN is in progress (between `execute` returning `CopyIn` and
+    /// `copy_done`/`copy_fail`, or an error from `copy_data`).
+    pub fn copy_in_progress(&self) -> bool {
+        self.copy.is_some()
+    }
+
     /// One CopyData message's payload during COPY FROM STDIN.
+    ///
+    /// An error ends the COPY (the statement has failed, as after `mark_failed`): the
+    /// frontend sends the ErrorResponse and discards the client's remaining CopyData and its
+    /// CopyDone/CopyFail, as PostgreSQL does; it does not call `copy_done`.
     pub async fn copy_data(&mut self, data: &[u8]) -> Result<(), PgError> {
         let r = self.copy_data_inner(data).await;
         if let Err(e) = &r {
@@ -618,11 +628,15 @@ impl Session {
     fn statement_txn(&mut self) -> &mut Transaction {
         self.ensure_xact();
         let settings = self.txn_settings();
-        let mgr = self.engine.mgr.clone();
-        let slot = self.slot.clone();
-        let interrupt = self.backend.interrupt.clone();
-        // ensure_xact just made sure there is one.
-        let x = self.xact.get_or_insert_with(|| Xact {
+        let Session {
+            xact,
+            engine,
+            slot,
+            backend,
+            ..
+        } = self;
+        // ensure_xact made sure there is one; the fallback only keeps this total.
+        let x = xact.get_or_insert_with(|| Xact {
             kind: XactKind::Implicit,
             txn: None,
             start: now_micros(),
@@ -630,9 +644,14 @@ impl Session {
             modes: TxnModes::default(),
             queries: 0,
         });
-        let txn = x
-            .txn
-            .get_or_insert_with(|| Transaction::begin(&mgr, slot, interrupt, settings));
+        let txn = x.txn.get_or_insert_with(|| {
+            Transaction::begin(
+                &engine.mgr,
+                slot.clone(),
+                backend.interrupt.clone(),
+                settings,
+            )
+        });
         txn.settings = settings;
         txn.new_statement();
         txn
@@ -770,7 +789,9 @@ impl Session {
             txn.rollback();
             return Ok(());
         }
-        match txn.commit(level).await {
+        let outcome = txn.commit(level).await;
+        self.engine.maybe_recompute_horizon();
+        match outcome {
             Ok(CommitOutcome::Detached { .. }) => {
                 self.notices.push(
                     PgError::warning(

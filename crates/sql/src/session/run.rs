@@ -214,10 +214,11 @@ impl Session {
             }
             if fresh {
                 if !stmt.param_types.is_empty() && stmt.param_types != plan.param_types {
-                    return Err(PgError::feature_not_supported(
-                        "changing parameter types of a prepared statement after DDL",
+                    return Err(PgError::new(
+                        sqlstate::FEATURE_NOT_SUPPORTED,
+                        "cached plan must not change result type",
                     )
-                    .with_detail("cached plan must not change result type"));
+                    .with_detail("A table the statement uses changed its column types."));
                 }
                 if let (Some(old), Some(new)) = (&stmt.fields, &plan.fields)
                     && old

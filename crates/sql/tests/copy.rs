@@ -1,0 +1,232 @@
+//! COPY ... FROM STDIN in text format: message boundaries, escapes, the end marker,
+//! options, defaults, and errors.
+
+mod common;
+
+use common::{Collect, ok, open, rows};
+use sql::{ExecOutcome, Session};
+
+async fn start(s: &mut Session, sql: &str) -> Result<ExecOutcome, base::PgError> {
+    let stmts = s.parse_batch(sql)?;
+    let mut sink = Collect::default();
+    s.execute(&stmts[0], &[], &mut sink).await
+}
+
+/// Runs a whole COPY, sending `chunks` as separate CopyData messages.
+async fn copy(s: &mut Session, sql: &str, chunks: &[&[u8]]) -> Result<String, base::PgError> {
+    let r = async {
+        start(s, sql).await?;
+        for c in chunks {
+            s.copy_data(c).await?;
+        }
+        s.copy_done().await
+    }
+    .await;
+    if let Err(e) = &r {
+        s.mark_failed(e);
+    }
+    s.end_implicit().await?;
+    r
+}
+
+async fn setup(s: &mut Session) {
+    ok(s, "CREATE TABLE t (a int, b text, c int DEFAULT 42)").await;
+}
+
+#[tokio::test]
+async fn lines_split_across_messages_and_many_lines_per_message() {
+    let (engine, _) = common::new_engine();
+    let mut s = open(&engine);
+    setup(&mut s).await;
+    let tag = copy(
+        &mut s,
+        "COPY t FROM STDIN",
+        &[
+            b"1\tx",
+            b"y\t7\n2\t",
+            b"z\t8\n3\tw\t9\n4\t",
+            b"v\t10",
+            b"\n",
+        ],
+    )
+    .await
+    .expect("copy");
+    assert_eq!(tag, "COPY 4");
+    assert_eq!(
+        rows(&mut s, "SELECT a, b, c FROM t ORDER BY a").await,
+        vec!["1|xy|7", "2|z|8", "3|w|9", "4|v|10"]
+    );
+}
+
+#[tokio::test]
+async fn escapes_nulls_end_marker_and_crlf() {
+    let (engine, _) = common::new_engine();
+    let mut s = open(&engine);
+    setup(&mut s).await;
+    let data: &[u8] =
+        b"1\ta\\tb\\nc\\\\d\t1\n2\t\\N\t\\N\n3\t\\101\\x42\\q\t3\r\n\\.\n99\tignored\t0\n";
+    assert_eq!(
+        copy(&mut s, "COPY t FROM STDIN", &[data])
+            .await
+            .expect("copy"),
+        "COPY 3"
+    );
+    let r = common::q(&mut s, "SELECT a, b, c FROM t ORDER BY a").await;
+    assert_eq!(r.rows[0][1], base::Value::text("a\tb\nc\\d"));
+    assert_eq!(r.text_rows()[1], "2|NULL|NULL");
+    assert_eq!(r.rows[2][1], base::Value::text("ABq"));
+    assert_eq!(r.rows.len(), 3);
+}
+
+#[tokio::test]
+async fn options_column_lists_and_defaults() {
+    let (engine, _) = common::new_engine();
+    let mut s = open(&engine);
+    setup(&mut s).await;
+    copy(
+        &mut s,
+        "COPY t (b, a) FROM STDIN WITH (FORMAT text, DELIMITER '|', NULL 'nil', HEADER true)",
+        &[b"b|a\nx|1\nnil|2\n"],
+    )
+    .await
+    .expect("copy");
+    copy(
+        &mut s,
+        "COPY public.t (a) FROM stdin DELIMITER ',' NULL AS ''",
+        &[b"3\n\n"],
+    )
+    .await
+    .expect("legacy options");
+    copy(
+        &mut s,
+        "copy t from stdin with (freeze on)",
+        &[b"5\tf\t5\n"],
+    )
+    .await
+    .expect("pgbench form");
+    copy(&mut s, "copy t from stdin with (freeze)", &[b"6\tg\t6\n"])
+        .await
+        .expect("freeze without value");
+    assert_eq!(
+        rows(&mut s, "SELECT a, b, c FROM t ORDER BY a NULLS LAST").await,
+        vec![
+            "1|x|42",
+            "2|NULL|42",
+            "3|NULL|42",
+            "5|f|5",
+            "6|g|6",
+            "NULL|NULL|42"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn wrong_field_counts_and_bad_values_are_errors_with_context() {
+    let (engine, _) = common::new_engine();
+    let mut s = open(&engine);
+    setup(&mut s).await;
+    let e = copy(&mut s, "COPY t FROM STDIN", &[b"1\ta\t1\n2\tb\n"])
+        .await
+        .expect_err("missing column");
+    assert_eq!(e.code.code(), "22P04");
+    assert_eq!(e.message, "missing data for column \"c\"");
+    assert_eq!(e.detail.as_deref(), Some("COPY t, line 2"));
+
+    let e = copy(&mut s, "COPY t FROM STDIN", &[b"1\ta\t1\t9\n"])
+        .await
+        .expect_err("extra column");
+    assert_eq!(e.message, "extra data after last expected column");
+
+    let e = copy(&mut s, "COPY t FROM STDIN", &[b"1\ta\t1\nx\tb\t2\n"])
+        .await
+        .expect_err("bad value");
+    assert_eq!(e.code.code(), "22P02");
+    assert_eq!(e.detail.as_deref(), Some("COPY t, line 2, column a: \"x\""));
+    // Nothing of the failed COPYs was kept.
+    assert_eq!(rows(&mut s, "SELECT count(*) FROM t").await, vec!["0"]);
+
+    ok(&mut s, "CREATE TABLE nn (a int NOT NULL)").await;
+    let e = copy(&mut s, "COPY nn FROM STDIN", &[b"\\N\n"])
+        .await
+        .expect_err("not null");
+    assert_eq!(e.code.code(), "23502");
+
+    let e = copy(&mut s, "COPY nope FROM STDIN", &[])
+        .await
+        .expect_err("no table");
+    assert_eq!(e.code.code(), "42P01");
+    let e = copy(&mut s, "COPY t (zz) FROM STDIN", &[])
+        .await
+        .expect_err("no column");
+    assert_eq!(e.code.code(), "42703");
+    let e = copy(&mut s, "COPY t FROM STDIN", &[b"\xff\xfe\n"])
+        .await
+        .expect_err("utf8");
+    assert_eq!(e.code.code(), "22021");
+}
+
+#[tokio::test]
+async fn copy_in_a_block_fails_the_block_and_copy_fail_cancels() {
+    let (engine, _) = common::new_engine();
+    let mut s = open(&engine);
+    setup(&mut s).await;
+    ok(&mut s, "BEGIN").await;
+    start(&mut s, "COPY t FROM STDIN").await.expect("start");
+    s.copy_data(b"1\ta\t1\n").await.expect("data");
+    let e = s.copy_fail("client gave up");
+    assert_eq!(e.code.code(), "57014");
+    assert_eq!(e.message, "COPY from stdin failed: client gave up");
+    assert_eq!(s.transaction_status(), sql::TxnStatus::Failed);
+    s.end_implicit().await.expect("sync");
+    assert_eq!(ok(&mut s, "ROLLBACK").await, "ROLLBACK");
+
+    // COPY inside a block is visible in the block and committed with it.
+    ok(&mut s, "BEGIN").await;
+    ok(&mut s, "TRUNCATE t").await;
+    copy(&mut s, "COPY t FROM STDIN", &[b"7\tq\t7\n"])
+        .await
+        .expect("copy");
+    assert_eq!(rows(&mut s, "SELECT a FROM t").await, vec!["7"]);
+    assert_eq!(ok(&mut s, "COMMIT").await, "COMMIT");
+    assert_eq!(rows(&mut s, "SELECT a FROM t").await, vec!["7"]);
+}
+
+/// pgbench -i loads 100 000 rows per scale factor with COPY; the target is well under
+/// 3 s for 1M rows in a release build. Run with
+/// `cargo test --release -p sql --test copy -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore]
+async fn copy_a_million_pgbench_accounts_rows() {
+    let (engine, _) = common::new_engine();
+    let mut s = open(&engine);
+    ok(
+        &mut s,
+        "create table pgbench_accounts(aid    int not null,bid int,abalance int,filler char(84)) with (fillfactor=100)",
+    )
+    .await;
+    ok(&mut s, "begin").await;
+    ok(&mut s, "truncate table pgbench_accounts").await;
+    let started = std::time::Instant::now();
+    start(&mut s, "copy pgbench_accounts from stdin with (freeze on)")
+        .await
+        .expect("start");
+    const ROWS: u32 = 1_000_000;
+    let mut line = Vec::with_capacity(64);
+    for aid in 1..=ROWS {
+        line.clear();
+        line.extend_from_slice(format!("{aid}\t{}\t0\t\n", (aid - 1) / 100_000 + 1).as_bytes());
+        s.copy_data(&line).await.expect("data");
+    }
+    s.copy_data(b"\\.\n").await.expect("end");
+    assert_eq!(s.copy_done().await.expect("done"), format!("COPY {ROWS}"));
+    let copied = started.elapsed();
+    ok(&mut s, "commit").await;
+    let committed = started.elapsed();
+    ok(&mut s, "alter table pgbench_accounts add primary key (aid)").await;
+    let indexed = started.elapsed();
+    println!("copy {copied:?}, +commit {committed:?}, +primary key {indexed:?}");
+    assert_eq!(
+        rows(&mut s, "select count(*) from pgbench_accounts").await,
+        vec![ROWS.to_string()]
+    );
+}
