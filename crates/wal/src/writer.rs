@@ -389,7 +389,11 @@ impl Wal {
         if self.flush_lsn() >= upto {
             return true;
         }
-        let role = if flush { s.flusher_role.try_lock() } else { None };
+        let role = if flush {
+            s.flusher_role.try_lock()
+        } else {
+            None
+        };
         let Some(role) = role else {
             let _g = s.flush_signal.lock();
             s.flush_cv.notify_one();
