@@ -95,7 +95,7 @@ pub fn recover(datadir: &DataDir) -> Result<Recovered, RecoveryError> {
     );
     let mut replayed = 0u64;
     let end = loop {
-        match reader.next()? {
+        match reader.next_record()? {
             ReadOutcome::Record(rec) => {
                 redo.apply(&rec, u64::MAX)?;
                 replayed += 1;

@@ -19,9 +19,12 @@ use tokio::sync::oneshot;
 
 const LEVELS: usize = SyncCommitLevel::COUNT;
 
+/// Waiters of one level, by (commit LSN, arrival sequence) so equal LSNs keep their order.
+type Queue = BTreeMap<(u64, u64), oneshot::Sender<()>>;
+
 #[derive(Debug, Default)]
 pub struct CommitWaiters {
-    queues: Mutex<[BTreeMap<(u64, u64), oneshot::Sender<()>>; LEVELS]>,
+    queues: Mutex<[Queue; LEVELS]>,
     seq: AtomicU64,
 }
 

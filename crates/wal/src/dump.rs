@@ -157,7 +157,7 @@ pub fn dump(
         if end.is_some_and(|e| reader.position() >= e) {
             return Ok(ReadOutcome::EndOfWal(reader.position()));
         }
-        match reader.next()? {
+        match reader.next_record()? {
             ReadOutcome::Record(r) => {
                 let kind = r.kind();
                 let desc = kind

@@ -204,7 +204,7 @@ impl WalReader {
     }
 
     /// The next record, the end of WAL, or corruption.
-    pub fn next(&mut self) -> Result<ReadOutcome, ReadError> {
+    pub fn next_record(&mut self) -> Result<ReadOutcome, ReadError> {
         let at = self.pos;
         match self.record_at(at)? {
             Ok(rec) => {

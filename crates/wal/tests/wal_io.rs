@@ -39,7 +39,7 @@ fn read_all(dir: &Path, start: Lsn) -> (Vec<wal::RawRecord>, ReadOutcome) {
     let mut r = WalReader::new(dir, SEG, TimelineId(1), start);
     let mut recs = Vec::new();
     loop {
-        match r.next().expect("read") {
+        match r.next_record().expect("read") {
             ReadOutcome::Record(rec) => recs.push(rec),
             other => return (recs, other),
         }
