@@ -44,7 +44,11 @@ impl WalProgress for LocalProgress {
             // The write position is at least the flush position.
             w[SyncCommitLevel::Off.index()] = w[SyncCommitLevel::Off.index()].max(flush_lsn.0);
         });
-        if self.flushes.fetch_add(1, Ordering::Relaxed) % HORIZON_EVERY_FLUSHES == 0 {
+        if self
+            .flushes
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(HORIZON_EVERY_FLUSHES)
+        {
             self.mgr.recompute_horizon();
         }
     }

@@ -32,12 +32,10 @@ const CHECKPOINT_ROUNDS: [(usize, &str); 2] = [
 
 async fn setup(srv: &TestServer) {
     let c = srv.client().await;
-    c.batch_execute(&format!(
-        "CREATE TABLE branches (bid int PRIMARY KEY, bbalance bigint NOT NULL);
+    c.batch_execute("CREATE TABLE branches (bid int PRIMARY KEY, bbalance bigint NOT NULL);
          CREATE TABLE tellers (tid int PRIMARY KEY, bid int, tbalance bigint NOT NULL);
          CREATE TABLE accounts (aid int PRIMARY KEY, bid int, abalance bigint NOT NULL);
-         CREATE TABLE history (hid bigint PRIMARY KEY, tid int, bid int, aid int, delta int, mtime timestamp);"
-    ))
+         CREATE TABLE history (hid bigint PRIMARY KEY, tid int, bid int, aid int, delta int, mtime timestamp);")
     .await
     .expect("schema");
     for b in 1..=BRANCHES {
@@ -180,7 +178,7 @@ async fn acknowledged_commits_survive_kill_9() {
 
     let next_id = Arc::new(AtomicI64::new(1));
     let acked = Arc::new(Mutex::new(Vec::new()));
-    let mut rng = rand::rngs::StdRng::seed_from_u64(0x10C5_7E9);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x010C_57E9);
     let mut checked_total = 0;
     for round in 0..ROUNDS {
         let stop = Arc::new(AtomicBool::new(false));

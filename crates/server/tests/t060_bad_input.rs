@@ -245,7 +245,7 @@ fn sql_fuzz_corpus_never_panics() {
             ..Default::default()
         })
         .expect("session");
-    let mut rng = rand::rngs::StdRng::seed_from_u64(0x5EED_5A1);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x05EE_D5A1);
     for round in 0..3000 {
         let mut data = seeds[round % seeds.len()].clone();
         for _ in 0..rng.random_range(0..6) {

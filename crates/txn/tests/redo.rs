@@ -40,7 +40,7 @@ fn contents(catalog: &Catalog) -> Vec<(String, Vec<Value>)> {
             true
         });
     }
-    out.sort_by(|a, b| (a.0.clone(), a.1.clone()).cmp(&(b.0.clone(), b.1.clone())));
+    out.sort_by_key(|a| (a.0.clone(), a.1.clone()));
     out
 }
 

@@ -63,7 +63,7 @@ fn write_seed_corpus() {
             primary: true,
         }],
     };
-    let recs = vec![
+    let recs = [
         WalRecord::Commit(CommitRecord {
             commit_time: 1,
             level: SyncCommitLevel::On,
