@@ -47,10 +47,10 @@ trap cleanup EXIT
 as_postgres() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 
 echo "== setting up PostgreSQL 15 on port $PG_PORT and lockstep on port $LS_PORT in $WORK" >&2
-mkdir -p "$WORK/pg"
-[ "$(id -u)" = 0 ] && chown postgres "$WORK/pg"
+mkdir -p "$WORK/pg" "$WORK/pglog"
+[ "$(id -u)" = 0 ] && chown postgres "$WORK/pg" "$WORK/pglog"
 as_postgres "$PGBIN/initdb" -D "$WORK/pg" -A trust -U postgres >/dev/null
-as_postgres "$PGBIN/pg_ctl" -D "$WORK/pg" -l "$WORK/pg.log" -w start -o \
+as_postgres "$PGBIN/pg_ctl" -D "$WORK/pg" -l "$WORK/pglog/pg.log" -w start -o \
   "-p $PG_PORT -k $WORK/pg -c listen_addresses=127.0.0.1 -c fsync=on -c synchronous_commit=on -c max_connections=100 -c shared_buffers=512MB" >/dev/null
 
 "$LOCKSTEP" init -D "$WORK/ls" >/dev/null

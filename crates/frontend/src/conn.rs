@@ -53,7 +53,7 @@ use bytes::Bytes;
 use sql::{ExecOutcome, TxnStatus};
 
 use crate::backend::BackendSession;
-use crate::shutdown::{ShutdownMode, ShutdownWatch};
+use crate::shutdown::EndSignal;
 use crate::sink::{WireSink, format_for, result_format_count_error};
 use crate::transport::{ConnEnd, Transport};
 use crate::wire::{self, DecodeError, FrontendMessage};
@@ -122,7 +122,8 @@ pub(crate) struct Conn<S: BackendSession> {
     mode: Mode<S::Stmt>,
     /// Column (type, binary?) list the row sinks reuse.
     columns: Vec<(DataType, bool)>,
-    shutdown: ShutdownWatch,
+    /// Raised by the connection task at fast shutdown.
+    end: Arc<EndSignal>,
 }
 
 /// What a simple-query batch did.
@@ -138,7 +139,7 @@ fn error(code: SqlState, message: impl Into<String>) -> PgError {
 }
 
 impl<S: BackendSession> Conn<S> {
-    pub(crate) fn new(io: Transport, session: S, shutdown: ShutdownWatch) -> Self {
+    pub(crate) fn new(io: Transport, session: S, end: Arc<EndSignal>) -> Self {
         Conn {
             io,
             session,
@@ -146,7 +147,7 @@ impl<S: BackendSession> Conn<S> {
             portals: HashMap::new(),
             mode: Mode::Normal,
             columns: Vec::new(),
-            shutdown,
+            end,
         }
     }
 
@@ -184,9 +185,7 @@ impl<S: BackendSession> Conn<S> {
             let read = tokio::select! {
                 biased;
                 () = self.session.terminated() => return Err(ConnEnd::Fatal(admin_shutdown())),
-                () = self.shutdown.reached(ShutdownMode::Fast) => {
-                    return Err(ConnEnd::Fatal(admin_shutdown()));
-                }
+                () = self.end.wait() => return Err(ConnEnd::Fatal(admin_shutdown())),
                 r = self.io.fill() => r?,
             };
             if read == 0 {

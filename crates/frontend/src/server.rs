@@ -44,7 +44,7 @@ use crate::config::FrontendConfig;
 use crate::conn::Conn;
 use crate::error::FrontendError;
 use crate::replication::{ReplicationConnection, ReplicationHandler};
-use crate::shutdown::{ShutdownMode, ShutdownWatch};
+use crate::shutdown::{EndSignal, ShutdownMode, ShutdownWatch};
 use crate::startup::{FirstPacket, StartupParams, read_first_packet};
 use crate::stream::ClientStream;
 use crate::transport::{ConnEnd, Transport};
@@ -369,7 +369,15 @@ pub(crate) async fn connection_task<B: Backend>(
 ) {
     // The session's cancel handle, once there is a session, for fast shutdown.
     let cancel: Arc<Mutex<Option<CancelHandle>>> = Arc::default();
-    let conn = serve_connection(stream, peer, shared, shutdown.clone(), Arc::clone(&cancel));
+    let end = Arc::new(EndSignal::default());
+    let conn = serve_connection(
+        stream,
+        peer,
+        shared,
+        shutdown.clone(),
+        Arc::clone(&cancel),
+        Arc::clone(&end),
+    );
     tokio::pin!(conn);
     tokio::select! {
         () = &mut conn => return,
@@ -378,6 +386,7 @@ pub(crate) async fn connection_task<B: Backend>(
             if let Some(handle) = cancel.lock().as_ref() {
                 handle.cancel();
             }
+            end.raise();
         }
     }
     tokio::select! {
@@ -394,6 +403,7 @@ async fn serve_connection<B: Backend>(
     shared: Arc<Shared<B>>,
     shutdown: ShutdownWatch,
     cancel_slot: Arc<Mutex<Option<CancelHandle>>>,
+    end_signal: Arc<EndSignal>,
 ) {
     let mut io = Transport::new(stream, shared.config.max_message_len);
     let timeout = shared.config.authentication_timeout;
@@ -452,7 +462,7 @@ async fn serve_connection<B: Backend>(
     }
     tracing::debug!(user = %params.user, database = %params.database, pid = session.pid(), "session started");
 
-    let (io, end) = Conn::new(io, session, shutdown).run().await;
+    let (io, end) = Conn::new(io, session, end_signal).run().await;
     io.finish(end).await;
 }
 

@@ -69,6 +69,36 @@ impl ShutdownTrigger {
     }
 }
 
+/// Tells one connection to end (fast shutdown). Each connection has its own, so the read
+/// loop waits on an uncontended notifier instead of registering with the shared shutdown
+/// channel twice per message.
+#[derive(Debug, Default)]
+pub(crate) struct EndSignal {
+    raised: std::sync::atomic::AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl EndSignal {
+    pub(crate) fn raise(&self) {
+        self.raised
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.notify.notify_waiters();
+    }
+
+    /// Resolves once `raise` was called (also if it was called before).
+    pub(crate) async fn wait(&self) {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.raised.load(std::sync::atomic::Ordering::Acquire) {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
 impl ShutdownWatch {
     pub fn mode(&self) -> ShutdownMode {
         *self.rx.borrow()

@@ -81,6 +81,10 @@ pub struct TxnManager {
     spilled: Mutex<BTreeMap<u64, Lsn>>,
     /// Hot standby: every write is refused with 25006.
     read_only: AtomicBool,
+    /// Transactions that have written something and not yet inserted their commit record or
+    /// rolled back: commits likely to arrive soon. A lone commit flushes on its own thread
+    /// only when this is zero (see `Transaction::commit`).
+    pub(crate) writers_in_flight: std::sync::atomic::AtomicUsize,
     /// Commits made so far (for statistics).
     pub commits: AtomicU64,
     pub rollbacks: AtomicU64,
@@ -108,6 +112,7 @@ impl TxnManager {
             ddl_owner: Mutex::new(None),
             spilled: Mutex::new(BTreeMap::new()),
             read_only: AtomicBool::new(false),
+            writers_in_flight: std::sync::atomic::AtomicUsize::new(0),
             commits: AtomicU64::new(0),
             rollbacks: AtomicU64::new(0),
         })

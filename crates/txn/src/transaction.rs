@@ -84,6 +84,9 @@ pub struct Transaction {
     /// Tables whose DDL lock this transaction holds.
     ddl_locked: Vec<Arc<TableLocks>>,
     holds_global_ddl: bool,
+    /// Counted in the manager's `writers_in_flight` (from the first change until the commit
+    /// record is inserted or the transaction rolls back).
+    counted_as_writer: bool,
     done: bool,
 }
 
@@ -111,6 +114,7 @@ impl Transaction {
             touched: SmallVec::new(),
             ddl_locked: Vec::new(),
             holds_global_ddl: false,
+            counted_as_writer: false,
             done: false,
         }
     }
@@ -213,6 +217,12 @@ impl Transaction {
     // ----- row writes -----
 
     fn record_change(&mut self, encode: impl FnOnce(&mut Encoder)) -> Result<(), TxnError> {
+        if !self.counted_as_writer {
+            self.counted_as_writer = true;
+            self.mgr
+                .writers_in_flight
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         encode(&mut self.changes);
         self.change_count += 1;
         if self.changes.buf.len() >= record::TXN_DATA_CHUNK_BYTES {
@@ -622,10 +632,17 @@ impl Transaction {
                 shared.set_committed(end.0, level)
             })?;
         self.done = true;
-        // Write on this thread; flush here too if no other commit is waiting (a lone commit
-        // then has no thread hand-off at all; under load the flusher thread group-commits and
-        // session threads stay free for sessions).
-        let flush_here = level >= SyncCommitLevel::Local && self.mgr.waiters.is_idle();
+        self.stop_counting_as_writer();
+        // Write on this thread; flush here too if no other commit is waiting or about to come
+        // (a lone commit then has no thread hand-off at all; under load the flusher thread
+        // group-commits and session threads stay free for sessions).
+        let flush_here = level >= SyncCommitLevel::Local
+            && self
+                .mgr
+                .writers_in_flight
+                .load(std::sync::atomic::Ordering::Relaxed)
+                == 0
+            && self.mgr.waiters.is_idle();
         self.mgr.log.commit_inline(end, flush_here);
         self.mgr
             .commits
@@ -659,7 +676,17 @@ impl Transaction {
         self.rollback_in_place();
     }
 
+    fn stop_counting_as_writer(&mut self) {
+        if self.counted_as_writer {
+            self.counted_as_writer = false;
+            self.mgr
+                .writers_in_flight
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
     fn rollback_in_place(&mut self) {
+        self.stop_counting_as_writer();
         if self.done {
             return;
         }

@@ -119,6 +119,10 @@ pub struct Template {
     /// Client-declared parameter types (`Unknown` = infer), from Parse.
     pub declared: Vec<DataType>,
     pub plan: Mutex<Option<Arc<Plan>>>,
+    /// The catalog generation at which `plan` was last checked against the catalog: while the
+    /// generation is unchanged no DDL committed, so Describe can trust the plan without
+    /// resolving its tables again (pgbench's prepared mode describes every execution).
+    pub plan_checked_at: std::sync::atomic::AtomicU64,
 }
 
 impl Template {
@@ -134,6 +138,7 @@ impl Template {
             literal_types,
             declared,
             plan: Mutex::new(None),
+            plan_checked_at: std::sync::atomic::AtomicU64::new(0),
         }
     }
 

@@ -203,6 +203,7 @@ impl Session {
                         literal_types: Vec::new(),
                         declared,
                         plan: parking_lot::Mutex::new(None),
+                        plan_checked_at: std::sync::atomic::AtomicU64::new(0),
                     }),
                     literals: Vec::new(),
                     param_types: Vec::new(),

@@ -90,6 +90,13 @@ impl Session {
         template: &Arc<Template>,
         ast: &ast::Statement,
     ) -> Result<Arc<Plan>, PgError> {
+        use std::sync::atomic::Ordering;
+        let generation = self.engine.mgr.catalog.generation();
+        if template.plan_checked_at.load(Ordering::Acquire) == generation
+            && let Some(p) = template.plan.lock().clone()
+        {
+            return Ok(p);
+        }
         let snapshot = self.catalog_snapshot();
         if let Some(p) = template.plan.lock().clone() {
             let current = p.tables.iter().all(|b| {
@@ -100,11 +107,17 @@ impl Session {
                     .is_some_and(|t| Arc::ptr_eq(&t.def, &b.def))
             });
             if current {
+                template
+                    .plan_checked_at
+                    .store(generation, Ordering::Release);
                 return Ok(p);
             }
         }
         let plan = Arc::new(self.bind(template, ast, &Tables::default())?);
         *template.plan.lock() = Some(plan.clone());
+        template
+            .plan_checked_at
+            .store(generation, Ordering::Release);
         Ok(plan)
     }
 
@@ -232,6 +245,11 @@ impl Session {
                     ));
                 }
                 *template.plan.lock() = Some(plan.clone());
+                // Planned inside a transaction (possibly against its own uncommitted DDL):
+                // Describe must check it against the catalog again.
+                template
+                    .plan_checked_at
+                    .store(0, std::sync::atomic::Ordering::Release);
             }
             return Ok((plan, tables));
         }
