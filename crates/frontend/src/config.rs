@@ -25,6 +25,9 @@ pub struct FrontendConfig {
     /// limit is 1 GiB - 1; a lower value bounds the memory one client can make a connection
     /// hold (the data of a message is held until it is processed).
     pub max_message_len: usize,
+    /// Session event loops (single-threaded runtimes, one per core; see `loops`). 0 serves
+    /// connections on the caller's runtime instead.
+    pub session_threads: usize,
 }
 
 impl Default for FrontendConfig {
@@ -35,6 +38,7 @@ impl Default for FrontendConfig {
             unix_socket_directories: Vec::new(),
             authentication_timeout: Duration::from_secs(60),
             max_message_len: LARGE_MESSAGE_MAX_LEN_DEFAULT,
+            session_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
     }
 }

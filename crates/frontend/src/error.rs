@@ -22,4 +22,6 @@ pub enum FrontendError {
     NothingToListenOn,
     #[error("could not create any listen socket: {0}")]
     NoListeners(String),
+    #[error("could not start the session event loops: {0}")]
+    Loops(io::Error),
 }

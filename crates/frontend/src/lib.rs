@@ -29,6 +29,7 @@ mod backend;
 mod config;
 mod conn;
 mod error;
+mod loops;
 mod options;
 mod replication;
 mod server;

@@ -43,6 +43,7 @@ use crate::backend::{Backend, BackendSession};
 use crate::config::FrontendConfig;
 use crate::conn::Conn;
 use crate::error::FrontendError;
+use crate::loops::SessionLoops;
 use crate::replication::{ReplicationConnection, ReplicationHandler};
 use crate::shutdown::{EndSignal, ShutdownMode, ShutdownWatch};
 use crate::startup::{FirstPacket, StartupParams, read_first_packet};
@@ -122,6 +123,7 @@ pub(crate) struct Shared<B> {
 
 pub(crate) struct Server<B> {
     shared: Arc<Shared<B>>,
+    loops: Option<Arc<SessionLoops>>,
     tcp: Vec<TcpListener>,
     unix: Vec<(UnixListener, PathBuf)>,
 }
@@ -153,7 +155,15 @@ impl<B: Backend> Server<B> {
             let path = dir.join(format!(".s.PGSQL.{port}"));
             unix.push((bind_unix(&path)?, path));
         }
+        let loops = if config.session_threads > 0 {
+            Some(Arc::new(
+                SessionLoops::start(config.session_threads).map_err(FrontendError::Loops)?,
+            ))
+        } else {
+            None
+        };
         Ok(Server {
+            loops,
             shared: Arc::new(Shared {
                 config,
                 engine,
@@ -187,17 +197,29 @@ impl<B: Backend> Server<B> {
     pub(crate) async fn run(self, shutdown: ShutdownWatch) {
         let tracker = TaskTracker::new();
         for listener in self.tcp {
-            let (shared, shutdown, t) =
-                (Arc::clone(&self.shared), shutdown.clone(), tracker.clone());
-            tracker.spawn(accept_tcp(listener, shared, shutdown, t));
+            let (shared, shutdown, t, loops) = (
+                Arc::clone(&self.shared),
+                shutdown.clone(),
+                tracker.clone(),
+                self.loops.clone(),
+            );
+            tracker.spawn(accept_tcp(listener, shared, shutdown, t, loops));
         }
         for (listener, path) in self.unix {
-            let (shared, shutdown, t) =
-                (Arc::clone(&self.shared), shutdown.clone(), tracker.clone());
-            tracker.spawn(accept_unix(listener, path, shared, shutdown, t));
+            let (shared, shutdown, t, loops) = (
+                Arc::clone(&self.shared),
+                shutdown.clone(),
+                tracker.clone(),
+                self.loops.clone(),
+            );
+            tracker.spawn(accept_unix(listener, path, shared, shutdown, t, loops));
         }
         tracker.close();
         tracker.wait().await;
+        // Every connection has ended: the loop threads can stop (joining them blocks).
+        if let Some(loops) = self.loops {
+            let _ = tokio::task::spawn_blocking(move || drop(loops)).await;
+        }
         tracing::info!("frontend stopped");
     }
 }
@@ -290,6 +312,7 @@ async fn accept_tcp<B: Backend>(
     shared: Arc<Shared<B>>,
     mut shutdown: ShutdownWatch,
     tracker: TaskTracker,
+    loops: Option<Arc<SessionLoops>>,
 ) {
     loop {
         let accepted = tokio::select! {
@@ -308,12 +331,41 @@ async fn accept_tcp<B: Backend>(
                     client_addr: Some(client),
                     server_addr: stream.local_addr().ok(),
                 };
-                tracker.spawn(connection_task(
-                    ClientStream::Tcp(stream),
-                    peer,
-                    Arc::clone(&shared),
-                    shutdown.clone(),
-                ));
+                let (shared, shutdown) = (Arc::clone(&shared), shutdown.clone());
+                match &loops {
+                    None => {
+                        tracker.spawn(connection_task(
+                            ClientStream::Tcp(stream),
+                            peer,
+                            shared,
+                            shutdown,
+                        ));
+                    }
+                    Some(loops) => {
+                        // Deregister from this runtime; the chosen loop registers it anew.
+                        let std_stream = match stream.into_std() {
+                            Ok(s) => s,
+                            Err(e) => {
+                                tracing::warn!(error = %e, "could not hand over connection");
+                                continue;
+                            }
+                        };
+                        let handle = loops.spawn(move || async move {
+                            match tokio::net::TcpStream::from_std(std_stream) {
+                                Ok(s) => {
+                                    connection_task(ClientStream::Tcp(s), peer, shared, shutdown)
+                                        .await;
+                                }
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "could not register connection")
+                                }
+                            }
+                        });
+                        tracker.spawn(async move {
+                            let _ = handle.await;
+                        });
+                    }
+                }
             }
             Err(e) => {
                 tracing::warn!(error = %e, "could not accept new connection");
@@ -329,6 +381,7 @@ async fn accept_unix<B: Backend>(
     shared: Arc<Shared<B>>,
     mut shutdown: ShutdownWatch,
     tracker: TaskTracker,
+    loops: Option<Arc<SessionLoops>>,
 ) {
     loop {
         let accepted = tokio::select! {
@@ -343,12 +396,40 @@ async fn accept_unix<B: Backend>(
                     client_addr: None,
                     server_addr: None,
                 };
-                tracker.spawn(connection_task(
-                    ClientStream::Unix(stream),
-                    peer,
-                    Arc::clone(&shared),
-                    shutdown.clone(),
-                ));
+                let (shared, shutdown) = (Arc::clone(&shared), shutdown.clone());
+                match &loops {
+                    None => {
+                        tracker.spawn(connection_task(
+                            ClientStream::Unix(stream),
+                            peer,
+                            shared,
+                            shutdown,
+                        ));
+                    }
+                    Some(loops) => {
+                        let std_stream = match stream.into_std() {
+                            Ok(s) => s,
+                            Err(e) => {
+                                tracing::warn!(error = %e, "could not hand over connection");
+                                continue;
+                            }
+                        };
+                        let handle = loops.spawn(move || async move {
+                            match tokio::net::UnixStream::from_std(std_stream) {
+                                Ok(s) => {
+                                    connection_task(ClientStream::Unix(s), peer, shared, shutdown)
+                                        .await;
+                                }
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "could not register connection")
+                                }
+                            }
+                        });
+                        tracker.spawn(async move {
+                            let _ = handle.await;
+                        });
+                    }
+                }
             }
             Err(e) => {
                 tracing::warn!(error = %e, "could not accept new connection");
