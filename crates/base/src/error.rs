@@ -84,6 +84,7 @@ pub mod sqlstate {
     pub const DEADLOCK_DETECTED: SqlState = SqlState("40P01");
     pub const LOCK_NOT_AVAILABLE: SqlState = SqlState("55P03");
     pub const OBJECT_NOT_IN_PREREQUISITE_STATE: SqlState = SqlState("55000");
+    pub const OBJECT_IN_USE: SqlState = SqlState("55006");
     pub const QUERY_CANCELED: SqlState = SqlState("57014");
     pub const ADMIN_SHUTDOWN: SqlState = SqlState("57P01");
     pub const TOO_MANY_CONNECTIONS: SqlState = SqlState("53300");

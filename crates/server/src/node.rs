@@ -184,6 +184,7 @@ pub async fn run(
     let engine = sql::Engine::new(core.mgr.clone(), config, hooks);
     let roles =
         Arc::new(RoleStore::open(&datadir.path).with_context(|| "could not read the roles file")?);
+    engine.set_role_store(roles.clone());
     let hba = Arc::new(
         SharedHba::load(&datadir.hba_file()).with_context(|| "could not load pg_hba.conf")?,
     );

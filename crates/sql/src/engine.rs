@@ -203,6 +203,9 @@ pub struct Engine {
     shutting_down: AtomicBool,
     /// `now_micros()` of the last prune-horizon recomputation.
     horizon_at: AtomicU64,
+    /// The roles file, for `CREATE/ALTER/DROP ROLE` (set by the server; `None` in tests
+    /// without one, where role commands fail with 0A000).
+    roles: RwLock<Option<Arc<auth::RoleStore>>>,
 }
 
 /// How often commits recompute the version-prune horizon. Old row versions are pruned only
@@ -251,6 +254,7 @@ impl Engine {
             next_pid: AtomicI32::new(first_pid),
             shutting_down: AtomicBool::new(false),
             horizon_at: AtomicU64::new(0),
+            roles: RwLock::new(None),
         })
     }
 
@@ -260,6 +264,16 @@ impl Engine {
         let (mgr, _log) = txn::testing::memory_manager();
         let hooks = Arc::new(NullHooks::default());
         (Engine::new(mgr, ServerConfig::new(), hooks.clone()), hooks)
+    }
+
+    /// Connects the roles file that `CREATE/ALTER/DROP ROLE` change (the same store the
+    /// frontend authenticates against).
+    pub fn set_role_store(&self, roles: Arc<auth::RoleStore>) {
+        *self.roles.write() = Some(roles);
+    }
+
+    pub(crate) fn role_store(&self) -> Option<Arc<auth::RoleStore>> {
+        self.roles.read().clone()
     }
 
     pub fn manager(&self) -> &Arc<TxnManager> {

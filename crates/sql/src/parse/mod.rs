@@ -90,12 +90,41 @@ pub enum Statement {
         tables: Vec<String>,
     },
     Checkpoint,
+    /// `CREATE ROLE` / `CREATE USER` (`user`: LOGIN by default).
+    CreateRole {
+        name: String,
+        user: bool,
+        options: Vec<RoleOption>,
+    },
+    /// `ALTER ROLE` / `ALTER USER`.
+    AlterRole {
+        name: String,
+        options: Vec<RoleOption>,
+    },
+    /// `DROP ROLE` / `DROP USER`.
+    DropRole {
+        names: Vec<String>,
+        if_exists: bool,
+    },
     Copy(CopyStmt),
     Discard(String),
     DeallocateAll,
     Sql(Box<ast::Statement>),
     /// Parsed but not implemented: the error is raised when executed.
     Unsupported(PgError),
+}
+
+/// One option of `CREATE ROLE` / `ALTER ROLE`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RoleOption {
+    Superuser(bool),
+    Login(bool),
+    Replication(bool),
+    /// `PASSWORD 'x'` (`None`: `PASSWORD NULL`).
+    Password(Option<String>),
+    /// Accepted and ignored: CREATEDB, CREATEROLE, INHERIT, BYPASSRLS, CONNECTION LIMIT,
+    /// VALID UNTIL (lockstep has one database and no role hierarchy).
+    Ignored(String),
 }
 
 impl Statement {

@@ -266,6 +266,9 @@ pub fn parse(src: &str, toks: &[Token]) -> Option<Result<Statement, PgError>> {
         "vacuum" => vacuum(&mut c, true),
         "analyze" | "analyse" => vacuum(&mut c, false),
         "checkpoint" => c.expect_end().map(|()| Statement::Checkpoint),
+        "create" if c.is_kw("role") || c.is_kw("user") => create_role(&mut c),
+        "alter" if c.is_kw("role") || c.is_kw("user") => alter_role(&mut c),
+        "drop" if c.is_kw("role") || c.is_kw("user") => drop_role(&mut c),
         "copy" => copy(&mut c),
         "discard" => {
             let what = c.name();
@@ -279,6 +282,102 @@ pub fn parse(src: &str, toks: &[Token]) -> Option<Result<Statement, PgError>> {
         _ => return None,
     };
     Some(result)
+}
+
+/// `CREATE ROLE|USER name [[WITH] option ...]`.
+fn create_role(c: &mut Cur<'_>) -> Result<Statement, PgError> {
+    let user = c.eat_kw("user");
+    if !user {
+        c.expect_kw("role")?;
+    }
+    let name = c.name()?;
+    let options = role_options(c)?;
+    Ok(Statement::CreateRole {
+        name,
+        user,
+        options,
+    })
+}
+
+/// `ALTER ROLE|USER name [WITH] option ...`.
+fn alter_role(c: &mut Cur<'_>) -> Result<Statement, PgError> {
+    if !c.eat_kw("user") {
+        c.expect_kw("role")?;
+    }
+    let name = c.name()?;
+    if c.is_kw("rename") || c.is_kw("set") || c.is_kw("reset") || c.is_kw("in") {
+        return Ok(unsupported("this form of ALTER ROLE"));
+    }
+    let options = role_options(c)?;
+    Ok(Statement::AlterRole { name, options })
+}
+
+/// `DROP ROLE|USER [IF EXISTS] name [, ...]`.
+fn drop_role(c: &mut Cur<'_>) -> Result<Statement, PgError> {
+    if !c.eat_kw("user") {
+        c.expect_kw("role")?;
+    }
+    let if_exists = if c.eat_kw("if") {
+        c.expect_kw("exists")?;
+        true
+    } else {
+        false
+    };
+    let mut names = vec![c.name()?];
+    while c.eat_op(",") {
+        names.push(c.name()?);
+    }
+    c.expect_end()?;
+    Ok(Statement::DropRole { names, if_exists })
+}
+
+fn role_options(c: &mut Cur<'_>) -> Result<Vec<crate::parse::RoleOption>, PgError> {
+    use crate::parse::RoleOption as O;
+    let _ = c.eat_kw("with");
+    let mut options = Vec::new();
+    while !c.at_end() {
+        let word = c.name()?;
+        let option = match word.as_str() {
+            "superuser" => O::Superuser(true),
+            "nosuperuser" => O::Superuser(false),
+            "login" => O::Login(true),
+            "nologin" => O::Login(false),
+            "replication" => O::Replication(true),
+            "noreplication" => O::Replication(false),
+            "encrypted" | "password" => {
+                if word == "encrypted" {
+                    c.expect_kw("password")?;
+                }
+                if c.eat_kw("null") {
+                    O::Password(None)
+                } else {
+                    O::Password(Some(c.string()?))
+                }
+            }
+            "createdb" | "nocreatedb" | "createrole" | "nocreaterole" | "inherit" | "noinherit"
+            | "bypassrls" | "nobypassrls" => O::Ignored(word),
+            "connection" => {
+                c.expect_kw("limit")?;
+                let _ = c.eat_op("-");
+                let _ = c.value()?;
+                O::Ignored(word)
+            }
+            "valid" => {
+                c.expect_kw("until")?;
+                let _ = c.string()?;
+                O::Ignored(word)
+            }
+            "sysid" | "in" | "role" | "admin" | "user" => {
+                return Err(PgError::feature_not_supported(format!(
+                    "role option {}",
+                    word.to_uppercase()
+                )));
+            }
+            _ => return Err(c.error()),
+        };
+        options.push(option);
+    }
+    Ok(options)
 }
 
 fn chain(c: &mut Cur<'_>) -> Result<bool, PgError> {

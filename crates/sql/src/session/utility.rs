@@ -112,6 +112,9 @@ impl Session {
                 self.engine.hooks.request_checkpoint().await?;
                 command("CHECKPOINT")
             }
+            Statement::CreateRole { .. }
+            | Statement::AlterRole { .. }
+            | Statement::DropRole { .. } => self.role_command(stmt),
             Statement::Copy(c) => self.copy_start(c).await,
             Statement::Discard(what) => {
                 if self.in_block() {
@@ -134,6 +137,109 @@ impl Session {
             | Statement::Rollback { .. }
             | Statement::RollbackTo
             | Statement::Sql(_) => Err(PgError::internal("statement routed to the wrong handler")),
+        }
+    }
+
+    /// `CREATE/ALTER/DROP ROLE`: changes the roles file at once. Role changes are not
+    /// transactional in lockstep (the roles file is not in the WAL), so they are refused
+    /// inside a transaction block rather than silently surviving a ROLLBACK.
+    fn role_command(&mut self, stmt: &Statement) -> Result<ExecOutcome, PgError> {
+        use crate::parse::RoleOption;
+        let command = |tag: &str| Ok(ExecOutcome::Command(tag.to_owned()));
+        let what = match stmt {
+            Statement::CreateRole { .. } => "CREATE ROLE",
+            Statement::AlterRole { .. } => "ALTER ROLE",
+            _ => "DROP ROLE",
+        };
+        if self.in_block() {
+            return Err(PgError::new(
+                sqlstate::ACTIVE_SQL_TRANSACTION,
+                format!("{what} cannot run inside a transaction block"),
+            ));
+        }
+        if self.engine.mgr.is_read_only() {
+            return Err(PgError::read_only(what));
+        }
+        if !self.superuser {
+            return Err(PgError::new(
+                sqlstate::INSUFFICIENT_PRIVILEGE,
+                format!("permission denied to {}", what.to_lowercase()),
+            ));
+        }
+        let store = self.engine.role_store().ok_or_else(|| {
+            PgError::feature_not_supported(format!("{what} without a roles file"))
+        })?;
+        let apply = |role: &mut auth::Role, options: &[RoleOption]| -> Result<(), PgError> {
+            for o in options {
+                match o {
+                    RoleOption::Superuser(v) => role.superuser = *v,
+                    RoleOption::Login(v) => role.login = *v,
+                    RoleOption::Replication(v) => role.replication = *v,
+                    RoleOption::Password(None) => role.password = None,
+                    RoleOption::Password(Some(p)) => {
+                        // A value that already is a SCRAM verifier is stored as given, as
+                        // PostgreSQL does (pg_dump output, `lockstep passwd` elsewhere).
+                        role.password = Some(match p.parse::<auth::scram::ScramVerifier>() {
+                            Ok(v) => v,
+                            Err(_) => auth::scram::scram_verifier(
+                                p,
+                                auth::scram::SCRAM_ITERATIONS_DEFAULT,
+                            ),
+                        });
+                    }
+                    RoleOption::Ignored(_) => {}
+                }
+            }
+            Ok(())
+        };
+        match stmt {
+            Statement::CreateRole {
+                name,
+                user,
+                options,
+            } => {
+                let mut role = auth::Role::new(name.clone());
+                role.login = *user;
+                apply(&mut role, options)?;
+                store.create_role(role).map_err(|e| e.to_pg_error())?;
+                command(what)
+            }
+            Statement::AlterRole { name, options } => {
+                let mut err = None;
+                store
+                    .alter_role(name, |role| {
+                        if let Err(e) = apply(role, options) {
+                            err = Some(e);
+                        }
+                    })
+                    .map_err(|e| e.to_pg_error())?;
+                if let Some(e) = err {
+                    return Err(e);
+                }
+                command(what)
+            }
+            Statement::DropRole { names, if_exists } => {
+                for name in names {
+                    if name == &self.gucs.get("session_authorization").unwrap_or_default() {
+                        return Err(PgError::new(
+                            sqlstate::OBJECT_IN_USE,
+                            "current user cannot be dropped",
+                        ));
+                    }
+                    match store.drop_role(name) {
+                        Ok(()) => {}
+                        Err(e) if *if_exists && store.get(name).is_none() => {
+                            let _ = e;
+                            self.notices.push(PgError::notice(format!(
+                                "role \"{name}\" does not exist, skipping"
+                            )));
+                        }
+                        Err(e) => return Err(e.to_pg_error()),
+                    }
+                }
+                command(what)
+            }
+            _ => Err(PgError::internal("not a role command")),
         }
     }
 
