@@ -251,3 +251,52 @@ async fn errors_transactions_copy_and_cancel() {
     holder.batch_execute("ROLLBACK").await.expect("rollback");
     srv.stop();
 }
+
+/// Regression: two transactions inserting the same new key with ON CONFLICT at once used to
+/// give the second a unique violation once the first committed; with speculative insertion
+/// the second withdraws its row and takes the conflict path, as in PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_on_conflict_takes_the_conflict_path() {
+    let mut srv = TestServer::init();
+    srv.start();
+    let a = srv.client().await;
+    a.batch_execute("CREATE TABLE kv (k int PRIMARY KEY, v text)")
+        .await
+        .expect("create");
+    for (action, expected) in [
+        ("DO UPDATE SET v = EXCLUDED.v || '+' || kv.v", "b+a"),
+        ("DO NOTHING", "a"),
+    ] {
+        a.batch_execute("DELETE FROM kv").await.expect("clear");
+        a.batch_execute("BEGIN; INSERT INTO kv VALUES (5, 'a')")
+            .await
+            .expect("first insert");
+        let b = srv.client().await;
+        let sql = format!("INSERT INTO kv VALUES (5, 'b') ON CONFLICT (k) {action}");
+        let second = tokio::spawn(async move { b.execute(&sql, &[]).await });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            !second.is_finished(),
+            "the second insert waits for the first"
+        );
+        a.batch_execute("COMMIT").await.expect("commit");
+        let n = second
+            .await
+            .expect("join")
+            .unwrap_or_else(|e| panic!("{action}: {e:?}"));
+        assert_eq!(n, u64::from(action.starts_with("DO UPDATE")), "{action}");
+        let v: String = a
+            .query_one("SELECT v FROM kv WHERE k = 5", &[])
+            .await
+            .expect("row")
+            .get(0);
+        assert_eq!(v, expected, "{action}");
+        let count: i64 = a
+            .query_one("SELECT count(*) FROM kv", &[])
+            .await
+            .expect("count")
+            .get(0);
+        assert_eq!(count, 1);
+    }
+    srv.stop();
+}

@@ -35,6 +35,8 @@ pub enum TxnError {
     ConcurrentDdl(String),
     #[error("the write-ahead log is not accepting records: {0}")]
     LogUnavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl From<TxnError> for PgError {
@@ -66,6 +68,7 @@ impl From<TxnError> for PgError {
             TxnError::ReadOnly(_) => PgError::new(sqlstate::READ_ONLY_SQL_TRANSACTION, msg),
             TxnError::ConcurrentDdl(_) => PgError::new(sqlstate::SERIALIZATION_FAILURE, msg),
             TxnError::LogUnavailable(_) => PgError::new(sqlstate::IO_ERROR, msg),
+            TxnError::Internal(_) => PgError::new(sqlstate::INTERNAL_ERROR, msg),
         }
     }
 }

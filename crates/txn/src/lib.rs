@@ -14,5 +14,5 @@ pub mod waiters;
 pub use error::TxnError;
 pub use interrupt::Interrupt;
 pub use manager::{CommitLog, TxnManager, TxnSettings};
-pub use transaction::{CommitOutcome, NewIndex, Transaction};
+pub use transaction::{CommitOutcome, InsertOutcome, NewIndex, Transaction};
 pub use waiters::CommitWaiters;

@@ -54,6 +54,15 @@ pub enum CommitOutcome {
     Detached { lsn: Lsn },
 }
 
+/// What `insert_or_conflict` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InsertOutcome {
+    Inserted(RowId),
+    /// A committed row (or this transaction's own) holds the key in an arbiter index; nothing
+    /// was inserted.
+    Conflict(RowId),
+}
+
 /// A new index to create.
 #[derive(Clone, Debug)]
 pub struct NewIndex {
@@ -253,6 +262,35 @@ impl Transaction {
 
     /// Inserts `row` (already complete and type-checked) into `table`.
     pub async fn insert(&mut self, table: &Arc<Table>, row: Row) -> Result<RowId, TxnError> {
+        match self.insert_inner(table, row, &[]).await? {
+            InsertOutcome::Inserted(rowid) => Ok(rowid),
+            // With no arbiter indexes every conflict is an error, raised inside.
+            InsertOutcome::Conflict(rowid) => Err(TxnError::Internal(format!(
+                "unexpected conflict on row {rowid}"
+            ))),
+        }
+    }
+
+    /// Speculative insertion for `INSERT ... ON CONFLICT` (PostgreSQL's speculative insert):
+    /// like `insert`, but a unique conflict in one of `arbiters` (positions in
+    /// `table.indexes`) withdraws the half-inserted row and reports the conflicting row
+    /// instead of failing. A conflicting row of an unfinished transaction is waited for
+    /// first, so the caller sees only committed rows (or its own).
+    pub async fn insert_or_conflict(
+        &mut self,
+        table: &Arc<Table>,
+        row: Row,
+        arbiters: &[usize],
+    ) -> Result<InsertOutcome, TxnError> {
+        self.insert_inner(table, row, arbiters).await
+    }
+
+    async fn insert_inner(
+        &mut self,
+        table: &Arc<Table>,
+        row: Row,
+        arbiters: &[usize],
+    ) -> Result<InsertOutcome, TxnError> {
         self.check_writable("INSERT")?;
         let rowid = table.rows.allocate();
         let me = self.shared.clone();
@@ -261,10 +299,28 @@ impl Transaction {
             s.write_pending(&me, Some(row.clone()));
         });
         self.writes.push((table.clone(), rowid));
-        self.claim_index_keys(table, rowid, &row, None).await?;
+        if let Some(conflict) = self
+            .claim_index_keys(table, rowid, &row, None, arbiters)
+            .await?
+        {
+            // Withdraw: the pending version and the index entries claimed so far go; the
+            // row id stays unused (row ids are never reused).
+            let removed = table.rows.with_slot(rowid, |s| s.rollback(&me)).flatten();
+            if let Some(r) = removed {
+                table.unindex_removed(rowid, &[r]);
+            }
+            if self
+                .writes
+                .last()
+                .is_some_and(|(t, id)| Arc::ptr_eq(t, table) && *id == rowid)
+            {
+                self.writes.pop();
+            }
+            return Ok(InsertOutcome::Conflict(conflict));
+        }
         let oid = table.oid();
         self.record_change(|e| record::encode_insert(e, oid, rowid, &row))?;
-        Ok(rowid)
+        Ok(InsertOutcome::Inserted(rowid))
     }
 
     /// Takes the row lock on `rowid`, waiting for another holder to finish. Returns the row's
@@ -310,7 +366,8 @@ impl Transaction {
         if first {
             self.writes.push((table.clone(), rowid));
         }
-        self.claim_index_keys(table, rowid, &new, Some(old)).await?;
+        self.claim_index_keys(table, rowid, &new, Some(old), &[])
+            .await?;
         let oid = table.oid();
         self.record_change(|e| record::encode_update(e, oid, rowid, &new))
     }
@@ -332,15 +389,17 @@ impl Transaction {
 
     /// Adds index entries for `row` at `rowid`, checking unique indexes. A conflicting row
     /// held by an unfinished transaction is waited for, then checked again; a conflicting row
-    /// that is committed (or this transaction's own) is a unique violation.
+    /// that is committed (or this transaction's own) is a unique violation — or, in an index
+    /// listed in `arbiters`, returned as `Some(conflicting row)`.
     async fn claim_index_keys(
         &mut self,
         table: &Arc<Table>,
         rowid: RowId,
         row: &Row,
         old: Option<&Row>,
-    ) -> Result<(), TxnError> {
-        for idx in table.indexes.iter() {
+        arbiters: &[usize],
+    ) -> Result<Option<RowId>, TxnError> {
+        for (position, idx) in table.indexes.iter().enumerate() {
             let Some(key) = idx.key_of(row) else { continue };
             if old.is_some_and(|o| idx.key_of(o).as_ref() == Some(&key)) {
                 continue;
@@ -371,7 +430,7 @@ impl Transaction {
                                 .latest_for_writer(me)
                                 .and_then(|v| v.data.as_ref())
                                 .is_some_and(|d| idx.key_of(d).as_ref() == Some(&key));
-                            live.then_some(Ok(()))
+                            live.then_some(Ok(cand))
                         });
                         if let Some(Some(result)) = state {
                             return Some(result);
@@ -382,7 +441,10 @@ impl Transaction {
                 });
                 match verdict {
                     None => break,
-                    Some(Ok(())) => {
+                    Some(Ok(conflicting)) if arbiters.contains(&position) => {
+                        return Ok(Some(conflicting));
+                    }
+                    Some(Ok(_)) => {
                         return Err(TxnError::UniqueViolation {
                             table: table.name().to_owned(),
                             constraint: idx.def.name.clone(),
@@ -396,7 +458,7 @@ impl Transaction {
                 }
             }
         }
-        Ok(())
+        Ok(None)
     }
 
     // ----- DDL -----

@@ -10,10 +10,10 @@
 //! UPDATE/DELETE: collect, lock, re-check, write (see the module header of `exec`). SET
 //! expressions all see the old row, as in SQL.
 //!
-//! Known gap: two transactions inserting the same new key with ON CONFLICT at the same time
-//! — the second waits for the first; if the first commits, the second gets 23505 instead of
-//! taking the conflict path, because the transaction API has no way to withdraw a
-//! half-inserted row (PostgreSQL's speculative-insertion abort).
+//! Two transactions inserting the same new key with ON CONFLICT at the same time: the second
+//! inserts speculatively (`Transaction::insert_or_conflict`), waits for the first, and when
+//! the first commits it withdraws its row and takes the conflict path, as PostgreSQL's
+//! speculative insertion does.
 
 use std::sync::Arc;
 
@@ -88,52 +88,88 @@ impl RowWriter<'_, '_> {
     ) -> Result<bool, PgError> {
         check_not_null(self.table, &values)?;
         let row: Row = Arc::from(values);
-        if let Some(oc) = self.on_conflict
-            && let Some((rowid, existing)) =
-                find_conflict(txn, self.table, &row, &oc.arbiters).await?
-        {
-            let ConflictAction::Update { sets, filter } = &oc.action else {
-                return Ok(false);
-            };
-            if self.touched.contains(&rowid) {
-                return Err(PgError::new(
-                    sqlstate::CARDINALITY_VIOLATION,
-                    "ON CONFLICT DO UPDATE command cannot affect row a second time",
-                )
-                .with_hint(
-                    "Ensure that no rows proposed for insertion within the same command have duplicate constrained values.",
-                ));
-            }
-            let combined: Vec<Value> = existing.iter().chain(row.iter()).cloned().collect();
-            if let Some(f) = filter
-                && !eval_filter(f, &combined, self.cx)?
-            {
-                return Ok(false);
-            }
-            let mut new = existing.to_vec();
-            for (c, e) in sets {
-                new[*c] = eval(e, &combined, self.cx)?;
-            }
-            check_not_null(self.table, &new)?;
-            let new: Row = Arc::from(new);
-            txn.update(self.table, rowid, &existing, new.clone())
+        let Some(oc) = self.on_conflict else {
+            txn.insert(self.table, row.clone())
                 .await
                 .map_err(PgError::from)?;
-            self.touched.push(rowid);
             if let Some(r) = self.returning {
-                emit(project(r, &new, self.cx)?)?;
+                emit(project(r, &row, self.cx)?)?;
             }
             return Ok(true);
+        };
+        // Speculative insertion: look for a conflicting row; if there is none, insert in a
+        // way that backs out if a concurrent transaction committed the same key meanwhile,
+        // and look again. Each retry means another transaction committed a conflicting row
+        // in between; the bound only guards against a bug looping forever.
+        const SPECULATION_RETRIES_MAX: usize = 1000;
+        for _ in 0..SPECULATION_RETRIES_MAX {
+            if let Some((rowid, existing)) =
+                find_conflict(txn, self.table, &row, &oc.arbiters).await?
+            {
+                return self
+                    .conflict_action(txn, oc, rowid, &existing, &row, emit)
+                    .await;
+            }
+            match txn
+                .insert_or_conflict(self.table, row.clone(), &oc.arbiters)
+                .await
+                .map_err(PgError::from)?
+            {
+                txn::InsertOutcome::Inserted(rowid) => {
+                    self.touched.push(rowid);
+                    if let Some(r) = self.returning {
+                        emit(project(r, &row, self.cx)?)?;
+                    }
+                    return Ok(true);
+                }
+                txn::InsertOutcome::Conflict(_) => continue,
+            }
         }
-        let rowid = txn
-            .insert(self.table, row.clone())
+        Err(PgError::internal(
+            "ON CONFLICT: conflicting row kept changing; giving up",
+        ))
+    }
+
+    /// DO NOTHING, or DO UPDATE of the locked conflicting row `rowid` (`existing`).
+    async fn conflict_action(
+        &mut self,
+        txn: &mut Transaction,
+        oc: &OnConflict,
+        rowid: RowId,
+        existing: &Row,
+        row: &Row,
+        emit: &mut Emit<'_>,
+    ) -> Result<bool, PgError> {
+        let ConflictAction::Update { sets, filter } = &oc.action else {
+            return Ok(false);
+        };
+        if self.touched.contains(&rowid) {
+            return Err(PgError::new(
+                sqlstate::CARDINALITY_VIOLATION,
+                "ON CONFLICT DO UPDATE command cannot affect row a second time",
+            )
+            .with_hint(
+                "Ensure that no rows proposed for insertion within the same command have duplicate constrained values.",
+            ));
+        }
+        let combined: Vec<Value> = existing.iter().chain(row.iter()).cloned().collect();
+        if let Some(f) = filter
+            && !eval_filter(f, &combined, self.cx)?
+        {
+            return Ok(false);
+        }
+        let mut new = existing.to_vec();
+        for (c, e) in sets {
+            new[*c] = eval(e, &combined, self.cx)?;
+        }
+        check_not_null(self.table, &new)?;
+        let new: Row = Arc::from(new);
+        txn.update(self.table, rowid, existing, new.clone())
             .await
             .map_err(PgError::from)?;
-        if self.on_conflict.is_some() {
-            self.touched.push(rowid);
-        }
+        self.touched.push(rowid);
         if let Some(r) = self.returning {
-            emit(project(r, &row, self.cx)?)?;
+            emit(project(r, &new, self.cx)?)?;
         }
         Ok(true)
     }
