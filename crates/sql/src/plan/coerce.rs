@@ -2,6 +2,7 @@
 //! result type of numeric operators, and the common type of CASE/IN/COALESCE branches —
 //! PostgreSQL's `pg_cast` contexts and `select_common_type`, for lockstep's types.
 
+use base::cast::{CastKind, can_cast};
 use base::error::sqlstate;
 use base::{DataType, PgError};
 
@@ -69,37 +70,16 @@ pub fn promote_numeric(a: DataType, b: DataType) -> Option<DataType> {
     })
 }
 
-/// Whether `from` converts to `to` implicitly (in expressions).
+/// Whether `from` converts to `to` implicitly (in expressions). An untyped literal or
+/// parameter (`unknown`) converts to anything; otherwise PostgreSQL's cast contexts
+/// (`base::cast`) decide.
 pub fn can_implicit(from: DataType, to: DataType) -> bool {
-    if from == to || from == DataType::Unknown {
-        return true;
-    }
-    match (category(from), category(to)) {
-        (Category::Numeric, Category::Numeric) => {
-            from.base() == to.base() || numeric_rank(from) < numeric_rank(to)
-        }
-        (Category::String, Category::String) => true,
-        _ => matches!(
-            (from, to),
-            (DataType::Timestamp, DataType::TimestampTz)
-                | (DataType::Timestamp, DataType::Timestamp)
-                | (DataType::TimestampTz, DataType::TimestampTz)
-        ),
-    }
+    from == to || from == DataType::Unknown || can_cast(from, to, CastKind::Implicit)
 }
 
 /// Whether `from` may be stored into a column of type `to` (assignment context).
 pub fn can_assign(from: DataType, to: DataType) -> bool {
-    if can_implicit(from, to) {
-        return true;
-    }
-    match (category(from), category(to)) {
-        (Category::Numeric, Category::Numeric) => true,
-        (Category::DateTime, Category::DateTime) => true,
-        // Automatic I/O conversion to string types is allowed on assignment.
-        (_, Category::String) => true,
-        _ => false,
-    }
+    from == to || from == DataType::Unknown || can_cast(from, to, CastKind::Assignment)
 }
 
 /// PostgreSQL's `select_common_type` for CASE, IN, COALESCE, ...: unknown inputs follow
