@@ -141,12 +141,7 @@ pub fn can_cast(from: DataType, to: DataType, kind: CastKind) -> bool {
 /// A type's name without its modifier, as PostgreSQL's `format_type_be` prints it in
 /// `cannot cast type X to Y`.
 fn plain_name(t: DataType) -> String {
-    match t {
-        DataType::Char(_) => "character".into(),
-        DataType::Varchar(_) => "character varying".into(),
-        DataType::Numeric(_) => "numeric".into(),
-        other => other.sql_name(),
-    }
+    t.unmodified_sql_name().to_owned()
 }
 
 fn cannot_cast(from: DataType, to: DataType) -> PgError {

@@ -172,6 +172,15 @@ impl DataType {
         }
     }
 
+    /// PostgreSQL's `format_type` without the modifier (`character varying`,
+    /// `timestamp without time zone`), as `pg_typeof` and cast errors print it.
+    pub fn unmodified_sql_name(self) -> &'static str {
+        match self {
+            DataType::Timestamp => "timestamp without time zone",
+            other => other.short_name(),
+        }
+    }
+
     /// The short name used in error messages such as "integer out of range".
     pub fn short_name(self) -> &'static str {
         match self {

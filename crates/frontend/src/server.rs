@@ -307,6 +307,61 @@ fn bind_unix(path: &std::path::Path) -> Result<UnixListener, FrontendError> {
     Ok(listener)
 }
 
+/// A socket accepted on the accept runtime, deregistered, on its way to a session loop.
+enum Handoff {
+    Tcp(std::net::TcpStream),
+    Unix(std::os::unix::net::UnixStream),
+}
+
+impl Handoff {
+    fn take(stream: ClientStream) -> std::io::Result<Handoff> {
+        match stream {
+            ClientStream::Tcp(s) => s.into_std().map(Handoff::Tcp),
+            ClientStream::Unix(s) => s.into_std().map(Handoff::Unix),
+        }
+    }
+
+    /// Registers the socket with the reactor of the runtime this runs on.
+    fn register(self) -> std::io::Result<ClientStream> {
+        match self {
+            Handoff::Tcp(s) => tokio::net::TcpStream::from_std(s).map(ClientStream::Tcp),
+            Handoff::Unix(s) => tokio::net::UnixStream::from_std(s).map(ClientStream::Unix),
+        }
+    }
+}
+
+/// Serves an accepted connection: on a session loop when there are loops (handing the socket
+/// over to that loop's reactor), else on this runtime.
+fn serve_accepted<B: Backend>(
+    stream: ClientStream,
+    peer: Peer,
+    shared: Arc<Shared<B>>,
+    shutdown: ShutdownWatch,
+    tracker: &TaskTracker,
+    loops: Option<&SessionLoops>,
+) {
+    let Some(loops) = loops else {
+        tracker.spawn(connection_task(stream, peer, shared, shutdown));
+        return;
+    };
+    let handoff = match Handoff::take(stream) {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not hand over connection");
+            return;
+        }
+    };
+    let handle = loops.spawn(move || async move {
+        match handoff.register() {
+            Ok(stream) => connection_task(stream, peer, shared, shutdown).await,
+            Err(e) => tracing::warn!(error = %e, "could not register connection"),
+        }
+    });
+    tracker.spawn(async move {
+        let _ = handle.await;
+    });
+}
+
 async fn accept_tcp<B: Backend>(
     listener: TcpListener,
     shared: Arc<Shared<B>>,
@@ -331,41 +386,14 @@ async fn accept_tcp<B: Backend>(
                     client_addr: Some(client),
                     server_addr: stream.local_addr().ok(),
                 };
-                let (shared, shutdown) = (Arc::clone(&shared), shutdown.clone());
-                match &loops {
-                    None => {
-                        tracker.spawn(connection_task(
-                            ClientStream::Tcp(stream),
-                            peer,
-                            shared,
-                            shutdown,
-                        ));
-                    }
-                    Some(loops) => {
-                        // Deregister from this runtime; the chosen loop registers it anew.
-                        let std_stream = match stream.into_std() {
-                            Ok(s) => s,
-                            Err(e) => {
-                                tracing::warn!(error = %e, "could not hand over connection");
-                                continue;
-                            }
-                        };
-                        let handle = loops.spawn(move || async move {
-                            match tokio::net::TcpStream::from_std(std_stream) {
-                                Ok(s) => {
-                                    connection_task(ClientStream::Tcp(s), peer, shared, shutdown)
-                                        .await;
-                                }
-                                Err(e) => {
-                                    tracing::warn!(error = %e, "could not register connection")
-                                }
-                            }
-                        });
-                        tracker.spawn(async move {
-                            let _ = handle.await;
-                        });
-                    }
-                }
+                serve_accepted(
+                    ClientStream::Tcp(stream),
+                    peer,
+                    Arc::clone(&shared),
+                    shutdown.clone(),
+                    &tracker,
+                    loops.as_deref(),
+                );
             }
             Err(e) => {
                 tracing::warn!(error = %e, "could not accept new connection");
@@ -396,40 +424,14 @@ async fn accept_unix<B: Backend>(
                     client_addr: None,
                     server_addr: None,
                 };
-                let (shared, shutdown) = (Arc::clone(&shared), shutdown.clone());
-                match &loops {
-                    None => {
-                        tracker.spawn(connection_task(
-                            ClientStream::Unix(stream),
-                            peer,
-                            shared,
-                            shutdown,
-                        ));
-                    }
-                    Some(loops) => {
-                        let std_stream = match stream.into_std() {
-                            Ok(s) => s,
-                            Err(e) => {
-                                tracing::warn!(error = %e, "could not hand over connection");
-                                continue;
-                            }
-                        };
-                        let handle = loops.spawn(move || async move {
-                            match tokio::net::UnixStream::from_std(std_stream) {
-                                Ok(s) => {
-                                    connection_task(ClientStream::Unix(s), peer, shared, shutdown)
-                                        .await;
-                                }
-                                Err(e) => {
-                                    tracing::warn!(error = %e, "could not register connection")
-                                }
-                            }
-                        });
-                        tracker.spawn(async move {
-                            let _ = handle.await;
-                        });
-                    }
-                }
+                serve_accepted(
+                    ClientStream::Unix(stream),
+                    peer,
+                    Arc::clone(&shared),
+                    shutdown.clone(),
+                    &tracker,
+                    loops.as_deref(),
+                );
             }
             Err(e) => {
                 tracing::warn!(error = %e, "could not accept new connection");

@@ -112,47 +112,31 @@ impl Core {
                 fail(&format!("background worker \"{name}\" exited unexpectedly"))
             }),
         );
-        let w = wal.clone();
-        supervisor.register(WorkerSpec {
-            name: "walwriter".into(),
-            backend_type: "walwriter",
-            main: WorkerMain::Thread(Arc::new(move |_| {
-                w.writer_main();
-                if w.has_failed() {
-                    Err("WAL write failed".into())
-                } else {
-                    Ok(())
-                }
-            })),
-            restart: RestartPolicy::Never,
-            critical: true,
-        });
-        let w = wal.clone();
-        supervisor.register(WorkerSpec {
-            name: "walflusher".into(),
-            backend_type: "walflusher",
-            main: WorkerMain::Thread(Arc::new(move |_| {
-                w.flusher_main();
-                if w.has_failed() {
-                    Err("WAL flush failed".into())
-                } else {
-                    Ok(())
-                }
-            })),
-            restart: RestartPolicy::Never,
-            critical: true,
-        });
-        let w = wal.clone();
-        supervisor.register(WorkerSpec {
-            name: "walprealloc".into(),
-            backend_type: "walpreallocator",
-            main: WorkerMain::Thread(Arc::new(move |_| {
-                w.prealloc_main();
-                Ok(())
-            })),
-            restart: RestartPolicy::Never,
-            critical: false,
-        });
+        // The WAL's threads: the writer and flusher are critical (no commit completes without
+        // them); the preallocator only saves latency.
+        type WalMain = fn(&Wal);
+        let wal_workers: [(&str, &'static str, WalMain, bool); 3] = [
+            ("walwriter", "walwriter", Wal::writer_main, true),
+            ("walflusher", "walflusher", Wal::flusher_main, true),
+            ("walprealloc", "walpreallocator", Wal::prealloc_main, false),
+        ];
+        for (name, backend_type, main, critical) in wal_workers {
+            let w = wal.clone();
+            supervisor.register(WorkerSpec {
+                name: name.into(),
+                backend_type,
+                main: WorkerMain::Thread(Arc::new(move |_| {
+                    main(&w);
+                    if w.has_failed() {
+                        Err(format!("{name} stopped after a WAL failure"))
+                    } else {
+                        Ok(())
+                    }
+                })),
+                restart: RestartPolicy::Never,
+                critical,
+            });
+        }
         let checkpointer = Checkpointer::new(
             datadir.clone(),
             wal.clone(),

@@ -174,20 +174,5 @@ pub fn internal_name(t: DataType) -> &'static str {
 
 /// `pg_typeof` / `format_type` without a modifier.
 pub fn display_name(t: DataType) -> &'static str {
-    match t {
-        DataType::Bool => "boolean",
-        DataType::Int2 => "smallint",
-        DataType::Int4 => "integer",
-        DataType::Int8 => "bigint",
-        DataType::Float4 => "real",
-        DataType::Float8 => "double precision",
-        DataType::Numeric(_) => "numeric",
-        DataType::Text => "text",
-        DataType::Varchar(_) => "character varying",
-        DataType::Char(_) => "character",
-        DataType::Bytea => "bytea",
-        DataType::Timestamp => "timestamp without time zone",
-        DataType::TimestampTz => "timestamp with time zone",
-        DataType::Unknown => "unknown",
-    }
+    t.unmodified_sql_name()
 }
