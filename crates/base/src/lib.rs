@@ -10,6 +10,7 @@ pub mod cast;
 pub mod catalog;
 pub mod codec;
 pub mod error;
+pub mod failpoint;
 pub mod lsn;
 pub mod types;
 pub mod value;

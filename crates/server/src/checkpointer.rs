@@ -186,7 +186,7 @@ impl Checkpointer {
         };
         let (file, stats) = write_snapshot(&self.datadir.path, &self.mgr.catalog, &header)?;
         drop(slot);
-        crate::failpoint::hit("checkpoint-after-snapshot");
+        base::failpoint::hit("checkpoint-after-snapshot");
         let rec = WalRecord::Checkpoint(CheckpointRecord {
             redo_lsn,
             snapshot_lsn,
@@ -217,7 +217,7 @@ impl Checkpointer {
             }
             c.write(&self.datadir.path)?;
         }
-        crate::failpoint::hit("checkpoint-after-control-file");
+        base::failpoint::hit("checkpoint-after-control-file");
         // The new checkpoint is in force: older files can go.
         remove_old_snapshots(&self.datadir.path, &file).map_err(CheckpointError::Cleanup)?;
         let mut keep_from = redo_lsn;

@@ -8,7 +8,6 @@ pub mod bgworker;
 pub mod checkpointer;
 pub mod core;
 pub mod datadir;
-pub mod failpoint;
 pub mod node;
 pub mod progress;
 pub mod recovery;

@@ -130,3 +130,53 @@ async fn flipped_byte_followed_by_valid_records_refuses_to_start() {
     );
     assert!(log.contains("corrupt"), "log says corruption:\n{log}");
 }
+
+/// A failed WAL flush stops the server at once (PostgreSQL's PANIC; an fsync is never
+/// retried), nothing unflushed was acknowledged, and a restart recovers every commit that was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_wal_flush_stops_the_server() {
+    let mut srv = TestServer::init();
+    // The 40th flush fails (the first ones serve start-up and the table's creation).
+    srv.env.push((
+        "LOCKSTEP_FAILPOINTS".into(),
+        "wal-flush-error=error(40)".into(),
+    ));
+    srv.start();
+    let c = srv.client().await;
+    c.batch_execute("CREATE TABLE t (k int PRIMARY KEY)")
+        .await
+        .expect("create");
+    let mut acked = Vec::new();
+    for k in 0..200 {
+        match c.execute("INSERT INTO t VALUES ($1)", &[&k]).await {
+            Ok(_) => acked.push(k),
+            Err(_) => break,
+        }
+    }
+    assert!(acked.len() < 200, "the failpoint fired");
+    // The server exits on its own, with status 2.
+    let mut exited = None;
+    for _ in 0..200 {
+        if !srv.is_running() {
+            exited = Some(());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        exited.is_some(),
+        "server still running after a failed flush"
+    );
+    let log = srv.log_text();
+    assert!(log.contains("PANIC") && log.contains("fdatasync"), "{log}");
+    srv.env.clear();
+    srv.kill9();
+    srv.start();
+    let c = srv.client().await;
+    let rows = c.query("SELECT k FROM t", &[]).await.expect("select");
+    let present: std::collections::HashSet<i32> = rows.iter().map(|r| r.get(0)).collect();
+    for k in &acked {
+        assert!(present.contains(k), "acknowledged insert {k} lost");
+    }
+    srv.stop();
+}

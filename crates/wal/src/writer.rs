@@ -702,7 +702,14 @@ impl Shared {
         if self.fsync
             && let Some((segno, file)) = &current
         {
-            file.sync_data().map_err(|e| WalError::Flush {
+            let result = if base::failpoint::fails("wal-flush-error") {
+                Err(std::io::Error::other(
+                    "injected fdatasync failure (test failpoint)",
+                ))
+            } else {
+                file.sync_data()
+            };
+            result.map_err(|e| WalError::Flush {
                 path: self.path(*segno),
                 source: e,
             })?;
