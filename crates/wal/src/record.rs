@@ -86,8 +86,10 @@ impl RecordKind {
     }
 }
 
+/// Rounds up to the record alignment. Saturates instead of wrapping: a damaged header may
+/// carry any LSN, and arithmetic on it must not overflow (found by the fuzz target).
 pub fn align(lsn: u64) -> u64 {
-    (lsn + WAL_ALIGN - 1) & !(WAL_ALIGN - 1)
+    lsn.saturating_add(WAL_ALIGN - 1) & !(WAL_ALIGN - 1)
 }
 
 /// A decoded record header.
@@ -105,7 +107,7 @@ pub struct RecordHeader {
 impl RecordHeader {
     /// The LSN where the next record starts.
     pub fn end_lsn(&self) -> Lsn {
-        Lsn(align(self.lsn.0 + u64::from(self.total_len)))
+        Lsn(align(self.lsn.0.saturating_add(u64::from(self.total_len))))
     }
 
     pub fn encode(&self) -> [u8; RECORD_HEADER_LEN] {
@@ -146,6 +148,7 @@ impl RecordHeader {
     /// Whether the header is plausible at `position` (before checking the CRC).
     pub fn plausible_at(&self, position: Lsn) -> bool {
         self.lsn == position
+            && position.0.checked_add(u64::from(self.total_len) + WAL_ALIGN).is_some()
             && self.total_len as usize >= RECORD_HEADER_LEN
             && self.total_len <= MAX_RECORD_LEN
             && RecordKind::from_u8(self.kind).is_some()
@@ -438,6 +441,24 @@ mod tests {
         assert_eq!(RecordHeader::decode(&zero), None);
         zero[0..4].copy_from_slice(&RECORD_MAGIC.to_le_bytes());
         assert!(RecordHeader::decode(&zero).is_some_and(|h| !h.plausible_at(Lsn(0))));
+    }
+
+    #[test]
+    fn a_header_near_the_end_of_the_lsn_space_is_implausible_not_an_overflow() {
+        // The fuzz target found this: a damaged header whose LSN is close to u64::MAX made
+        // end_lsn() overflow. Such a header can never be valid, and checking it must not wrap.
+        let lsn = Lsn(u64::MAX - 7);
+        let h = RecordHeader {
+            crc: 0,
+            total_len: 100,
+            kind: RecordKind::Commit as u8,
+            flags: 0,
+            lsn,
+            durable_lsn: Lsn(0),
+            xid: 1,
+        };
+        assert!(!h.plausible_at(lsn));
+        assert!(h.end_lsn() >= lsn);
     }
 
     #[test]
