@@ -1,0 +1,2 @@
+//! The pure parts of lockstep's streaming replication.
+pub mod messages;
