@@ -1,2 +1,4 @@
 //! The pure parts of lockstep's streaming replication.
 pub mod messages;
+pub mod syncrep;
+pub mod walsender;
