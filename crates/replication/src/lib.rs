@@ -1,4 +1,5 @@
 //! The pure parts of lockstep's streaming replication.
+pub mod commands;
 pub mod messages;
 pub mod syncrep;
 pub mod walsender;
