@@ -2,4 +2,5 @@
 pub mod commands;
 pub mod messages;
 pub mod syncrep;
+pub mod timeline;
 pub mod walsender;
