@@ -7,12 +7,12 @@
 //! parent timeline, the switch point where the child forked off it, and a free-text reason:
 //!
 //! ```text
-//! 1	0/3000158	no recovery target specified
+//! 1<TAB>0/3000158<TAB>no recovery target specified
 //!
-//! 2	0/5000000	no recovery target specified
+//! 2<TAB>0/5000000<TAB>no recovery target specified
 //! ```
 //!
-//! (PostgreSQL copies the parent's file and appends one line preceded by a newline, hence the
+//! (`<TAB>` is one tab character. PostgreSQL copies the parent's file and appends one line preceded by a newline, hence the
 //! blank lines; `#` lines are comments.) The history of timeline T is then a sequence of
 //! segments: timeline `p1` from the start of WAL to `s1`, `p2` from `s1` to `s2`, ..., and T
 //! itself from the last switch point on, open-ended. Switch points are "first LSN on the
