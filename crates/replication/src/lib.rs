@@ -1,5 +1,6 @@
 //! The pure parts of lockstep's streaming replication.
 pub mod commands;
+pub mod conninfo;
 pub mod messages;
 pub mod syncrep;
 pub mod timeline;
