@@ -1,6 +1,7 @@
 //! The pure parts of lockstep's streaming replication.
 pub mod commands;
 pub mod conninfo;
+pub mod fuzzing;
 pub mod messages;
 pub mod syncrep;
 pub mod timeline;
