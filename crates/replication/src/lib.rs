@@ -5,4 +5,5 @@ pub mod fuzzing;
 pub mod messages;
 pub mod syncrep;
 pub mod timeline;
+pub mod walreceiver;
 pub mod walsender;
