@@ -232,6 +232,22 @@ impl Default for BaseBackupOptions {
 }
 
 /// Parses one replication command (the whole text of a simple Query).
+///
+/// ```
+/// use base::{Lsn, TimelineId};
+/// use replication::commands::{parse_command, ReplicationCommand};
+///
+/// assert_eq!(
+///     parse_command("START_REPLICATION SLOT s1 PHYSICAL 0/3000000 TIMELINE 2;"),
+///     Ok(ReplicationCommand::StartReplication {
+///         slot_name: Some("s1".into()),
+///         start_lsn: Lsn(0x300_0000),
+///         timeline: Some(TimelineId(2)),
+///     })
+/// );
+/// let err = parse_command("SELECT 1").unwrap_err();
+/// assert_eq!(err.code.code(), "0A000");
+/// ```
 pub fn parse_command(query: &str) -> Result<ReplicationCommand, PgError> {
     let mut lexer = Lexer::new(query);
     // Like PostgreSQL's `replication_scanner_is_replication_command`, look at the first token

@@ -176,6 +176,18 @@ impl ConnInfo {
     }
 
     /// Parses either form (a string starting with `postgresql://` or `postgres://` is a URI).
+    ///
+    /// ```
+    /// use replication::conninfo::ConnInfo;
+    ///
+    /// let uri = ConnInfo::parse("postgresql://rep@db1:5433/postgres?application_name=s%201").unwrap();
+    /// assert_eq!(uri.application_name(), Some("s 1"));
+    /// assert_eq!(
+    ///     uri.to_string(),
+    ///     "user=rep host=db1 port=5433 dbname=postgres application_name='s 1'"
+    /// );
+    /// assert_eq!(ConnInfo::parse(&uri.to_string()), Ok(uri));
+    /// ```
     pub fn parse(s: &str) -> Result<ConnInfo, ConnInfoError> {
         let prefix = ["postgresql://", "postgres://"]
             .into_iter()

@@ -365,6 +365,21 @@ pub fn encode_xlog_data_header(
 impl PrimaryMessage {
     /// Decodes one CopyData payload sent by a primary. `payload` is shared, not copied: the
     /// WAL of an XLogData is a slice of it.
+    ///
+    /// ```
+    /// use base::Lsn;
+    /// use bytes::Bytes;
+    /// use replication::messages::{PgTimestamp, PrimaryKeepalive, PrimaryMessage};
+    ///
+    /// let k = PrimaryMessage::Keepalive(PrimaryKeepalive {
+    ///     wal_end: Lsn(0x300_0000),
+    ///     send_time: PgTimestamp(0),
+    ///     reply_requested: true,
+    /// });
+    /// let bytes = k.encode();
+    /// assert_eq!(bytes[0], b'k');
+    /// assert_eq!(PrimaryMessage::decode(Bytes::from(bytes)), Ok(k));
+    /// ```
     pub fn decode(payload: Bytes) -> Result<PrimaryMessage, MessageError> {
         let len = payload.len();
         let Some(&type_byte) = payload.first() else {

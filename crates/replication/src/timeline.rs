@@ -220,6 +220,20 @@ impl TimelineHistory {
     }
 
     /// Parses the content of `history_file_name(timeline)`.
+    ///
+    /// ```
+    /// use base::{Lsn, TimelineId};
+    /// use replication::timeline::{SwitchPoint, TimelineHistory};
+    ///
+    /// let h = TimelineHistory::parse(TimelineId(2), "1\t0/3000158\tno recovery target specified\n")
+    ///     .unwrap();
+    /// assert_eq!(h.timeline_of(Lsn(0x300_0157)), TimelineId(1));
+    /// assert_eq!(h.timeline_of(Lsn(0x300_0158)), TimelineId(2));
+    /// assert_eq!(
+    ///     h.switch_point(TimelineId(1)),
+    ///     Ok(SwitchPoint::Historic { at: Lsn(0x300_0158), next: TimelineId(2) })
+    /// );
+    /// ```
     pub fn parse(timeline: TimelineId, content: &str) -> Result<TimelineHistory, TimelineError> {
         let mut entries: Vec<HistoryEntry> = Vec::new();
         for raw in content.lines() {

@@ -520,6 +520,29 @@ pub enum ReconnectPlan {
 /// Where a (re)connecting standby starts streaming, and what local WAL it must discard. See
 /// "Reconnecting" in the module documentation; `upstream_history` is the history of
 /// `upstream.timeline`, needed only when it differs from the local timeline.
+///
+/// ```
+/// use base::{Lsn, TimelineId};
+/// use replication::walreceiver::*;
+///
+/// // The standby holds WAL up to 0/900, but the primary had only announced a flush LSN of
+/// // 0/700: the tail may differ from what the primary has now, so it is fetched again.
+/// let local = LocalWalState {
+///     timeline: TimelineId(1),
+///     flushed_end: Lsn(0x900),
+///     replayed: Lsn(0x500),
+///     primary_flush: Lsn(0x700),
+/// };
+/// let upstream = UpstreamIdentity { timeline: TimelineId(1), flush_lsn: Lsn(0x800) };
+/// assert_eq!(
+///     plan_reconnect(&local, &upstream, None),
+///     ReconnectPlan::Stream {
+///         start: StartPoint { timeline: TimelineId(1), lsn: Lsn(0x700) },
+///         discard_from: Some(Lsn(0x700)),
+///         primary_flush: Lsn(0x700),
+///     }
+/// );
+/// ```
 pub fn plan_reconnect(
     local: &LocalWalState,
     upstream: &UpstreamIdentity,
