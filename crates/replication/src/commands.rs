@@ -1258,5 +1258,7 @@ impl fmt::Display for BaseBackupOptions {
     }
 }
 
+pub mod results;
+
 #[cfg(test)]
 mod tests;
