@@ -415,6 +415,9 @@ struct Lexer<'a> {
     text: &'a str,
     /// Byte offset of the next character.
     at: usize,
+    /// Characters before `at`, kept as we go so positions cost O(1) (a long hostile query
+    /// must not make every token's position an O(n) count).
+    chars_before: usize,
 }
 
 fn is_space(c: char) -> bool {
@@ -444,16 +447,21 @@ fn truncate_identifier(mut s: String) -> String {
 
 impl<'a> Lexer<'a> {
     fn new(text: &'a str) -> Self {
-        Lexer { text, at: 0 }
+        Lexer {
+            text,
+            at: 0,
+            chars_before: 0,
+        }
     }
 
     fn rest(&self) -> &'a str {
         &self.text[self.at..]
     }
 
-    fn position(&self, byte: usize) -> u32 {
-        let chars = self.text[..byte].chars().count() + 1;
-        u32::try_from(chars).unwrap_or(u32::MAX)
+    /// Moves past `bytes` bytes (a whole number of characters).
+    fn advance(&mut self, bytes: usize) {
+        self.chars_before += self.text[self.at..self.at + bytes].chars().count();
+        self.at += bytes;
     }
 
     /// Length in bytes of `hex+ '/' hex+` at the start of `s`, if there is one.
@@ -476,9 +484,8 @@ impl<'a> Lexer<'a> {
             .take_while(|&c| is_space(c))
             .map(char::len_utf8)
             .sum();
-        self.at += skip;
-        let start = self.at;
-        let position = self.position(start);
+        self.advance(skip);
+        let position = u32::try_from(self.chars_before + 1).unwrap_or(u32::MAX);
         let rest = self.rest();
         let Some(c) = rest.chars().next() else {
             return Ok(Token {
@@ -499,21 +506,21 @@ impl<'a> Lexer<'a> {
         // Flex takes the longest match; an LSN always beats a word or digits it starts with.
         let tok = if lsn_len > 0 && lsn_len >= ident_len && lsn_len >= digits_len {
             let raw = &rest[..lsn_len];
-            self.at += lsn_len;
+            self.advance(lsn_len);
             Tok::Lsn {
                 value: raw.parse().ok(),
                 raw: raw.to_owned(),
             }
         } else if ident_len > 0 {
             let raw = &rest[..ident_len];
-            self.at += ident_len;
+            self.advance(ident_len);
             Tok::Word {
                 lower: truncate_identifier(raw.to_ascii_lowercase()),
                 raw: raw.to_owned(),
             }
         } else if digits_len > 0 {
             let raw = &rest[..digits_len];
-            self.at += digits_len;
+            self.advance(digits_len);
             Tok::Num {
                 value: raw.parse().ok(),
                 raw: raw.to_owned(),
@@ -521,7 +528,7 @@ impl<'a> Lexer<'a> {
         } else if c == '\'' || c == '"' {
             let (body, len) = Self::quoted(rest, c)
                 .ok_or_else(|| syntax("unterminated quoted string").with_position(position))?;
-            self.at += len;
+            self.advance(len);
             if c == '\'' {
                 Tok::Str(body)
             } else {
@@ -530,7 +537,7 @@ impl<'a> Lexer<'a> {
                 Tok::Quoted(truncate_identifier(body))
             }
         } else {
-            self.at += c.len_utf8();
+            self.advance(c.len_utf8());
             Tok::Punct(c)
         };
         Ok(Token { tok, position })

@@ -58,6 +58,7 @@ use bytes::Bytes;
 
 use crate::messages::PrimaryMessage;
 use crate::timeline::{SwitchPoint, TimelineError, TimelineHistory};
+use crate::walsender::reached;
 
 /// Settings of the walreceiver.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -259,7 +260,7 @@ impl WalReceiver {
         let due = match self.last_reply {
             None => true,
             Some((at, write, flush)) => {
-                write != self.written || flush != self.flushed || now >= at + interval
+                write != self.written || flush != self.flushed || reached(now, at, interval)
             }
         };
         if due {
@@ -392,12 +393,12 @@ impl WalReceiver {
             return actions;
         }
         if let Some(timeout) = self.config.receiver_timeout {
-            if now >= self.last_receive + timeout {
+            if reached(now, self.last_receive, timeout) {
                 self.terminated = true;
                 actions.push(ReceiverAction::Terminate(ReceiverError::Timeout));
                 return actions;
             }
-            if !self.ping_sent && now >= self.last_receive + timeout / 2 {
+            if !self.ping_sent && reached(now, self.last_receive, timeout / 2) {
                 self.ping_sent = true;
                 actions.push(self.status(true, now));
                 return actions;
@@ -412,15 +413,12 @@ impl WalReceiver {
         if self.terminated {
             return None;
         }
-        let timeout = self.config.receiver_timeout.map(|t| {
-            if self.ping_sent {
-                self.last_receive + t
-            } else {
-                self.last_receive + t / 2
-            }
+        let timeout = self.config.receiver_timeout.and_then(|t| {
+            let wait = if self.ping_sent { t } else { t / 2 };
+            self.last_receive.checked_add(wait)
         });
         let status = match (self.config.status_interval, self.last_reply) {
-            (Some(interval), Some((at, _, _))) => Some(at + interval),
+            (Some(interval), Some((at, _, _))) => at.checked_add(interval),
             (Some(_), None) => Some(self.last_receive),
             (None, _) => None,
         };

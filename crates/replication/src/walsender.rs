@@ -469,7 +469,7 @@ impl WalSender {
             return actions;
         }
         if let Some(timeout) = self.config.wal_sender_timeout
-            && now >= self.last_receive + timeout
+            && reached(now, self.last_receive, timeout)
         {
             self.done = true;
             actions.push(SenderAction::Terminate(SenderError::Timeout));
@@ -535,7 +535,7 @@ impl WalSender {
 
         if let Some(timeout) = self.config.wal_sender_timeout
             && !self.ping_sent
-            && now >= self.last_receive + timeout / 2
+            && reached(now, self.last_receive, timeout / 2)
         {
             self.ping_sent = true;
             actions.push(self.keepalive(true));
@@ -556,11 +556,9 @@ impl WalSender {
         {
             return None;
         }
-        Some(if self.ping_sent {
-            self.last_receive + timeout
-        } else {
-            self.last_receive + timeout / 2
-        })
+        let wait = if self.ping_sent { timeout } else { timeout / 2 };
+        // An Instant too far in the future to represent: no deadline.
+        self.last_receive.checked_add(wait)
     }
 
     /// Whether the driver should call [`WalSender::poll`] again right away (WAL is waiting
@@ -568,6 +566,14 @@ impl WalSender {
     pub fn has_pending_wal(&self) -> bool {
         !self.done && !self.timeline_ended && self.next_chunk().is_some()
     }
+}
+
+/// Whether `wait` has passed since `since`. A wait too long to represent never passes (a
+/// configured timeout of centuries is "disabled", not a panic).
+pub(crate) fn reached(now: Instant, since: Instant, wait: Duration) -> bool {
+    since
+        .checked_add(wait)
+        .is_some_and(|deadline| now >= deadline)
 }
 
 #[cfg(test)]

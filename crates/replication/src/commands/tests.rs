@@ -612,3 +612,23 @@ fn parse_bool_accepts_postgres_spellings() {
     }
     assert_eq!(sqlstate::SYNTAX_ERROR.code(), "42601");
 }
+
+/// A hostile client may send a huge command; positions are tracked incrementally, so lexing
+/// stays linear (an O(n) position count per token made 100k tokens take minutes).
+#[test]
+fn long_commands_parse_in_linear_time() {
+    let n = 100_000;
+    let mut query = String::from("SHOW a");
+    for _ in 0..n {
+        query.push_str(".b");
+    }
+    let started = std::time::Instant::now();
+    let Ok(ReplicationCommand::Show { name }) = parse_command(&query) else {
+        panic!("show");
+    };
+    assert_eq!(name.len(), 1 + 2 * n);
+    query.push_str(" x");
+    let e = parse_command(&query).expect_err("trailing word");
+    assert_eq!(e.position, Some(u32::try_from(query.len()).expect("fits")));
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}

@@ -461,6 +461,23 @@ fn random_interleavings_keep_the_replay_rule() {
     }
 }
 
+#[test]
+fn absurd_timeouts_never_overflow_the_clock() {
+    let t0 = Instant::now();
+    let config = WalReceiverConfig {
+        status_interval: Some(Duration::MAX),
+        receiver_timeout: Some(Duration::MAX),
+    };
+    let start = StartPoint {
+        timeline: TimelineId(1),
+        lsn: Lsn(100),
+    };
+    let mut r = WalReceiver::new(config, start, Lsn(80), Lsn(100), t0);
+    assert_eq!(r.on_tick(t0), vec![status(100, 100, 80, false)]);
+    assert_eq!(r.on_tick(t0 + Duration::from_secs(1_000_000)), vec![]);
+    assert_eq!(r.next_deadline(), None);
+}
+
 // ---------------------------------------------------------------------------------------
 // plan_reconnect
 // ---------------------------------------------------------------------------------------

@@ -585,3 +585,16 @@ fn random_schedules_send_every_byte_once() {
         assert_eq!(expected_next, write.max(start));
     }
 }
+
+#[test]
+fn absurd_timeouts_never_overflow_the_clock() {
+    let t0 = Instant::now();
+    let config = WalSenderConfig {
+        wal_sender_timeout: Some(Duration::MAX),
+        ..CONFIG
+    };
+    let mut ws = WalSender::new(config, t0);
+    ws.start_streaming(plan(10), local(10, 10, 0), false, t0);
+    assert_eq!(ws.poll(t0 + Duration::from_secs(1_000_000)), vec![]);
+    assert_eq!(ws.next_deadline(), None);
+}
