@@ -24,6 +24,9 @@
 //! `\` backslash-escaped. [`quote_config_value`] adds the second layer for `lockstep.conf`
 //! (`primary_conninfo = '...'`), as PostgreSQL's `ALTER SYSTEM` writes it.
 //!
+//! Where it runs: the standby, when `primary_conninfo` is loaded or reloaded, and
+//! `pg_basebackup -R`-style tooling writing it. Invariant: `parse(to_string(c)) == c`.
+//!
 //! What this module does not do: connect, resolve hosts, read `.pgpass` or the `PG*`
 //! environment variables (the driver applies those defaults). It never panics; errors are
 //! [`ConnInfoError`]s, which become 22023 `PgError`s for a `SET`/reload.

@@ -28,6 +28,39 @@
 //! documented preconditions (positions going backwards) hits an `assert!`, on in release, as
 //! PostgreSQL's `Assert` would.
 //!
+//! # For driver authors
+//!
+//! - **A commit needs two things.** Release a waiter at commit LSN `L` and stage `mode` only
+//!   when `L <= local flush LSN` *and* `L <= ReleasedLsns::get(mode)`. Because lockstep ships
+//!   WAL before flushing it, a standby can confirm WAL the primary has not flushed yet; the
+//!   synced LSNs alone are not enough (`syncrep` deliberately knows nothing of the local
+//!   flush).
+//! - **When to re-run [`syncrep::evaluate`]:** on every `SenderAction::StandbyProgressed`
+//!   and `StateChanged`, when a walsender exits (drop it from the snapshot: its waiters keep
+//!   waiting unless a potential standby takes over, as in PostgreSQL), and on reload of
+//!   `synchronous_standby_names`. If the configuration becomes empty (`parse` gives
+//!   `Ok(None)`), release every waiter, as PostgreSQL's checkpointer does. Keep the previous
+//!   value when a new one fails to parse.
+//! - **Walsender loop:** feed each event to the [`walsender::WalSender`], execute the
+//!   returned actions in order, and call `poll` again while `has_pending_wal()` (one chunk
+//!   per call, so standby replies are read between chunks); otherwise sleep until the next
+//!   event or `next_deadline()`. Call `on_local_wal` whenever the WAL write or flush LSN
+//!   moves (the flush LSN must reach standbys even when no new WAL is written).
+//!   `SendWal::wal_end` goes into the message as is, even when it is below `end`.
+//! - **Walreceiver loop:** build the receiver from [`walreceiver::plan_reconnect`] (truncate
+//!   the local WAL at `discard_from` first), write each `WriteWal` and report `on_written`,
+//!   call `on_input_drained` when the socket has nothing more buffered, fsync on `FlushWal`
+//!   and report `on_flushed` (flush before switching segment files, too). Redo must stop at
+//!   the last `AllowReplay` limit and report `on_replayed`, with `apply_feedback_requested`
+//!   for commit records written under `remote_apply`. Persist `primary_flush_lsn()` with
+//!   the WAL (a control file field); after a crash without it, pass the replayed LSN.
+//! - **Promotion:** `history.branch(new_tli, end_of_wal, timeline::PROMOTION_REASON)`, write
+//!   `render()` to `timeline::history_file_name(new_tli)` before using the new timeline.
+//! - **Commands:** [`commands::parse_command`] gives a typed command or the `PgError` to
+//!   send; [`commands::results`] builds the rows PostgreSQL clients expect. The parser
+//!   accepts every `BASE_BACKUP` TARGET and COMPRESSION; refuse what the server cannot do
+//!   with 0A000.
+//!
 //! # Example: deciding which commits the standbys have confirmed
 //!
 //! ```

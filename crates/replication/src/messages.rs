@@ -34,6 +34,10 @@
 //! passes the last `walEnd` it announced (see `walsender`), otherwise a standby's replay would
 //! stall until the next write.
 //!
+//! Where it runs: both ends of every replication connection (the walsender encodes 'w'/'k'
+//! and decodes 'r'/'h'; the walreceiver the reverse). Invariant: `decode(encode(m)) == m`
+//! for every message, and a decoded XLogData's byte range never overflows the LSN space.
+//!
 //! What this module deliberately does not do: framing (the CopyData 'd' envelope and its
 //! length belong to the driver), reading WAL, or deciding when to send anything (that is
 //! `walsender`/`walreceiver`). Decoding never panics and never reads past the input; every
