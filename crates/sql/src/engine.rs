@@ -51,6 +51,68 @@ pub struct BackgroundWorkerInfo {
     pub client_addr: Option<std::net::SocketAddr>,
 }
 
+/// One walsender as `pg_stat_replication` shows it (PostgreSQL 15's meanings: positions are
+/// what the standby last reported, lags are measured on the primary from when WAL was
+/// written to when the standby reported it written/flushed/applied).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReplicationStat {
+    pub pid: i32,
+    pub usename: String,
+    pub application_name: String,
+    pub client_addr: Option<std::net::SocketAddr>,
+    pub backend_start: SystemTime,
+    /// `startup`, `catchup`, `streaming`, `backup` or `stopping`.
+    pub state: String,
+    pub sent_lsn: Option<Lsn>,
+    pub write_lsn: Option<Lsn>,
+    pub flush_lsn: Option<Lsn>,
+    pub replay_lsn: Option<Lsn>,
+    pub write_lag: Option<std::time::Duration>,
+    pub flush_lag: Option<std::time::Duration>,
+    pub replay_lag: Option<std::time::Duration>,
+    pub sync_priority: i32,
+    /// `async`, `potential`, `sync` or `quorum`.
+    pub sync_state: String,
+    pub reply_time: Option<SystemTime>,
+}
+
+/// The walreceiver as `pg_stat_wal_receiver` shows it (one row on a standby whose
+/// walreceiver runs; no row otherwise).
+#[derive(Clone, Debug, PartialEq)]
+pub struct WalReceiverStat {
+    pub pid: i32,
+    /// `starting`, `streaming`, `waiting`, `restarting` or `stopping`.
+    pub status: String,
+    pub receive_start_lsn: Lsn,
+    pub receive_start_tli: TimelineId,
+    pub written_lsn: Lsn,
+    pub flushed_lsn: Lsn,
+    pub received_tli: TimelineId,
+    pub last_msg_send_time: Option<SystemTime>,
+    pub last_msg_receipt_time: Option<SystemTime>,
+    pub latest_end_lsn: Lsn,
+    pub latest_end_time: Option<SystemTime>,
+    pub slot_name: Option<String>,
+    pub sender_host: Option<String>,
+    pub sender_port: Option<i32>,
+    /// The connection string with the password masked, as PostgreSQL shows it.
+    pub conninfo: String,
+}
+
+/// A replication slot as `pg_replication_slots` shows it (physical slots only).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReplicationSlotInfo {
+    pub slot_name: String,
+    pub temporary: bool,
+    pub active: bool,
+    pub active_pid: Option<i32>,
+    pub restart_lsn: Option<Lsn>,
+    /// `reserved`, `extended`, `unreserved` or `lost` (NULL when no WAL is reserved).
+    pub wal_status: Option<String>,
+    /// Bytes that can still be written before the slot is lost (NULL if unbounded).
+    pub safe_wal_size: Option<i64>,
+}
+
 /// What only the server knows. Implemented by the server crate; `NullHooks` for tests.
 ///
 /// # Correctness
@@ -84,6 +146,50 @@ pub trait ServerHooks: Send + Sync + std::fmt::Debug + 'static {
     fn request_checkpoint(&self) -> HookFuture<Result<(), PgError>>;
     /// Background workers for `pg_stat_activity`.
     fn background_workers(&self) -> Vec<BackgroundWorkerInfo>;
+    /// `pg_stat_replication`: one row per walsender.
+    fn replication_stats(&self) -> Vec<ReplicationStat> {
+        Vec::new()
+    }
+    /// `pg_stat_wal_receiver`.
+    fn wal_receiver_stat(&self) -> Option<WalReceiverStat> {
+        None
+    }
+    /// `pg_replication_slots`.
+    fn replication_slots(&self) -> Vec<ReplicationSlotInfo> {
+        Vec::new()
+    }
+    /// `pg_create_physical_replication_slot(name, immediately_reserve)`: returns the slot's
+    /// restart LSN (NULL unless reserved).
+    fn create_physical_replication_slot(
+        &self,
+        name: &str,
+        immediately_reserve: bool,
+    ) -> Result<Option<Lsn>, PgError> {
+        let _ = (name, immediately_reserve);
+        Err(PgError::feature_not_supported("replication slots"))
+    }
+    /// `pg_drop_replication_slot(name)`.
+    fn drop_replication_slot(&self, name: &str) -> Result<(), PgError> {
+        let _ = name;
+        Err(PgError::feature_not_supported("replication slots"))
+    }
+    /// `pg_last_xact_replay_timestamp()`: commit time (PostgreSQL microseconds since
+    /// 2000-01-01) of the last transaction replayed on a standby.
+    fn last_xact_replay_timestamp(&self) -> Option<i64> {
+        None
+    }
+    /// `pg_promote(wait, wait_seconds)`: requests promotion of a standby; with `wait`, the
+    /// future completes when the server accepts writes (true) or after `wait_seconds`
+    /// (false). Errors with 55000 when the server is not in recovery.
+    fn promote(&self, wait: bool, wait_seconds: i32) -> HookFuture<Result<bool, PgError>> {
+        let _ = (wait, wait_seconds);
+        Box::pin(async {
+            Err(PgError::new(
+                sqlstate::OBJECT_NOT_IN_PREREQUISITE_STATE,
+                "recovery is not in progress",
+            ))
+        })
+    }
 }
 
 /// Hooks for tests and tools: fixed positions, a primary on timeline 1, checkpoints and
