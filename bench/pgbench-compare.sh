@@ -9,14 +9,23 @@
 # of every round (from pgbench's per-transaction log), and lockstep/PostgreSQL ratios. Also
 # lockstep's peak RSS after loading.
 #
+# With MODE=replica each side is a primary plus one synchronous standby on the same machine:
+# PostgreSQL's standby is made with `pg_basebackup -R` and named in synchronous_standby_names;
+# lockstep's with `lockstep basebackup -R`. Every commit then waits for the standby's flush
+# (synchronous_commit = on). At 1 client, lockstep also runs with synchronous_commit = local
+# in the same interleaving ("ls-local"), which gives lockstep's own sync-vs-local ratio: the
+# price of replication when WAL is shipped in parallel with the local flush.
+#
 # Usage: bench/pgbench-compare.sh            (defaults: ROUNDS=3 DURATION=15 SCALE=10 CLIENTS="1 32")
 #        ROUNDS=5 DURATION=20 CLIENTS="1 8 32" bench/pgbench-compare.sh
+#        MODE=replica bench/pgbench-compare.sh
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-15}
 SCALE=${SCALE:-10}
 CLIENTS=${CLIENTS:-"1 32"}
+MODE=${MODE:-single}
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 LOCKSTEP=${LOCKSTEP:-$ROOT/target/release/lockstep}
@@ -29,22 +38,28 @@ command -v pgbench >/dev/null || { echo "pgbench not found (apt-get install post
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
+as_postgres() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
 WORK=$(mktemp -d /tmp/lockstep-bench.XXXXXX)
 chmod 755 "$WORK"
 PG_PORT=$(free_port)
 LS_PORT=$(free_port)
+PG_STANDBY_PORT=$(free_port)
+LS_STANDBY_PORT=$(free_port)
 LS_PID=""
+LS_STANDBY_PID=""
 cleanup() {
   set +e
   [ -n "$LS_PID" ] && kill -INT "$LS_PID" 2>/dev/null && wait "$LS_PID" 2>/dev/null
-  if [ -f "$WORK/pg/postmaster.pid" ]; then
-    runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/pg" -m fast stop >/dev/null 2>&1
-  fi
+  [ -n "$LS_STANDBY_PID" ] && kill -INT "$LS_STANDBY_PID" 2>/dev/null && wait "$LS_STANDBY_PID" 2>/dev/null
+  for d in pg pg-standby; do
+    if [ -f "$WORK/$d/postmaster.pid" ]; then
+      as_postgres "$PGBIN/pg_ctl" -D "$WORK/$d" -m immediate stop >/dev/null 2>&1
+    fi
+  done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-
-as_postgres() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 
 echo "== setting up PostgreSQL 15 on port $PG_PORT and lockstep on port $LS_PORT in $WORK" >&2
 mkdir -p "$WORK/pg" "$WORK/pglog"
@@ -59,6 +74,29 @@ as_postgres "$PGBIN/pg_ctl" -D "$WORK/pg" -l "$WORK/pglog/pg.log" -w start -o \
 LS_PID=$!
 for _ in $(seq 100); do pg_isready -q -h 127.0.0.1 -p "$LS_PORT" && break; sleep 0.1; done
 
+if [ "$MODE" = replica ]; then
+  echo "== making synchronous standbys (PostgreSQL on $PG_STANDBY_PORT, lockstep on $LS_STANDBY_PORT)" >&2
+  mkdir -m 700 "$WORK/pg-standby"; [ "$(id -u)" = 0 ] && chown postgres "$WORK/pg-standby"
+  as_postgres "$PGBIN/pg_basebackup" -h 127.0.0.1 -p "$PG_PORT" -U postgres -D "$WORK/pg-standby" -R -X stream -c fast
+  as_postgres "$PGBIN/pg_ctl" -D "$WORK/pg-standby" -l "$WORK/pglog/pg-standby.log" -w start -o \
+    "-p $PG_STANDBY_PORT -k $WORK/pg-standby -c listen_addresses=127.0.0.1 -c fsync=on -c cluster_name=standby1 -c shared_buffers=512MB" >/dev/null
+  as_postgres "$PGBIN/psql" -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -c "ALTER SYSTEM SET synchronous_standby_names = 'standby1'" -c "SELECT pg_reload_conf()" >/dev/null
+  "$LOCKSTEP" basebackup -d "host=127.0.0.1 port=$LS_PORT user=postgres application_name=standby1" -D "$WORK/ls-standby" -R >/dev/null
+  "$LOCKSTEP" start -D "$WORK/ls-standby" -c port="$LS_STANDBY_PORT" -c listen_addresses=127.0.0.1 \
+    -c fsync=on 2>"$WORK/ls-standby.log" &
+  LS_STANDBY_PID=$!
+  psql -q -h 127.0.0.1 -p "$LS_PORT" -U postgres -c "ALTER SYSTEM SET synchronous_standby_names = 'standby1'" -c "SELECT pg_reload_conf()" >/dev/null 2>&1 \
+    || { echo "synchronous_standby_names = 'standby1'" >>"$WORK/ls/lockstep.conf"; kill -HUP "$LS_PID"; }
+  for name in pg ls; do
+    port=$PG_PORT; [ $name = ls ] && port=$LS_PORT
+    for _ in $(seq 300); do
+      st=$(psql -Atq -h 127.0.0.1 -p "$port" -U postgres -c "SELECT sync_state FROM pg_stat_replication WHERE application_name = 'standby1' AND state = 'streaming'" postgres 2>/dev/null || true)
+      [ "$st" = sync ] && break; sleep 0.2
+    done
+    [ "$st" = sync ] || { echo "$name standby did not become synchronous" >&2; exit 1; }
+  done
+fi
+
 PG_CONN=(-h 127.0.0.1 -p "$PG_PORT" -U postgres postgres)
 LS_CONN=(-h 127.0.0.1 -p "$LS_PORT" -U postgres postgres)
 
@@ -71,18 +109,20 @@ LS_LOAD_S=$(python3 -c "print(f'{$t1-$t0:.1f}')")
 LS_RSS_KB=$(awk '/VmHWM/ {print $2}' "/proc/$LS_PID/status")
 
 run() { # name clients round -> tps
-  local name=$1 c=$2 r=$3 conn
+  local name=$1 c=$2 r=$3 conn opts=""
   if [ "$name" = pg ]; then conn=("${PG_CONN[@]}"); else conn=("${LS_CONN[@]}"); fi
+  [ "$name" = ls-local ] && opts="-c synchronous_commit=local"
   local j=2; [ "$c" -lt 2 ] && j=1
   local dir="$WORK/logs/$name-$c-$r"; mkdir -p "$dir"
-  (cd "$dir" && pgbench -M prepared -c "$c" -j "$j" -T "$DURATION" -l --log-prefix=tx "${conn[@]}" >out.txt 2>&1) || true
+  (cd "$dir" && PGOPTIONS="$opts" pgbench -M prepared -c "$c" -j "$j" -T "$DURATION" -l --log-prefix=tx "${conn[@]}" >out.txt 2>&1) || true
   grep -E "number of failed transactions" "$dir/out.txt" | grep -vq ": 0 " && echo "WARNING: failed transactions in $name c=$c round $r" >&2
   awk '/^tps = / {print $3}' "$dir/out.txt"
 }
 
 for c in $CLIENTS; do
   for r in $(seq "$ROUNDS"); do
-    for name in pg ls; do
+    names="pg ls"; [ "$MODE" = replica ] && [ "$c" = 1 ] && names="pg ls ls-local"
+    for name in $names; do
       t=$(run "$name" "$c" "$r")
       echo "   $name c=$c round $r: $t tps" >&2
       echo "$name-$c $t" >>"$WORK/tps.txt"
@@ -90,7 +130,7 @@ for c in $CLIENTS; do
   done
 done
 
-DURATION=$DURATION SCALE=$SCALE python3 - "$WORK/logs" "$CLIENTS" "$LS_RSS_KB" "$LS_LOAD_S" "$WORK/tps.txt" <<'PY'
+MODE=$MODE DURATION=$DURATION SCALE=$SCALE python3 - "$WORK/logs" "$CLIENTS" "$LS_RSS_KB" "$LS_LOAD_S" "$WORK/tps.txt" <<'PY'
 import glob, os, statistics, sys
 logs, clients, rss_kb, load_s = sys.argv[1], sys.argv[2].split(), int(sys.argv[3]), sys.argv[4]
 tps = {}
@@ -111,7 +151,9 @@ def lat(name, c):
         return float("nan"), float("nan")
     return statistics.median(vals), vals[min(len(vals) - 1, int(len(vals) * 0.99))]
 
-print(f"pgbench -M prepared -T {os.environ.get('DURATION', '15')}, scale {os.environ.get('SCALE', '10')}, "
+replica = os.environ.get("MODE") == "replica"
+setup = "primary + 1 synchronous standby each" if replica else "single node"
+print(f"pgbench -M prepared -T {os.environ.get('DURATION', '15')}, scale {os.environ.get('SCALE', '10')}, {setup}, "
       f"{os.cpu_count()} cores, fsync=on, synchronous_commit=on, interleaved rounds: {len(next(iter(tps.values())))}")
 print(f"{'clients':>7} | {'PG tps':>9} {'LS tps':>9} {'ratio':>6} | {'PG med ms':>9} {'LS med ms':>9} {'ratio':>6} | {'PG p99 ms':>9} {'LS p99 ms':>9} {'ratio':>6}")
 for c in clients:
@@ -119,5 +161,11 @@ for c in clients:
     pm, p99 = lat("pg", c)
     lm, l99 = lat("ls", c)
     print(f"{c:>7} | {pt:9.0f} {lt:9.0f} {lt/pt:5.2f}x | {pm:9.3f} {lm:9.3f} {lm/pm:5.2f}x | {p99:9.3f} {l99:9.3f} {l99/p99:5.2f}x")
+if "ls-local-1" in tps:
+    lt, llt = statistics.median(tps["ls-1"]), statistics.median(tps["ls-local-1"])
+    lm, _ = lat("ls", 1)
+    llm, ll99 = lat("ls-local", 1)
+    print(f"lockstep at 1 client, synchronous_commit=local: {llt:.0f} tps, median {llm:.3f} ms, p99 {ll99:.3f} ms; "
+          f"sync/local median latency ratio {lm/llm:.2f}x")
 print(f"lockstep peak RSS after pgbench -i -s {os.environ.get('SCALE', '10')}: {rss_kb/1024:.0f} MB (load took {load_s} s)")
 PY
