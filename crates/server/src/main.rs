@@ -1,8 +1,9 @@
 //! `lockstep`: the command line, modelled on PostgreSQL's tools (`initdb`, `postgres`,
 //! `pg_waldump`, `pg_ctl`).
 //!
-//! Without a subcommand it runs the default local setup: a server in `./lockstep-data` on
-//! port 5433, created on first use, printing how to connect with psql.
+//! Without a subcommand it runs the default local setup: a primary on port 5433 and one
+//! synchronous standby on port 5434 under `./lockstep-data`, created on first use, printing how
+//! to connect to each (see `server::cluster`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -271,20 +272,15 @@ fn passwd(datadir: PathBuf, username: String, pwfile: Option<PathBuf>) -> anyhow
     Ok(())
 }
 
-/// The README's main job: a local server in ./lockstep-data on port 5433.
+/// The README's main job: a primary and a synchronous standby under ./lockstep-data.
 fn local_default() -> anyhow::Result<()> {
-    let datadir = PathBuf::from("lockstep-data");
-    if !DataDir::new(&datadir).is_initialized() {
-        init(datadir.clone(), 16, "postgres", "trust", None)?;
-    }
-    start(
-        datadir,
-        vec![
-            ("port".into(), "5433".into()),
-            ("listen_addresses".into(), "127.0.0.1".into()),
-        ],
-        true,
-    )
+    let exe = std::env::current_exe().context("cannot find the lockstep executable")?;
+    server::cluster::run_local_pair(server::cluster::PairOptions {
+        exe,
+        base: PathBuf::from("lockstep-data"),
+        primary_port: 5433,
+        standby_port: 5434,
+    })
 }
 
 fn main() -> ExitCode {

@@ -148,7 +148,10 @@ impl RecordHeader {
     /// Whether the header is plausible at `position` (before checking the CRC).
     pub fn plausible_at(&self, position: Lsn) -> bool {
         self.lsn == position
-            && position.0.checked_add(u64::from(self.total_len) + WAL_ALIGN).is_some()
+            && position
+                .0
+                .checked_add(u64::from(self.total_len) + WAL_ALIGN)
+                .is_some()
             && self.total_len as usize >= RECORD_HEADER_LEN
             && self.total_len <= MAX_RECORD_LEN
             && RecordKind::from_u8(self.kind).is_some()
