@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod cluster;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_lockstep");
 
 /// A port that was free a moment ago on 127.0.0.1.
@@ -59,6 +61,25 @@ impl TestServer {
 
     pub fn init() -> TestServer {
         Self::init_with(&[])
+    }
+
+    /// A server over an existing data directory inside `tmp` (e.g. made by basebackup).
+    pub fn from_parts(
+        tmp: tempfile::TempDir,
+        datadir: PathBuf,
+        port: u16,
+        log: PathBuf,
+    ) -> TestServer {
+        TestServer {
+            _tmp: Some(tmp),
+            datadir,
+            port,
+            child: None,
+            log,
+            env: Vec::new(),
+            settings: Vec::new(),
+            starts: 0,
+        }
     }
 
     pub fn base_dir(&self) -> &Path {
@@ -221,6 +242,16 @@ impl TestServer {
             let _ = conn.await;
         });
         client
+    }
+
+    /// A client, or the connection error (for polling a server that may be down).
+    pub async fn try_client(&self) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        let (client, conn) =
+            tokio_postgres::connect(&self.conn_str(), tokio_postgres::NoTls).await?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(client)
     }
 
     /// Runs `lockstep waldump` and returns its stdout.
