@@ -2,10 +2,10 @@
 //!
 //! - `shared`: the walreceiver's positions, shared with the startup (redo) process and with
 //!   `pg_stat_wal_receiver`.
-//!
-//! (Module map to be completed by the walreceiver's driver: client connection, streaming
-//! loop, WAL file writing, base backup client.)
+//! - `conn`: a replication-protocol client connection (libpq's part).
 
+pub mod conn;
 pub mod shared;
+pub mod walfile;
 
 pub use shared::WalRcvShared;
