@@ -182,8 +182,12 @@ pub enum CopyMessage {
 pub enum AuthRequest {
     Ok,
     CleartextPassword,
-    Md5Password { salt: [u8; 4] },
-    Sasl { mechanisms: Vec<String> },
+    Md5Password {
+        salt: [u8; 4],
+    },
+    Sasl {
+        mechanisms: Vec<String>,
+    },
     SaslContinue(Bytes),
     SaslFinal(Bytes),
     /// A method this client does not implement (Kerberos, GSS, SSPI ...), by code.
@@ -603,7 +607,9 @@ impl PgConnection {
                 BackendMessage::Error(e) => return Err(ConnError::Server(e)),
                 BackendMessage::NegotiateProtocolVersion => {}
                 other => {
-                    return Err(perr(format!("unexpected message during startup: {other:?}")).into());
+                    return Err(
+                        perr(format!("unexpected message during startup: {other:?}")).into(),
+                    );
                 }
             }
         }
@@ -620,10 +626,9 @@ impl PgConnection {
                 BackendMessage::Error(e) => return Err(ConnError::Server(e)),
                 BackendMessage::NegotiateProtocolVersion => continue,
                 other => {
-                    return Err(perr(format!(
-                        "expected an authentication request, got {other:?}"
-                    ))
-                    .into());
+                    return Err(
+                        perr(format!("expected an authentication request, got {other:?}")).into(),
+                    );
                 }
             };
             match req {
@@ -634,8 +639,11 @@ impl PgConnection {
                 }
                 AuthRequest::Md5Password { salt } => {
                     let p = need_password()?;
-                    let hash =
-                        postgres_protocol::authentication::md5_hash(user.as_bytes(), p.as_bytes(), salt);
+                    let hash = postgres_protocol::authentication::md5_hash(
+                        user.as_bytes(),
+                        p.as_bytes(),
+                        salt,
+                    );
                     frontend::password_message(hash.as_bytes(), &mut self.wbuf)?;
                 }
                 AuthRequest::Sasl { mechanisms } => {
@@ -930,7 +938,10 @@ mod tests {
             Ok(BackendMessage::ReadyForQuery { status: b'I' })
         );
         let (tag, body) = decode_frame(&mut buf).expect("ok").expect("complete");
-        assert_eq!(parse_backend_message(tag, body), Ok(BackendMessage::CopyDone));
+        assert_eq!(
+            parse_backend_message(tag, body),
+            Ok(BackendMessage::CopyDone)
+        );
         assert!(buf.is_empty());
     }
 

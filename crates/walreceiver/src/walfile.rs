@@ -81,6 +81,32 @@ impl WalFileWriter {
         self.timeline
     }
 
+    /// The stream moved from `old` to this writer's timeline at `at`: the new timeline's
+    /// segment containing `at` starts as a copy of the old one's bytes before it.
+    pub fn continuing_from(mut self, old: TimelineId, at: Lsn) -> WalFileWriter {
+        self.switched_from = Some((old, at));
+        self
+    }
+
+    /// A handle to fdatasync what was written so far on another thread while writing goes
+    /// on (`None` if nothing was written). Only the current file can hold unflushed bytes,
+    /// because leaving a segment flushes it.
+    pub fn flush_handle(&self) -> Result<Option<FlushHandle>, WalFileError> {
+        match self.cur.as_ref() {
+            Some(cur) if cur.dirty => {
+                let file = cur.file.try_clone().map_err(|source| WalFileError::Open {
+                    path: cur.path.clone(),
+                    source,
+                })?;
+                Ok(Some(FlushHandle {
+                    file,
+                    path: cur.path.clone(),
+                }))
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// Continues on `timeline` from `at` (the switch point). Flushes and closes the current
     /// file first.
     pub fn switch_timeline(&mut self, timeline: TimelineId, at: Lsn) -> Result<(), WalFileError> {
@@ -213,16 +239,32 @@ impl WalFileWriter {
     }
 }
 
-fn sync(seg: &mut OpenSegment) -> Result<(), WalFileError> {
+/// See [`WalFileWriter::flush_handle`].
+pub struct FlushHandle {
+    file: File,
+    path: PathBuf,
+}
+
+impl FlushHandle {
+    pub fn sync(self) -> Result<(), WalFileError> {
+        sync_file(&self.file, &self.path)
+    }
+}
+
+fn sync_file(file: &File, path: &Path) -> Result<(), WalFileError> {
     let res = if base::failpoint::fails("walreceiver-flush-error") {
         Err(io::Error::other("failpoint walreceiver-flush-error"))
     } else {
-        seg.file.sync_data()
+        file.sync_data()
     };
     res.map_err(|source| WalFileError::Flush {
-        path: seg.path.clone(),
+        path: path.to_owned(),
         source,
-    })?;
+    })
+}
+
+fn sync(seg: &mut OpenSegment) -> Result<(), WalFileError> {
+    sync_file(&seg.file, &seg.path)?;
     seg.dirty = false;
     Ok(())
 }
@@ -255,7 +297,8 @@ mod tests {
         assert_eq!(synced, Some(Lsn(2 * size)));
         // Switch to timeline 2 in the middle of segment 2: the prefix is copied.
         w.flush().expect("flush");
-        w.switch_timeline(TimelineId(2), Lsn(2 * size + 1)).expect("switch");
+        w.switch_timeline(TimelineId(2), Lsn(2 * size + 1))
+            .expect("switch");
         w.write(Lsn(2 * size + 1), b"T2").expect("write");
         w.flush().expect("flush");
         let c = std::fs::read(segment_path(dir.path(), TimelineId(2), 2, size)).expect("seg2");
