@@ -128,7 +128,7 @@ impl PgCluster {
                 "scram-sha-256"
             };
             cluster.psql(&format!(
-                "SET password_encryption = '{enc}'; CREATE ROLE {user} LOGIN REPLICATION PASSWORD '{password}'"
+                "SET synchronous_commit = local; SET password_encryption = '{enc}'; CREATE ROLE {user} LOGIN REPLICATION PASSWORD '{password}'"
             ));
         }
         cluster
