@@ -23,12 +23,86 @@ fn conf_value(text: &str, name: &str) -> Option<String> {
     Some(out)
 }
 
+/// PostgreSQL running on a backup, stopped on drop.
+struct PgCopy {
+    dir: std::path::PathBuf,
+    socket: std::path::PathBuf,
+    port: u16,
+}
+
+impl PgCopy {
+    fn start(pg: &PgCluster, dir: &std::path::Path, port: u16) -> PgCopy {
+        let out = std::process::Command::new("runuser")
+            .args(["-u", "postgres", "--", &format!("{PG_BIN}/pg_ctl"), "-D"])
+            .arg(dir)
+            .arg("-l")
+            .arg(pg.root.join("copy.log"))
+            .args(["-w", "-t", "60", "start"])
+            .output()
+            .expect("pg_ctl");
+        let copy = PgCopy {
+            dir: dir.to_owned(),
+            socket: pg.root.clone(),
+            port,
+        };
+        assert!(
+            out.status.success(),
+            "PostgreSQL does not start on the backup: {}",
+            std::fs::read_to_string(pg.root.join("copy.log")).unwrap_or_default()
+        );
+        copy
+    }
+
+    fn psql(&self, sql: &str) -> String {
+        let out = std::process::Command::new("runuser")
+            .args([
+                "-u",
+                "postgres",
+                "--",
+                &format!("{PG_BIN}/psql"),
+                "-X",
+                "-At",
+                "-h",
+            ])
+            .arg(&self.socket)
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-c",
+                sql,
+            ])
+            .output()
+            .expect("psql");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+}
+
+impl Drop for PgCopy {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("runuser")
+            .args(["-u", "postgres", "--", &format!("{PG_BIN}/pg_ctl"), "-D"])
+            .arg(&self.dir)
+            .args(["-m", "immediate", "-w", "stop"])
+            .output();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backs_up_postgres() {
     let pg = PgCluster::start(&[]);
     pg.psql("CREATE TABLE t(x int); INSERT INTO t SELECT generate_series(1, 10000)");
     let parent = tempfile::tempdir().expect("tempdir");
-    let target = parent.path().join("standby");
+    // Inside the cluster's directory (owned by postgres), so PostgreSQL can start the copy.
+    let target = pg.root.join("standby");
     let (user, password, _) = AUTH_USERS[0]; // SCRAM
     let conninfo = pg.conninfo(&format!(
         "user={user} password='{password}' application_name='standby one'"
@@ -100,6 +174,23 @@ async fn backs_up_postgres() {
         conf_value(&conf, "primary_slot_name").as_deref(),
         Some("standby_slot")
     );
+
+    // PostgreSQL itself starts on the copy (a standby: standby.signal) and sees the data.
+    let port = pg.port + 1;
+    let auto = target.join("postgresql.auto.conf");
+    let mut text = std::fs::read_to_string(&auto).expect("auto.conf");
+    text.push_str(&format!("port = {port}\nlisten_addresses = ''\n"));
+    std::fs::write(&auto, text).expect("auto.conf");
+    let chown = std::process::Command::new("chown")
+        .args(["-R", "postgres:"])
+        .arg(&target)
+        .status()
+        .expect("chown");
+    assert!(chown.success());
+    let copy = PgCopy::start(&pg, &target, port);
+    assert_eq!(copy.psql("SELECT count(*) FROM t"), "10000");
+    assert_eq!(copy.psql("SELECT pg_is_in_recovery()"), "t");
+    drop(copy);
 
     // A non-empty target is refused and left alone.
     let err = basebackup(&opts, &mut |_| {}).await.expect_err("not empty");
