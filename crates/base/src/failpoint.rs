@@ -112,15 +112,13 @@ pub fn hit(name: &str) {
             );
             std::thread::sleep(*d);
         }
-        Some(Action::PauseWhileExists(path)) => {
-            if path.exists() {
-                eprintln!(
-                    "failpoint \"{name}\" reached: paused while {} exists",
-                    path.display()
-                );
-                while path.exists() {
-                    std::thread::sleep(PAUSE_POLL_INTERVAL);
-                }
+        Some(Action::PauseWhileExists(path)) if path.exists() => {
+            eprintln!(
+                "failpoint \"{name}\" reached: paused while {} exists",
+                path.display()
+            );
+            while path.exists() {
+                std::thread::sleep(PAUSE_POLL_INTERVAL);
             }
         }
         _ => {}

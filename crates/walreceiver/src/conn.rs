@@ -481,11 +481,8 @@ impl PgConnection {
         info: &ConnInfo,
         opts: &ConnectOptions,
     ) -> Result<PgConnection, ConnError> {
-        match info.get("sslmode") {
-            Some(m @ ("require" | "verify-ca" | "verify-full")) => {
-                return Err(ConnError::SslRequired(m.to_owned()));
-            }
-            _ => {}
+        if let Some(m @ ("require" | "verify-ca" | "verify-full")) = info.get("sslmode") {
+            return Err(ConnError::SslRequired(m.to_owned()));
         }
         let timeout = info.connect_timeout()?;
         let hosts = info.hosts()?;

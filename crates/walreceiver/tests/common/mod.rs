@@ -32,13 +32,12 @@ fn free_port() -> u16 {
 }
 
 fn run_as_postgres(args: &[&str]) -> Output {
-    let out = Command::new("runuser")
+    Command::new("runuser")
         .args(["-u", "postgres", "--"])
         .args(args)
         .stdin(Stdio::null())
         .output()
-        .expect("runuser");
-    out
+        .expect("runuser")
 }
 
 fn check(out: Output, what: &str) -> String {
