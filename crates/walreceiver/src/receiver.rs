@@ -436,6 +436,11 @@ async fn session(
         Err(_) => return Err(WalRcvError::Stream(ReceiverError::Timeout)),
     };
     st.streamed = true;
+    if start.timeline != st.timeline {
+        // The plan starts on the upstream's newer timeline right at the switch point.
+        st.switched_from = Some((st.timeline, start.lsn));
+        st.timeline = start.timeline;
+    }
     shared.set_status(WalRcvStatus::Streaming);
     shared.update_info(|i| {
         i.receive_start_lsn = start.lsn;

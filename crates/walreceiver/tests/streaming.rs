@@ -26,9 +26,18 @@ fn start_receiver(
     sysid: u64,
     tweak: impl FnOnce(&mut WalRcvConfig),
 ) -> Receiver {
-    let dir = tempfile::tempdir().expect("tempdir");
     let flush = pg.flush_lsn();
-    let start = flush - flush % SEG;
+    start_receiver_at(pg, app, sysid, flush - flush % SEG, tweak)
+}
+
+fn start_receiver_at(
+    pg: &PgCluster,
+    app: &str,
+    sysid: u64,
+    start: u64,
+    tweak: impl FnOnce(&mut WalRcvConfig),
+) -> Receiver {
+    let dir = tempfile::tempdir().expect("tempdir");
     let mut cfg = WalRcvConfig::new(
         pg.conninfo(&format!("application_name={app}")),
         dir.path(),
@@ -194,4 +203,53 @@ async fn reconnects_after_primary_restart() {
     let start = rcv.start;
     let dir = rcv.stop().await;
     assert_same_wal(dir.path(), &pg.wal_dir(), start, flushed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follows_a_promoted_upstream_onto_its_new_timeline() {
+    let primary = PgCluster::start(&[]);
+    primary.psql("CREATE TABLE t(x int); INSERT INTO t SELECT generate_series(1, 1000)");
+    let upstream = PgCluster::standby_of(&primary);
+    let replayed = wait_for(Duration::from_secs(30), || {
+        let r = upstream.psql("SELECT pg_last_wal_replay_lsn()");
+        (!r.is_empty()).then(|| parse_lsn(&r))
+    })
+    .await
+    .expect("the PostgreSQL standby replays");
+    // We stream from the PostgreSQL standby (cascading), on timeline 1.
+    let rcv = start_receiver_at(
+        &upstream,
+        "lockstep_cascade",
+        primary.system_identifier(),
+        replayed - replayed % SEG,
+        |_| {},
+    );
+    primary.psql("INSERT INTO t SELECT generate_series(1, 5000)");
+    let before = primary.flush_lsn();
+    rcv.wait_flushed(before, "timeline 1 through the cascade")
+        .await;
+
+    upstream.promote();
+    upstream.psql("INSERT INTO t SELECT generate_series(1, 5000)");
+    let target = upstream.flush_lsn();
+    rcv.wait_flushed(target, "timeline 2").await;
+    assert_eq!(rcv.shared.info().received_tli, 2);
+
+    let history = std::fs::read_to_string(rcv.dir.path().join("00000002.history"))
+        .expect("the new timeline's history file was fetched");
+    let switch = parse_lsn(history.split('\t').nth(1).expect("switch point"));
+    assert!(switch >= before && switch <= target);
+    let flushed = rcv.shared.flushed_lsn().0;
+    let start = rcv.start;
+    let dir = rcv.stop().await;
+    // Timeline 1 is the old primary's WAL up to the switch; timeline 2 the promoted
+    // standby's (its first segment starts with timeline 1's bytes, as PostgreSQL's does).
+    assert_same_wal_tli(dir.path(), &primary.wal_dir(), 1, start, switch);
+    assert_same_wal_tli(
+        dir.path(),
+        &upstream.wal_dir(),
+        2,
+        (switch - switch % SEG).max(start),
+        flushed,
+    );
 }

@@ -133,6 +133,60 @@ impl PgCluster {
         cluster
     }
 
+    /// A PostgreSQL streaming standby of `primary` (pg_basebackup -R), started.
+    pub fn standby_of(primary: &PgCluster) -> PgCluster {
+        let root = std::env::temp_dir().join(format!(
+            "lockstep-pg-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::create_dir_all(&root).expect("mkdir");
+        let cluster = PgCluster {
+            root,
+            port: free_port(),
+        };
+        check(
+            Command::new("chown")
+                .arg("postgres:")
+                .arg(&cluster.root)
+                .output()
+                .expect("chown"),
+            "chown",
+        );
+        let data = cluster.data_dir();
+        check(
+            run_as_postgres(&[
+                &format!("{PG_BIN}/pg_basebackup"),
+                "-D",
+                data.to_str().expect("utf8"),
+                "-R",
+                "-c",
+                "fast",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &primary.port.to_string(),
+                "-U",
+                "postgres",
+            ]),
+            "pg_basebackup",
+        );
+        let auto = data.join("postgresql.auto.conf");
+        let mut text = std::fs::read_to_string(&auto).expect("auto.conf");
+        text.push_str(&format!(
+            "port = {}\nunix_socket_directories = '{}'\n",
+            cluster.port,
+            cluster.root.display()
+        ));
+        std::fs::write(&auto, text).expect("auto.conf");
+        cluster.pg_ctl(&["start", "-w", "-t", "60"]);
+        cluster
+    }
+
+    pub fn promote(&self) {
+        self.pg_ctl(&["promote", "-w", "-t", "60"]);
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.root.join("data")
     }
@@ -258,10 +312,15 @@ pub const SEG: u64 = 16 << 20;
 
 /// Asserts that our segment files hold exactly PostgreSQL's bytes in `[from, to)`.
 pub fn assert_same_wal(ours: &Path, theirs: &Path, from: u64, to: u64) {
+    assert_same_wal_tli(ours, theirs, 1, from, to)
+}
+
+/// [`assert_same_wal`] for the segment files of timeline `tli`.
+pub fn assert_same_wal_tli(ours: &Path, theirs: &Path, tli: u32, from: u64, to: u64) {
     let mut lsn = from;
     while lsn < to {
         let segno = lsn / SEG;
-        let name = format!("{:08X}{:08X}{:08X}", 1, segno / 256, segno % 256);
+        let name = format!("{:08X}{:08X}{:08X}", tli, segno / 256, segno % 256);
         let a = std::fs::read(ours.join(&name)).unwrap_or_else(|e| panic!("our {name}: {e}"));
         let b = std::fs::read(theirs.join(&name)).unwrap_or_else(|e| panic!("PG's {name}: {e}"));
         let start = (lsn % SEG) as usize;
