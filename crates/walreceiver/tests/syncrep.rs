@@ -154,3 +154,88 @@ async fn postgres_commits_wait_for_our_write_and_flush() {
     let flushed = shared.flushed_lsn().0;
     assert_same_wal(dir.path(), &pg.wal_dir(), start, flushed);
 }
+
+/// `remote_apply` with `wal_receiver_status_interval` disabled (PostgreSQL's test 059): the
+/// only reply that can release the commit is the one redo asks for with apply feedback.
+/// A stand-in for redo "replays" up to the replay limit whenever WAL arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_apply_is_released_by_apply_feedback() {
+    configure_failpoints();
+    let app = "lockstep_apply";
+    let pg = PgCluster::start(&[&format!("synchronous_standby_names = '{app}'")]);
+    pg.psql("SET synchronous_commit = local; CREATE TABLE t(x int)");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let flush = pg.flush_lsn();
+    let start = flush - flush % SEG;
+    let mut cfg = WalRcvConfig::new(
+        pg.conninfo(&format!("application_name={app}")),
+        dir.path(),
+        SEG,
+        pg.system_identifier(),
+        TimelineId(1),
+        Lsn(start),
+    );
+    cfg.status_interval = None;
+    cfg.receiver_timeout = None;
+    let shared = Arc::new(WalRcvShared::new(Lsn(start), TimelineId(1)));
+    let (stop, rx) = watch::channel(false);
+    let task = tokio::spawn(walreceiver::run(cfg, shared.clone(), rx));
+    let redo_on = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let redo = {
+        let shared = shared.clone();
+        let on = redo_on.clone();
+        tokio::spawn(async move {
+            loop {
+                let arrived = shared.wal_arrived.notified();
+                tokio::pin!(arrived);
+                arrived.as_mut().enable();
+                let limit = shared.replay_limit();
+                if on.load(std::sync::atomic::Ordering::Acquire) && limit > shared.replayed_lsn() {
+                    shared.set_replayed(limit, true);
+                }
+                tokio::select! {
+                    _ = arrived => {}
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                }
+            }
+        })
+    };
+    // With replies disabled PostgreSQL has no flush position from us yet, so it does not
+    // count us as synchronous until the first (forced) reply.
+    wait_for(Duration::from_secs(20), || {
+        let s = pg.psql(&format!(
+            "SELECT state FROM pg_stat_replication WHERE application_name = '{app}'"
+        ));
+        (s == "streaming").then_some(())
+    })
+    .await
+    .expect("streaming");
+
+    // Without replay, remote_apply waits (flush alone does not release it).
+    let mut c =
+        pg.psql_background("SET synchronous_commit = remote_apply; INSERT INTO t VALUES (1)");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        finished_within(&mut c, Duration::from_millis(10)).await,
+        None
+    );
+    // Redo replays; its apply feedback releases the commit.
+    redo_on.store(true, std::sync::atomic::Ordering::Release);
+    assert_eq!(
+        finished_within(&mut c, Duration::from_secs(20)).await,
+        Some(true),
+        "remote_apply completes on apply feedback"
+    );
+    let replay = parse_lsn(&pg.psql(&format!(
+        "SELECT replay_lsn FROM pg_stat_replication WHERE application_name = '{app}'"
+    )));
+    assert!(replay > start, "PostgreSQL shows our replay position");
+
+    redo.abort();
+    stop.send(true).expect("stop");
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("stops")
+        .expect("join")
+        .expect("no error");
+}
