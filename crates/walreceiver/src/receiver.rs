@@ -577,6 +577,15 @@ async fn handshake(
             return Err(WalRcvError::UnexpectedReply("timeline history loop".into()));
         }
     };
+    if let Some(limit) = target_limit(cfg)
+        && start.timeline > limit
+    {
+        // recovery_target_timeline stops us at the end of our timeline: stay there.
+        return Err(WalRcvError::TargetTimelineReached {
+            next: start.timeline,
+            limit,
+        });
+    }
     if let Some(at) = discard_from {
         // WAL beyond what the primary was known to have flushed may differ from the
         // primary's now (DESIGN.md decision 4): remove it before streaming over it.
