@@ -224,10 +224,19 @@ async fn follows_a_promoted_upstream_onto_its_new_timeline() {
         replayed - replayed % SEG,
         |_| {},
     );
+    // A second one must stay on timeline 1 (recovery_target_timeline = 'current').
+    let stay = start_receiver_at(
+        &upstream,
+        "lockstep_current",
+        primary.system_identifier(),
+        replayed - replayed % SEG,
+        |c| c.recovery_target_timeline = walreceiver::RecoveryTargetTimeline::Current,
+    );
     primary.psql("INSERT INTO t SELECT generate_series(1, 5000)");
     let before = primary.flush_lsn();
     rcv.wait_flushed(before, "timeline 1 through the cascade")
         .await;
+    stay.wait_flushed(before, "timeline 1 (current)").await;
 
     upstream.promote();
     upstream.psql("INSERT INTO t SELECT generate_series(1, 5000)");
@@ -239,6 +248,27 @@ async fn follows_a_promoted_upstream_onto_its_new_timeline() {
         .expect("the new timeline's history file was fetched");
     let switch = parse_lsn(history.split('\t').nth(1).expect("switch point"));
     assert!(switch >= before && switch <= target);
+    // The 'current' one streamed timeline 1 to its end and went no further.
+    stay.wait_flushed(switch, "timeline 1 to the switch point")
+        .await;
+    let err = wait_for(Duration::from_secs(20), || stay.shared.last_error())
+        .await
+        .expect("it reports why it stopped");
+    assert!(err.contains("recovery_target_timeline"), "{err}");
+    assert_eq!(stay.shared.flushed_lsn().0, switch);
+    assert_ne!(stay.shared.status(), WalRcvStatus::Streaming);
+    let stay_start = stay.start;
+    let stay_dir = stay.stop().await;
+    assert!(
+        std::fs::read_dir(stay_dir.path())
+            .expect("ls")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .all(|n| !(n.len() == 24 && n.starts_with("00000002"))),
+        "no timeline 2 WAL"
+    );
+    assert_same_wal_tli(stay_dir.path(), &primary.wal_dir(), 1, stay_start, switch);
+
     let flushed = rcv.shared.flushed_lsn().0;
     let start = rcv.start;
     let dir = rcv.stop().await;
