@@ -6,7 +6,8 @@
 //! each listed host in turn as libpq does; sends a v3.0 StartupMessage with
 //! `replication=true` (a physical replication connection), `user`, `database` and
 //! `application_name`; answers trust, cleartext password, MD5 and SCRAM-SHA-256
-//! authentication; reads ParameterStatus, BackendKeyData and ReadyForQuery; runs simple
+//! authentication (the password from the connection string, `PGPASSWORD`, or the password
+//! file — `passfile`, `PGPASSFILE`, `~/.pgpass` — as libpq looks it up); reads ParameterStatus, BackendKeyData and ReadyForQuery; runs simple
 //! queries (the only query protocol a replication connection has) and returns their result
 //! sets; and moves CopyData in both directions for START_REPLICATION (CopyBoth) and
 //! BASE_BACKUP (CopyOut).
@@ -16,8 +17,7 @@
 //!
 //! What it deliberately does not do: TLS (`sslmode=require` and stricter are refused with a
 //! clear error rather than silently sent in clear; `prefer`/`allow` connect without TLS, which
-//! is what libpq does against a server without SSL), GSSAPI/SSPI/Kerberos, `.pgpass`,
-//! `service` files, the extended query protocol, or any interpretation of replication
+//! is what libpq does against a server without SSL), GSSAPI/SSPI/Kerberos, `service` files, the extended query protocol, or any interpretation of replication
 //! messages (that is [`replication::messages`]).
 //!
 //! Invariants: a message is handed out only once its whole body has arrived; a message
@@ -572,14 +572,23 @@ impl PgConnection {
             .or_else(|| env_or("PGUSER"))
             .or_else(|| env_or("USER"))
             .unwrap_or_else(|| "postgres".to_owned());
-        let password = info
-            .password()
-            .map(str::to_owned)
-            .or_else(|| env_or("PGPASSWORD"));
         let database = info
             .dbname()
             .map(str::to_owned)
             .unwrap_or_else(|| "replication".to_owned());
+        let password = info
+            .password()
+            .map(str::to_owned)
+            .or_else(|| env_or("PGPASSWORD"))
+            .or_else(|| {
+                let file = info
+                    .get("passfile")
+                    .map(str::to_owned)
+                    .or_else(|| env_or("PGPASSFILE"))
+                    .or_else(|| env_or("HOME").map(|h| format!("{h}/.pgpass")))?;
+                let text = std::fs::read_to_string(file).ok()?;
+                passfile_lookup(&text, &self.host, self.port, &database, &user)
+            });
         let app = info
             .application_name()
             .map(str::to_owned)
@@ -875,6 +884,52 @@ impl PgConnection {
     }
 }
 
+/// Finds the password for a connection in a `.pgpass` file's text, as libpq's
+/// `passwordFromFile`: the first line `host:port:database:user:password` whose fields match
+/// (`*` matches anything; `\:` and `\\` escape), where a Unix socket directory matches
+/// `localhost` too.
+pub fn passfile_lookup(
+    text: &str,
+    host: &str,
+    port: u16,
+    database: &str,
+    user: &str,
+) -> Option<String> {
+    let port = port.to_string();
+    for line in text.lines() {
+        if line.starts_with('#') {
+            continue;
+        }
+        let mut fields = Vec::with_capacity(5);
+        let mut cur = String::new();
+        let mut chars = line.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => {
+                    if let Some(n) = chars.next() {
+                        cur.push(n);
+                    }
+                }
+                ':' if fields.len() < 4 => fields.push(std::mem::take(&mut cur)),
+                c => cur.push(c),
+            }
+        }
+        fields.push(cur);
+        let [h, p, d, u, pw] = fields.as_slice() else {
+            continue;
+        };
+        let host_ok = h == "*" || h == host || (host.starts_with('/') && h == "localhost");
+        if host_ok
+            && (p == "*" || *p == port)
+            && (d == "*" || d == database)
+            && (u == "*" || u == user)
+        {
+            return Some(pw.clone());
+        }
+    }
+    None
+}
+
 /// Shows a connection string as `pg_stat_wal_receiver.conninfo` does: every setting, the
 /// password replaced by `********`.
 pub fn mask_password(info: &ConnInfo) -> String {
@@ -1043,6 +1098,24 @@ mod tests {
             let mut buf = BytesMut::from(&body[..]);
             let _ = decode_frame(&mut buf);
         }
+    }
+
+    #[test]
+    fn password_file() {
+        let text = "# comment\nother:5432:*:rep:no\ndb1:*:replication:rep:a\\:b\n*:*:*:*:fallback\nbroken\n";
+        assert_eq!(
+            passfile_lookup(text, "db1", 5433, "replication", "rep").as_deref(),
+            Some("a:b")
+        );
+        assert_eq!(
+            passfile_lookup(text, "db2", 5433, "replication", "rep").as_deref(),
+            Some("fallback")
+        );
+        assert_eq!(
+            passfile_lookup("localhost:5432:*:u:s", "/tmp", 5432, "x", "u").as_deref(),
+            Some("s")
+        );
+        assert_eq!(passfile_lookup("broken", "h", 1, "d", "u"), None);
     }
 
     #[test]

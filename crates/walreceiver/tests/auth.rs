@@ -60,6 +60,17 @@ async fn authenticates_and_reports_errors() {
         }
     }
 
+    // The password file (passfile=), as libpq reads it.
+    let (user, password, _) = AUTH_USERS[0];
+    let pass = tempfile::NamedTempFile::new().expect("passfile");
+    std::fs::write(
+        pass.path(),
+        format!("127.0.0.1:{}:*:{user}:{password}\n", pg.port),
+    )
+    .expect("write passfile");
+    let with_file = pg.conninfo(&format!("user={user} passfile={}", pass.path().display()));
+    assert_eq!(identify(&with_file).await.expect("passfile"), sysid);
+
     // A query error is typed and leaves the connection usable.
     let mut c = PgConnection::connect(&pg.conninfo(""), &ConnectOptions::default())
         .await
