@@ -174,3 +174,46 @@ async fn failed_flush_is_fatal() {
         "nothing reported as flushed"
     );
 }
+
+/// DESIGN.md decision 4: local WAL beyond the last primary flush LSN the standby learned may
+/// differ from what the primary has now, so a reconnect discards it and streams it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnect_discards_wal_beyond_the_known_primary_flush() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Segment 1 holds 256 bytes at 0/1000000..0/1000100 that the primary never confirmed.
+    let seg = dir.path().join("000000010000000000000001");
+    let mut bytes = vec![0u8; SEG as usize];
+    bytes[..256].fill(0xab);
+    std::fs::write(&seg, &bytes).expect("segment");
+    let shared = Arc::new(WalRcvShared::new(Lsn(0x100_0000), TimelineId(1)));
+    shared.set_flushed(Lsn(0x100_0100)); // flushed here; primary flush known: 0/1000000
+    let mut cfg = WalRcvConfig::new(
+        format!("host=127.0.0.1 port={port} user=rep"),
+        dir.path(),
+        SEG,
+        42,
+        TimelineId(1),
+        Lsn(0x100_0100),
+    );
+    cfg.receiver_timeout = Some(Duration::from_secs(30));
+    let (stop, rx) = watch::channel(false);
+    let task = tokio::spawn(walreceiver::run(cfg, shared.clone(), rx));
+    let (mut s, _) = listener.accept().await.expect("accept");
+    // silent_primary asserts START_REPLICATION at 0/1000000, not 0/1000100.
+    silent_primary(&mut s, Duration::from_millis(300)).await;
+    assert_eq!(shared.flushed_lsn(), Lsn(0x100_0000));
+    assert_eq!(shared.written_lsn(), Lsn(0x100_0000));
+    let after = std::fs::read(&seg).expect("segment");
+    assert!(
+        after[..256].iter().all(|&b| b == 0),
+        "the unconfirmed tail is gone"
+    );
+    stop.send(true).expect("stop");
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("stops")
+        .expect("join")
+        .expect("no error");
+}
