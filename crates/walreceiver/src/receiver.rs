@@ -240,8 +240,14 @@ struct RunState {
     streamed: bool,
 }
 
-/// Runs the walreceiver until `stop` becomes true (→ `Ok(())`) or the standby's WAL storage
-/// fails (→ a fatal error). See the module header.
+/// Runs the walreceiver until `stop` becomes true or its sender is dropped (→ `Ok(())`), or
+/// the standby's WAL storage fails (→ an error with `is_fatal()`, which the caller turns
+/// into a server stop). An invalid `primary_conninfo`/`primary_slot_name`/segment size is
+/// returned at once as `InvalidConfig`. Every other failure is retried internally and shows
+/// in `shared.status()` and `shared.last_error()`.
+///
+/// `shared` must have been created with the end of the local WAL and the replayed position
+/// (`WalRcvShared::new`); `cfg.start_lsn` raises the flushed position if it is higher.
 pub async fn run(
     cfg: WalRcvConfig,
     shared: Arc<WalRcvShared>,
