@@ -211,7 +211,8 @@ pub enum WalRcvError {
 
 impl WalRcvError {
     /// A failure of the standby's own WAL storage: the server must stop (never retry an
-    /// fsync). Every other error is retried by [`run`] itself.
+    /// fsync). `InvalidConfig` is not fatal in this sense (fix the setting and start the
+    /// walreceiver again); every other error is retried by [`run`] itself.
     pub fn is_fatal(&self) -> bool {
         matches!(
             self,
@@ -219,7 +220,6 @@ impl WalRcvError {
                 | WalRcvError::Truncate { .. }
                 | WalRcvError::HistoryFile { .. }
                 | WalRcvError::Internal(_)
-                | WalRcvError::InvalidConfig(_)
         )
     }
 }
@@ -243,7 +243,7 @@ struct RunState {
 /// Runs the walreceiver until `stop` becomes true or its sender is dropped (→ `Ok(())`), or
 /// the standby's WAL storage fails (→ an error with `is_fatal()`, which the caller turns
 /// into a server stop). An invalid `primary_conninfo`/`primary_slot_name`/segment size is
-/// returned at once as `InvalidConfig`. Every other failure is retried internally and shows
+/// returned at once as `InvalidConfig` (not fatal: start again after a reload). Every other failure is retried internally and shows
 /// in `shared.status()` and `shared.last_error()`.
 ///
 /// `shared` must have been created with the end of the local WAL and the replayed position
