@@ -77,6 +77,28 @@ enum Command {
         #[arg(short = 'U', long = "username", default_value = "postgres")]
         username: String,
     },
+    /// Copy a running primary's data directory over a replication connection (like
+    /// pg_basebackup -Fp -X fetch).
+    Basebackup {
+        /// Connection string of the server to copy.
+        #[arg(short = 'd', long = "dbname", value_name = "CONNINFO")]
+        conninfo: String,
+        /// Directory to create (must not exist or be empty).
+        #[arg(short = 'D', long = "pgdata")]
+        datadir: PathBuf,
+        /// Write standby.signal and primary_conninfo to lockstep.conf.
+        #[arg(short = 'R', long = "write-recovery-conf")]
+        write_recovery_conf: bool,
+        /// Show progress.
+        #[arg(short = 'P', long = "progress")]
+        progress: bool,
+        /// Replication slot for the standby (written as primary_slot_name with -R).
+        #[arg(short = 'S', long = "slot")]
+        slot: Option<String>,
+        /// Checkpoint mode on the server.
+        #[arg(short = 'c', long = "checkpoint", value_parser = ["fast", "spread"], default_value = "spread")]
+        checkpoint: String,
+    },
     /// Set a role's password in the roles file (a running server picks it up on SIGHUP).
     Passwd {
         #[arg(short = 'D', long = "pgdata")]
@@ -250,6 +272,41 @@ fn checkpoint(datadir: PathBuf, username: String) -> anyhow::Result<()> {
     })
 }
 
+fn basebackup(opts: walreceiver::BaseBackupOptions, show_progress: bool) -> anyhow::Result<()> {
+    use walreceiver::BaseBackupProgress as P;
+    let bar = indicatif::ProgressBar::hidden();
+    if show_progress {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bytes}/{total_bytes} ({percent}%) {wide_bar} {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+    }
+    let result = runtime()?.block_on(walreceiver::basebackup(&opts, &mut |p| match p {
+        P::Started { total_bytes, .. } => bar.set_length(total_bytes.unwrap_or(0)),
+        P::Archive { name, .. } => bar.set_message(name),
+        // The estimate can be low (files grow during the backup), as pg_basebackup's is.
+        P::Bytes { done, .. } => {
+            if bar.length().is_some_and(|l| done > l) {
+                bar.set_length(done);
+            }
+            bar.set_position(done);
+        }
+        P::Finished { .. } => bar.finish(),
+    }))?;
+    println!(
+        "base backup of {} bytes complete in {}: WAL {} to {} on timeline {}",
+        result.bytes,
+        opts.target_dir.display(),
+        result.start_lsn,
+        result.end_lsn,
+        result.timeline
+    );
+    Ok(())
+}
+
 fn passwd(datadir: PathBuf, username: String, pwfile: Option<PathBuf>) -> anyhow::Result<()> {
     let password = match pwfile {
         Some(p) => read_password_file(&p)?,
@@ -305,6 +362,23 @@ fn main() -> ExitCode {
             timeline,
         }) => waldump(datadir, start, end, timeline),
         Some(Command::Checkpoint { datadir, username }) => checkpoint(datadir, username),
+        Some(Command::Basebackup {
+            conninfo,
+            datadir,
+            write_recovery_conf,
+            progress,
+            slot,
+            checkpoint,
+        }) => basebackup(
+            walreceiver::BaseBackupOptions {
+                conninfo,
+                target_dir: datadir,
+                write_recovery_conf,
+                slot,
+                fast_checkpoint: checkpoint == "fast",
+            },
+            progress,
+        ),
         Some(Command::Passwd {
             datadir,
             username,

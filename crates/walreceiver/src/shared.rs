@@ -75,6 +75,7 @@ pub struct WalRcvShared {
     apply_feedback_pending: AtomicBool,
     status: Mutex<WalRcvStatus>,
     info: Mutex<WalRcvInfo>,
+    last_error: Mutex<Option<String>>,
     /// Woken when `flushed_lsn` or `primary_flush_lsn` grows (redo waits on it).
     pub wal_arrived: Notify,
     /// Woken when redo replays (the walreceiver waits on it for apply feedback).
@@ -98,6 +99,7 @@ impl WalRcvShared {
                 received_tli: timeline.0,
                 ..WalRcvInfo::default()
             }),
+            last_error: Mutex::new(None),
             wal_arrived: Notify::new(),
             replay_advanced: Notify::new(),
         }
@@ -174,5 +176,16 @@ impl WalRcvShared {
     }
     pub fn update_info(&self, f: impl FnOnce(&mut WalRcvInfo)) {
         f(&mut self.info.lock());
+    }
+}
+
+/// Additions for the walreceiver driver (kept apart so the API above stays as redo knows it).
+impl WalRcvShared {
+    /// The walreceiver's last error (why it is not streaming), for logs and tests.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().clone()
+    }
+    pub fn set_last_error(&self, e: String) {
+        *self.last_error.lock() = Some(e);
     }
 }
