@@ -73,6 +73,9 @@ pub struct Recovered {
     pub records_replayed: u64,
     /// The previous server shut down cleanly.
     pub clean_shutdown: bool,
+    /// The redo state at the end: a standby's startup process continues with it (it holds
+    /// the spilled changes of transactions still open at the end of WAL).
+    pub redo: Redo,
 }
 
 pub fn recover(datadir: &DataDir) -> Result<Recovered, RecoveryError> {
@@ -87,6 +90,12 @@ pub fn recover(datadir: &DataDir) -> Result<Recovered, RecoveryError> {
     let catalog = Arc::new(Catalog::new());
     let header = load_snapshot(&datadir.path, &control.snapshot_file, &catalog)?;
     let mut redo = Redo::new(catalog.clone(), header.snapshot_lsn);
+    tracing::info!(
+        "redo starts at {} on timeline {} (snapshot {})",
+        control.redo_lsn,
+        control.timeline,
+        header.snapshot_lsn
+    );
     let mut reader = WalReader::new(
         &datadir.wal_dir(),
         control.segment_size,
@@ -149,5 +158,6 @@ pub fn recover(datadir: &DataDir) -> Result<Recovered, RecoveryError> {
         next_xid,
         records_replayed: replayed,
         clean_shutdown,
+        redo,
     })
 }

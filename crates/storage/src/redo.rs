@@ -11,6 +11,13 @@
 //! commit; `Abort` drops the buffer; `Checkpoint` and `EndOfRecovery` change no data. Commits
 //! at or below the starting snapshot's LSN are already in the snapshot and are skipped.
 //!
+//! Concurrent readers (hot standby): a committed version is stamped with its commit record's
+//! end LSN, which lies above every reader's visibility watermark while the record is being
+//! applied (the watermarks stand at the end of the previous record at most). The standby's
+//! startup process raises the watermarks past a commit only after `apply` returned, so a
+//! session sees a replayed transaction whole or not at all, exactly as on the primary.
+//! Pruning is bounded by the caller's `horizon` (the readers' oldest snapshot).
+//!
 //! Failure: a record that refers to a table that does not exist means the WAL and the
 //! snapshot disagree (damage or a bug). Redo stops with `RedoError`; the server refuses to
 //! start rather than serve silently diverged data.
@@ -59,6 +66,9 @@ pub enum Replayed {
 pub struct Redo {
     catalog: Arc<Catalog>,
     pending: HashMap<u64, Vec<Change>>,
+    /// The first `TxnData` LSN of each transaction in `pending`: a standby's restartpoint
+    /// must start replay there, or the transaction's later commit would miss its changes.
+    pending_since: HashMap<u64, Lsn>,
     snapshot_lsn: Lsn,
     /// The largest transaction id seen, so the primary continues above it.
     pub max_xid: u64,
@@ -69,6 +79,7 @@ impl Redo {
         Redo {
             catalog,
             pending: HashMap::new(),
+            pending_since: HashMap::new(),
             snapshot_lsn,
             max_xid: 0,
         }
@@ -77,6 +88,12 @@ impl Redo {
     /// Transactions with spilled changes and no commit or abort yet.
     pub fn open_transactions(&self) -> usize {
         self.pending.len()
+    }
+
+    /// The first record LSN of the oldest transaction with spilled changes and no commit or
+    /// abort yet (a standby's restartpoint starts replay there).
+    pub fn oldest_open_lsn(&self) -> Option<Lsn> {
+        self.pending_since.values().min().copied()
     }
 
     /// Applies one record. `horizon` bounds version pruning: versions superseded at or below
@@ -93,11 +110,13 @@ impl Redo {
             .map_err(|e| RedoError::Decode { lsn, source: e })?;
         match decoded {
             WalRecord::TxnData(changes) => {
+                self.pending_since.entry(xid).or_insert(lsn);
                 self.pending.entry(xid).or_default().extend(changes);
                 Ok(Replayed::Other(kind))
             }
             WalRecord::Abort => {
                 self.pending.remove(&xid);
+                self.pending_since.remove(&xid);
                 Ok(Replayed::Other(kind))
             }
             WalRecord::Commit(CommitRecord {
@@ -106,6 +125,7 @@ impl Redo {
                 changes,
             }) => {
                 let mut all = self.pending.remove(&xid).unwrap_or_default();
+                self.pending_since.remove(&xid);
                 let end = rec.end_lsn();
                 let skipped = end <= self.snapshot_lsn;
                 if !skipped {
