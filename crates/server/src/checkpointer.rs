@@ -212,10 +212,9 @@ impl Checkpointer {
             shutdown: kind == CheckpointKind::Shutdown,
         });
         let mut checkpoint_lsn = Lsn(0);
-        let end = wal
-            .insert(rec.kind(), 0, 0, &rec.encode(), &mut |s, _| {
-                checkpoint_lsn = s
-            })?;
+        let end = wal.insert(rec.kind(), 0, 0, &rec.encode(), &mut |s, _| {
+            checkpoint_lsn = s
+        })?;
         wal.flush_to(end)?;
         {
             let mut c = self.control.lock();

@@ -394,4 +394,3 @@ fn start_walreceiver(
         critical: false,
     });
 }
-

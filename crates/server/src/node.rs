@@ -92,7 +92,10 @@ impl ServerHooks for NodeHooks {
         self.core.standby.as_ref().map(|s| s.replayed_lsn())
     }
     fn last_xact_replay_timestamp(&self) -> Option<i64> {
-        self.core.standby.as_ref().and_then(|s| s.last_commit_time())
+        self.core
+            .standby
+            .as_ref()
+            .and_then(|s| s.last_commit_time())
     }
     fn wal_receiver_stat(&self) -> Option<WalReceiverStat> {
         let s = self.core.standby.as_ref()?;
@@ -139,8 +142,7 @@ impl ServerHooks for NodeHooks {
             if !wait {
                 return Ok(true);
             }
-            Ok(s
-                .wait_promoted(Duration::from_secs(wait_seconds as u64))
+            Ok(s.wait_promoted(Duration::from_secs(wait_seconds as u64))
                 .await)
         })
     }

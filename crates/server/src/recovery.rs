@@ -80,7 +80,12 @@ pub struct Recovered {
 
 pub fn recover(datadir: &DataDir) -> Result<Recovered, RecoveryError> {
     let control = ControlFile::read(&datadir.path)?;
-    let clean_shutdown = control.state == ClusterState::ShutDown;
+    // A standby's shutdown restartpoint leaves "shut down in recovery": as clean as a
+    // primary's shutdown checkpoint.
+    let clean_shutdown = matches!(
+        control.state,
+        ClusterState::ShutDown | ClusterState::ShutDownInRecovery
+    );
     if !clean_shutdown {
         tracing::info!(
             "database system was interrupted; last known up at checkpoint {}",

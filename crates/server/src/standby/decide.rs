@@ -99,7 +99,12 @@ pub enum Follow {
 
 /// PostgreSQL's `rescanLatestTimeLine` check plus the switch itself: may replay at `pos` on
 /// `current` continue on the next timeline of `history`?
-pub fn follow(history: &TimelineHistory, current: TimelineId, pos: Lsn, segment_size: u64) -> Follow {
+pub fn follow(
+    history: &TimelineHistory,
+    current: TimelineId,
+    pos: Lsn,
+    segment_size: u64,
+) -> Follow {
     match history.switch_point(current) {
         Err(_) | Ok(SwitchPoint::Current) => Follow::NotAChild,
         Ok(SwitchPoint::Historic { at, next }) => {
@@ -210,13 +215,19 @@ mod tests {
             target_timeline(TargetTimeline::Numbered(TimelineId(5)), one, &av),
             None
         );
-        assert_eq!(target_timeline(TargetTimeline::Latest, TimelineId(3), &av), None);
+        assert_eq!(
+            target_timeline(TargetTimeline::Latest, TimelineId(3), &av),
+            None
+        );
     }
 
     #[test]
     fn switch_only_at_or_before_the_fork() {
-        let h = TimelineHistory::parse(TimelineId(2), "1\t0/3000158\tno recovery target specified\n")
-            .expect("parse");
+        let h = TimelineHistory::parse(
+            TimelineId(2),
+            "1\t0/3000158\tno recovery target specified\n",
+        )
+        .expect("parse");
         let t1 = TimelineId(1);
         assert_eq!(
             follow(&h, t1, Lsn(0x300_0158), SEG),
@@ -226,14 +237,21 @@ mod tests {
             }
         );
         // Same segment, not yet at the switch point: the copy on timeline 2 holds the rest.
-        assert!(matches!(follow(&h, t1, Lsn(0x300_0100), SEG), Follow::Switch { .. }));
+        assert!(matches!(
+            follow(&h, t1, Lsn(0x300_0100), SEG),
+            Follow::Switch { .. }
+        ));
         assert_eq!(
             follow(&h, t1, Lsn(0x200_0000), SEG),
-            Follow::NotYet { at: Lsn(0x300_0158) }
+            Follow::NotYet {
+                at: Lsn(0x300_0158)
+            }
         );
         assert_eq!(
             follow(&h, t1, Lsn(0x300_0200), SEG),
-            Follow::ForkedBefore { at: Lsn(0x300_0158) }
+            Follow::ForkedBefore {
+                at: Lsn(0x300_0158)
+            }
         );
         assert_eq!(follow(&h, TimelineId(4), Lsn(1), SEG), Follow::NotAChild);
         assert_eq!(follow(&h, TimelineId(2), Lsn(1), SEG), Follow::NotAChild);
@@ -248,18 +266,29 @@ mod tests {
         .expect("parse");
         assert!(matches!(
             follow(&h, TimelineId(1), Lsn(0x300_0158), SEG),
-            Follow::Switch { to: TimelineId(2), .. }
+            Follow::Switch {
+                to: TimelineId(2),
+                ..
+            }
         ));
         assert!(matches!(
             follow(&h, TimelineId(2), Lsn(0x500_0000), SEG),
-            Follow::Switch { to: TimelineId(3), .. }
+            Follow::Switch {
+                to: TimelineId(3),
+                ..
+            }
         ));
     }
 
     #[test]
     fn promotion_plan_writes_postgres_history() {
-        let p = plan_promotion(&TimelineHistory::new(TimelineId(1)), &[], Lsn(0x300_0158), SEG)
-            .expect("plan");
+        let p = plan_promotion(
+            &TimelineHistory::new(TimelineId(1)),
+            &[],
+            Lsn(0x300_0158),
+            SEG,
+        )
+        .expect("plan");
         assert_eq!(p.new_timeline, TimelineId(2));
         assert_eq!(p.history, "1\t0/3000158\tno recovery target specified\n");
         assert_eq!(p.partial_segno, 3);
@@ -274,10 +303,13 @@ mod tests {
         assert_eq!(p.new_timeline, TimelineId(3));
         assert_eq!(p.history, "1\t0/3000158\tno recovery target specified\n");
         // A second promotion appends a line after a blank one, as PostgreSQL does.
-        let h2 = TimelineHistory::parse(TimelineId(2), &p.history.replace("3\t", "2\t"))
-            .expect("parse");
+        let h2 =
+            TimelineHistory::parse(TimelineId(2), &p.history.replace("3\t", "2\t")).expect("parse");
         let p2 = plan_promotion(&h2, &[TimelineId(2)], Lsn(0x500_0000), SEG).expect("plan");
         assert_eq!(p2.new_timeline, TimelineId(3));
-        assert!(p2.history.ends_with("\n\n2\t0/5000000\tno recovery target specified\n"));
+        assert!(
+            p2.history
+                .ends_with("\n\n2\t0/5000000\tno recovery target specified\n")
+        );
     }
 }

@@ -205,10 +205,7 @@ impl StandbyShared {
     }
 
     /// The current restartpoint candidate, with `slot` pinned at its LSN against pruning.
-    pub fn pin_restart_candidate(
-        &self,
-        slot: &storage::SnapshotSlot,
-    ) -> Option<RestartCandidate> {
+    pub fn pin_restart_candidate(&self, slot: &storage::SnapshotSlot) -> Option<RestartCandidate> {
         let g = self.candidate.lock();
         if let Some(c) = *g {
             slot.pin(c.lsn.0);

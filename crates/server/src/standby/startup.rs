@@ -336,12 +336,13 @@ impl Replayer {
         );
         let history = read_history(&self.dir, self.timeline)?;
         let known = history_timelines(&self.dir)?;
-        let plan = decide::plan_promotion(&history, &known, end, self.segment_size).map_err(
-            |e| StartupError::History {
-                file: history_file_name(self.timeline),
-                source: e,
-            },
-        )?;
+        let plan =
+            decide::plan_promotion(&history, &known, end, self.segment_size).map_err(|e| {
+                StartupError::History {
+                    file: history_file_name(self.timeline),
+                    source: e,
+                }
+            })?;
         // The history file first: a server on the new timeline must never exist without it
         // (walsenders answer TIMELINE_HISTORY from it; followers decide from it).
         let hpath = self.dir.join(history_file_name(plan.new_timeline));
@@ -555,8 +556,8 @@ impl Startup {
         let shared = self.shared.clone();
         let datadir = self.datadir.clone();
         tokio::task::spawn_blocking(move || -> Result<(), StartupError> {
-            let wal = open_wal(plan.new_timeline, plan.switchpoint)
-                .map_err(StartupError::Promotion)?;
+            let wal =
+                open_wal(plan.new_timeline, plan.switchpoint).map_err(StartupError::Promotion)?;
             shared.set_replay_timeline(plan.new_timeline);
             mgr.observe_xid(max_xid);
             let rec = WalRecord::EndOfRecovery(EndOfRecoveryRecord {
