@@ -31,7 +31,7 @@ use crate::checkpointer::{CheckpointKind, CheckpointSettings, Checkpointer};
 use crate::datadir::{DataDir, StandbySettings};
 use crate::progress::LocalProgress;
 use crate::recovery::{Recovered, recover};
-use crate::standby::startup::{Replayer, Startup};
+use crate::standby::startup::{ReplayStart, Replayer, Startup};
 use crate::standby::{PromotableLog, StandbyShared, TargetTimeline, WALRECEIVER, WalSlot};
 
 pub struct CoreOptions {
@@ -245,12 +245,14 @@ impl Core {
         });
         if let Some(shared) = &standby {
             let replayer = Replayer::new(
-                datadir.wal_dir(),
-                control.segment_size,
-                control.timeline,
-                end_lsn,
-                redo,
-                control.checkpoint_lsn,
+                ReplayStart {
+                    wal_dir: datadir.wal_dir(),
+                    segment_size: control.segment_size,
+                    timeline: control.timeline,
+                    start: end_lsn,
+                    redo,
+                    last_checkpoint_lsn: control.checkpoint_lsn,
+                },
                 mgr.clone(),
                 shared.clone(),
             );

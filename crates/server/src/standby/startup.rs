@@ -148,29 +148,32 @@ pub struct Replayer {
     warned: Option<(Lsn, TimelineId)>,
 }
 
+/// Where continuous replay starts: the state crash-recovery-style start-up ended with.
+pub struct ReplayStart {
+    pub wal_dir: PathBuf,
+    pub segment_size: u64,
+    pub timeline: TimelineId,
+    /// The end of valid local WAL (the next record's start).
+    pub start: Lsn,
+    /// Start-up recovery's redo state (spilled changes of transactions still open).
+    pub redo: Redo,
+    pub last_checkpoint_lsn: Lsn,
+}
+
 impl Replayer {
-    pub fn new(
-        dir: PathBuf,
-        segment_size: u64,
-        timeline: TimelineId,
-        start: Lsn,
-        redo: Redo,
-        last_checkpoint_lsn: Lsn,
-        mgr: Arc<TxnManager>,
-        shared: Arc<StandbyShared>,
-    ) -> Replayer {
+    pub fn new(from: ReplayStart, mgr: Arc<TxnManager>, shared: Arc<StandbyShared>) -> Replayer {
         Replayer {
-            reader: WalReader::new(&dir, segment_size, timeline, start),
-            redo,
-            timeline,
+            reader: WalReader::new(&from.wal_dir, from.segment_size, from.timeline, from.start),
+            redo: from.redo,
+            timeline: from.timeline,
             held: None,
-            dir,
-            segment_size,
+            dir: from.wal_dir,
+            segment_size: from.segment_size,
             mgr,
             shared,
             horizon: 0,
             since_horizon: 0,
-            last_checkpoint_lsn,
+            last_checkpoint_lsn: from.last_checkpoint_lsn,
             last_classified: None,
             warned: None,
         }
