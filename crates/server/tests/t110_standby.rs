@@ -391,3 +391,65 @@ async fn lockstep_promote_command_and_sibling_follows_new_timeline() {
     a.stop();
     b.stop();
 }
+
+/// A standby must not treat damage in the middle of shipped WAL as "the end of what has
+/// arrived" and wait forever: when valid records behind the damaged one prove it was once
+/// durable, the startup process stops the server (exit status 2), as crash recovery refuses
+/// to start on the same WAL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_wal_behind_valid_wal_stops_the_standby() {
+    let mut primary = TestServer::init();
+    primary.start();
+    primary
+        .client()
+        .await
+        .batch_execute("CREATE TABLE t (id int PRIMARY KEY)")
+        .await
+        .expect("ddl");
+    primary.stop();
+    let mut standby = make_standby(&primary);
+    standby.start();
+    let s = standby.client().await;
+    let pos = lsn(&query_text(&s, "SELECT pg_last_wal_replay_lsn()::text")
+        .await
+        .expect("lsn"));
+    primary.start();
+    {
+        let p = primary.client().await;
+        // Separate commits: each is flushed before the next is inserted, so the later
+        // records' durable_lsn proves the first was durable.
+        for i in 0..20 {
+            p.execute("INSERT INTO t VALUES ($1)", &[&i])
+                .await
+                .expect("insert");
+        }
+    }
+    primary.stop();
+    let seg: u64 = 16 << 20;
+    let name = format!(
+        "00000001{:08X}{:08X}",
+        pos.0 / seg / 0x100,
+        (pos.0 / seg) % 0x100
+    );
+    let mut data = std::fs::read(primary.datadir.join("pg_wal").join(&name)).expect("segment");
+    // A byte of the first new record's payload (the header is 40 bytes): its CRC fails.
+    data[(pos.0 % seg) as usize + 44] ^= 0xff;
+    let tmp = standby.datadir.join("pg_wal").join("shipping.tmp");
+    std::fs::write(&tmp, &data).expect("write");
+    std::fs::rename(&tmp, standby.datadir.join("pg_wal").join(&name)).expect("rename");
+    drop(s);
+    let deadline = std::time::Instant::now() + WAIT;
+    while standby.is_running() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "standby kept running on corrupt WAL; log:\n{}",
+            standby.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let log = standby.log_text();
+    assert!(
+        log.contains("WAL is corrupt") && log.contains(&pos.to_string()),
+        "log:\n{log}"
+    );
+}
