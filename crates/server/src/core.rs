@@ -30,7 +30,7 @@ use crate::bgworker::{PidAllocator, RestartPolicy, Supervisor, WorkerMain, Worke
 use crate::checkpointer::{CheckpointKind, CheckpointSettings, Checkpointer};
 use crate::datadir::{DataDir, StandbySettings};
 use crate::progress::LocalProgress;
-use crate::recovery::{Recovered, recover};
+use crate::recovery::{Recovered, StartMode, recover_as};
 use crate::standby::startup::{ReplayStart, Replayer, Startup};
 use crate::standby::{PromotableLog, StandbyShared, TargetTimeline, WALRECEIVER, WalSlot};
 
@@ -156,7 +156,14 @@ impl Core {
             records_replayed,
             clean_shutdown,
             redo,
-        } = recover(&datadir)?;
+        } = recover_as(
+            &datadir,
+            match (standby_mode, opts.standby.streaming()) {
+                (false, _) => StartMode::Primary,
+                (true, false) => StartMode::ArchiveStandby,
+                (true, true) => StartMode::StreamingStandby,
+            },
+        )?;
         let slot: WalSlot = Arc::new(std::sync::OnceLock::new());
         // Everything recovered is visible: recovery applied whole transactions only.
         let watermarks = Arc::new(Watermarks::new(end_lsn.0));

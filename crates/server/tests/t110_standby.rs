@@ -453,3 +453,82 @@ async fn corrupt_wal_behind_valid_wal_stops_the_standby() {
         "log:\n{log}"
     );
 }
+
+/// With `primary_conninfo` set, redo is bounded by what the walreceiver reports (flushed here
+/// and on the primary), not by what happens to be in `pg_wal`: WAL copied in behind the
+/// walreceiver's back is not replayed while the (not yet integrated) walreceiver reports
+/// nothing. Promotion replays all of it: the primary is presumed gone, so its flush position
+/// no longer bounds anything. The startup process and the walreceiver show in
+/// pg_stat_activity.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streaming_standby_waits_for_the_walreceiver_and_promotion_replays_everything() {
+    let mut primary = TestServer::init();
+    primary.start();
+    primary
+        .client()
+        .await
+        .batch_execute("CREATE TABLE t (id int PRIMARY KEY)")
+        .await
+        .expect("ddl");
+    primary.stop();
+    let mut standby = make_standby(&primary);
+    standby
+        .settings
+        .push("primary_conninfo=host=127.0.0.1 port=1 user=postgres".into());
+    standby.start();
+    let s = standby.client().await;
+    let workers: Vec<String> = s
+        .query("SELECT backend_type FROM pg_stat_activity", &[])
+        .await
+        .expect("pg_stat_activity")
+        .iter()
+        .filter_map(|r| r.get::<_, Option<String>>(0))
+        .collect();
+    assert!(workers.iter().any(|w| w == "startup"), "{workers:?}");
+    assert!(workers.iter().any(|w| w == "walreceiver"), "{workers:?}");
+    let before = query_text(&s, "SELECT pg_last_wal_replay_lsn()::text").await;
+    primary.start();
+    {
+        let p = primary.client().await;
+        for i in 0..10 {
+            p.execute("INSERT INTO t VALUES ($1)", &[&i])
+                .await
+                .expect("insert");
+        }
+    }
+    primary.stop();
+    ship_wal(&primary, &standby);
+    // A negative observation needs some time: several archive polls (100 ms each).
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    assert_eq!(
+        count(&s, "SELECT count(*) FROM t").await,
+        0,
+        "replayed past the walreceiver's limit"
+    );
+    assert_eq!(
+        query_text(&s, "SELECT pg_last_wal_replay_lsn()::text").await,
+        before
+    );
+    assert!(promote_cmd(&standby));
+    assert_eq!(
+        count(&s, "SELECT count(*) FROM t").await,
+        10,
+        "promotion replays all local WAL"
+    );
+    let workers: Vec<String> = s
+        .query("SELECT backend_type FROM pg_stat_activity", &[])
+        .await
+        .expect("pg_stat_activity")
+        .iter()
+        .filter_map(|r| r.get::<_, Option<String>>(0))
+        .collect();
+    assert!(
+        !workers.iter().any(|w| w == "walreceiver" || w == "startup"),
+        "{workers:?}"
+    );
+    s.batch_execute("INSERT INTO t VALUES (100)")
+        .await
+        .expect("write after promotion");
+    drop(s);
+    standby.stop();
+}
