@@ -340,9 +340,15 @@ async fn lockstep_promote_command_and_sibling_follows_new_timeline() {
             .await
             .expect("insert on A");
     }
-    ca.batch_execute("CREATE TABLE t2 AS SELECT 1 AS x")
-        .await
-        .ok();
+    // DDL of every kind is replayed too.
+    ca.batch_execute(
+        "CREATE INDEX t_v ON t (v);
+         CREATE TABLE gone (id int); INSERT INTO gone VALUES (1), (2); TRUNCATE gone;
+         INSERT INTO gone VALUES (3);
+         CREATE TABLE dropped (id int); DROP TABLE dropped;",
+    )
+    .await
+    .expect("ddl on A");
     let a_end = lsn(&query_text(&ca, "SELECT pg_current_wal_flush_lsn()::text")
         .await
         .expect("lsn"));
@@ -353,7 +359,10 @@ async fn lockstep_promote_command_and_sibling_follows_new_timeline() {
     ship_wal(&a, &b);
     wait_for("B to follow A onto timeline 2", WAIT, || {
         let cb = &cb;
-        async move { (count(cb, "SELECT count(*) FROM t").await == 50).then_some(()) }
+        async move {
+            let replay = lsn(&query_text(cb, "SELECT pg_last_wal_replay_lsn()::text").await?);
+            (replay >= a_end).then_some(())
+        }
     })
     .await;
     assert!(
@@ -361,6 +370,16 @@ async fn lockstep_promote_command_and_sibling_follows_new_timeline() {
         "log:\n{}",
         b.log_text()
     );
+    assert_eq!(
+        count(&cb, "SELECT count(*) FROM t WHERE v = 'on timeline 2'").await,
+        49
+    );
+    assert_eq!(
+        count(&cb, "SELECT count(*) FROM gone").await,
+        1,
+        "TRUNCATE then INSERT replayed"
+    );
+    assert_eq!(error_code(&cb, "SELECT * FROM dropped").await, "42P01");
     let b_replay = lsn(&query_text(&cb, "SELECT pg_last_wal_replay_lsn()::text")
         .await
         .expect("lsn"));
