@@ -363,18 +363,20 @@ impl Core {
 
 /// **The integration point for the walreceiver** (the only one): registers the background
 /// worker `walreceiver` on a standby with `primary_conninfo` set. Promotion stops it through
-/// its `WorkerContext` stop signal (`Supervisor::stop(WALRECEIVER)`), then replays what it
-/// flushed.
+/// its `WorkerContext` stop signal (`Supervisor::stop(WALRECEIVER)`, then `forget`), and only
+/// then replays what it flushed, so nothing appends to the old timeline during the switch.
 ///
-/// What the driver must be given (crate `walreceiver`, `walreceiver::run(cfg, shared, stop)`):
-/// - `cfg`: `primary_conninfo`, `primary_slot_name` (`shared.settings`), the `pg_wal`
-///   directory (`datadir.wal_dir()`), the segment size, the system identifier (to check
-///   IDENTIFY_SYSTEM), and where to start: `shared.walrcv.flushed_lsn()` on timeline
-///   `shared.replay_timeline()` (the end of valid local WAL at start-up, from `recover`);
-/// - `shared`: `shared.walrcv` — it publishes written/flushed/primary-flush positions there
-///   and wakes `wal_arrived`; redo reports `set_replayed` back for its feedback;
-/// - `stop`: `ctx.stopped()` of this worker (it must return promptly once that resolves,
-///   and must not write to `pg_wal` afterwards).
+/// What the driver (`walreceiver::run(cfg, shared, stop)`) must be given:
+/// - `cfg`: `WalRcvConfig::new(primary_conninfo, datadir.wal_dir(), segment_size,
+///   system_identifier, shared.replay_timeline(), shared.walrcv.flushed_lsn())` plus
+///   `primary_slot_name` (empty = `None`) and `recovery_target_timeline` from
+///   `shared.settings`. The start LSN is where start-up replay stopped (`recovery::StartMode::
+///   StreamingStandby`: the last restartpoint), at or before the end of local WAL; streaming
+///   from there rewrites identical bytes, and never lets redo pass the primary's flush;
+/// - `shared`: `shared.walrcv` (it publishes written/flushed/primary-flush positions and
+///   wakes `wal_arrived`; redo reports `set_replayed` back for feedback);
+/// - `stop`: `ctx.stop_signal()`. An error with `is_fatal()` must stop the server (call the
+///   `on_wal_failure` handler); other errors it retries itself.
 fn start_walreceiver(
     supervisor: &Arc<Supervisor>,
     shared: &Arc<StandbyShared>,
@@ -391,7 +393,10 @@ fn start_walreceiver(
             let wal_dir = wal_dir.clone();
             Box::pin(async move {
                 let _ = (&wal_dir, system_identifier, shared.walrcv.flushed_lsn());
-                // TODO(integration): walreceiver::run(cfg, shared.walrcv.clone(), ctx.stopped()).await
+                // TODO(integration): walreceiver::run(cfg, shared.walrcv.clone(), ctx.stop_signal()).await (see above)
+                shared
+                    .walrcv
+                    .set_status(walreceiver::shared::WalRcvStatus::Waiting);
                 ctx.stopped().await;
                 Ok(())
             })
