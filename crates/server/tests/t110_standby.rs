@@ -551,3 +551,74 @@ async fn streaming_standby_waits_for_the_walreceiver_and_promotion_replays_every
     drop(s);
     standby.stop();
 }
+
+/// The other row of the decision table: a record cut short at the end of what has arrived
+/// (a segment file shipped while the primary was still writing it) means "wait for more", not
+/// corruption. Redo applies everything before it, waits, and goes on when the rest arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn torn_record_at_the_end_of_shipped_wal_waits_for_more() {
+    let mut primary = TestServer::init();
+    primary.start();
+    primary
+        .client()
+        .await
+        .batch_execute("CREATE TABLE t (id int PRIMARY KEY)")
+        .await
+        .expect("ddl");
+    primary.stop();
+    let mut standby = make_standby(&primary);
+    standby.start();
+    let s = standby.client().await;
+    primary.start();
+    let end = {
+        let p = primary.client().await;
+        for i in 0..20 {
+            p.execute("INSERT INTO t VALUES ($1)", &[&i])
+                .await
+                .expect("insert");
+        }
+        lsn(&query_text(&p, "SELECT pg_current_wal_flush_lsn()::text")
+            .await
+            .expect("lsn"))
+    };
+    primary.stop();
+    let seg: u64 = 16 << 20;
+    let name = format!(
+        "00000001{:08X}{:08X}",
+        end.0 / seg / 0x100,
+        (end.0 / seg) % 0x100
+    );
+    let full = std::fs::read(primary.datadir.join("pg_wal").join(&name)).expect("segment");
+    // Everything from 16 bytes before the last commit record's end on is missing.
+    let mut torn = full.clone();
+    let cut = (end.0 % seg) as usize - 16;
+    torn[cut..].fill(0);
+    let wal_dir = standby.datadir.join("pg_wal");
+    let install = |data: &[u8]| {
+        let tmp = wal_dir.join("shipping.tmp");
+        std::fs::write(&tmp, data).expect("write");
+        std::fs::rename(&tmp, wal_dir.join(&name)).expect("rename");
+    };
+    install(&torn);
+    wait_for("the records before the torn one", WAIT, || {
+        let s = &s;
+        async move { (count(s, "SELECT count(*) FROM t").await == 19).then_some(()) }
+    })
+    .await;
+    // Several polls later: still waiting, still serving, nothing half-applied.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(standby.is_running(), "log:\n{}", standby.log_text());
+    assert_eq!(count(&s, "SELECT count(*) FROM t").await, 19);
+    install(&full);
+    wait_for("the rest after it arrived", WAIT, || {
+        let s = &s;
+        async move { (count(s, "SELECT count(*) FROM t").await == 20).then_some(()) }
+    })
+    .await;
+    let replay = lsn(&query_text(&s, "SELECT pg_last_wal_replay_lsn()::text")
+        .await
+        .expect("lsn"));
+    assert!(replay >= end, "{replay} >= {end}");
+    drop(s);
+    standby.stop();
+}
