@@ -214,6 +214,11 @@ impl Core {
         });
         let standby = if standby_mode {
             let target: TargetTimeline = opts.standby.recovery_target_timeline.parse()?;
+            // A promote.signal left from before this start is stale (PostgreSQL's postmaster
+            // removes it at start too): only a request to *this* server promotes it.
+            if let Err(e) = datadir.remove_signal(&datadir.promote_signal()) {
+                tracing::warn!("{e}");
+            }
             // Hot standby: every write and DDL fails with 25006 until promotion.
             mgr.set_read_only(true);
             Some(StandbyShared::new(
