@@ -619,6 +619,27 @@ async fn torn_record_at_the_end_of_shipped_wal_waits_for_more() {
         .await
         .expect("lsn"));
     assert!(replay >= end, "{replay} >= {end}");
+    // A restartpoint covers it; after kill -9 the standby starts from there, in recovery,
+    // with every replayed row.
+    s.batch_execute("CHECKPOINT").await.expect("restartpoint");
+    assert!(
+        standby.wait_for_log(&format!("snapshot lsn={replay}"), 0, WAIT),
+        "no restartpoint at {replay}; log:\n{}",
+        standby.log_text()
+    );
+    drop(s);
+    standby.kill9();
+    standby.start();
+    let starts = redo_starts(&standby.log_text());
+    assert_eq!(starts.last().map(|l| lsn(l)), Some(replay), "{starts:?}");
+    let s = standby.client().await;
+    assert_eq!(
+        query_text(&s, "SELECT pg_is_in_recovery()::text")
+            .await
+            .as_deref(),
+        Some("true")
+    );
+    assert_eq!(count(&s, "SELECT count(*) FROM t").await, 20);
     drop(s);
     standby.stop();
 }
