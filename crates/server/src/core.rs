@@ -275,7 +275,6 @@ impl Core {
                 shared.clone(),
                 checkpointer.clone(),
                 supervisor.clone(),
-                control.segment_size,
                 Arc::new(move |tli, lsn| act.open(tli, lsn).map_err(|e| e.to_string())),
                 opts.on_wal_failure.clone(),
                 replayer,

@@ -111,7 +111,6 @@ pub struct Startup {
     pub shared: Arc<StandbyShared>,
     pub checkpointer: Arc<Checkpointer>,
     pub supervisor: Arc<Supervisor>,
-    pub segment_size: u64,
     pub open_wal: OpenWal,
     /// Stops the server (exit status 2) after an unrecoverable replay or promotion error.
     pub fatal: Arc<dyn Fn(&str) + Send + Sync>,
@@ -428,14 +427,13 @@ fn copy_partial_segment(
 }
 
 impl Startup {
-    #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments)] // each is a distinct piece of the core it drives
     pub fn new(
         datadir: DataDir,
         mgr: Arc<TxnManager>,
         shared: Arc<StandbyShared>,
         checkpointer: Arc<Checkpointer>,
         supervisor: Arc<Supervisor>,
-        segment_size: u64,
         open_wal: OpenWal,
         fatal: Arc<dyn Fn(&str) + Send + Sync>,
         replayer: Replayer,
@@ -446,7 +444,6 @@ impl Startup {
             shared,
             checkpointer,
             supervisor,
-            segment_size,
             open_wal,
             fatal,
             replayer: Mutex::new(Some(replayer)),
