@@ -36,6 +36,12 @@ impl WorkerContext {
         *self.stop.borrow()
     }
 
+    /// The stop signal itself (`true` = stop), for a main function that hands it on (the
+    /// walreceiver driver takes a `watch::Receiver<bool>`).
+    pub fn stop_signal(&self) -> watch::Receiver<bool> {
+        self.stop.clone()
+    }
+
     /// Resolves when the worker is asked to stop.
     pub async fn stopped(&mut self) {
         let _ = self.stop.wait_for(|s| *s).await;

@@ -15,6 +15,10 @@
 //! last one; `CHECKPOINT` and shutdown call `checkpoint` directly. The work itself is blocking
 //! (file IO) and runs on a blocking thread; one checkpoint runs at a time.
 //!
+//! On a standby (no `Wal` open) every trigger takes a *restartpoint* instead (see
+//! `restartpoint`): the same snapshot and control-file steps at the replayed position, no WAL
+//! record. After promotion the slot holds the new `Wal` and checkpoints are checkpoints again.
+//!
 //! Failure: an error leaves the previous checkpoint in force (nothing was removed yet); it is
 //! reported to the requester and logged, and the next trigger tries again.
 
@@ -26,12 +30,12 @@ use parking_lot::{Mutex, RwLock};
 use storage::checkpoint::{SnapshotHeader, remove_old_snapshots, write_snapshot};
 use storage::controlfile::{ClusterState, ControlFile};
 use txn::TxnManager;
-use wal::Wal;
 use wal::mirror::MirrorHook;
 use wal::record::{CheckpointRecord, WalRecord};
 
 use crate::bgworker::WorkerContext;
 use crate::datadir::DataDir;
+use crate::standby::{StandbyShared, WalSlot};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CheckpointKind {
@@ -87,6 +91,8 @@ pub enum CheckpointError {
     Cleanup(std::io::Error),
     #[error("the server is shutting down")]
     ShuttingDown,
+    #[error("no WAL is open and the server is not a standby")]
+    NoWal,
 }
 
 /// Something that needs WAL kept (a replication slot, `wal_keep_size`): returns the oldest LSN
@@ -95,7 +101,10 @@ pub type WalRetention = Arc<dyn Fn() -> Option<Lsn> + Send + Sync>;
 
 pub struct Checkpointer {
     datadir: DataDir,
-    wal: Arc<Wal>,
+    /// Empty while the server is a standby (then checkpoints are restartpoints).
+    wal: WalSlot,
+    /// Set on a standby: where restartpoints come from.
+    standby: Option<Arc<StandbyShared>>,
     mgr: Arc<TxnManager>,
     control: Mutex<ControlFile>,
     running: Mutex<()>,
@@ -111,7 +120,8 @@ pub struct Checkpointer {
 impl Checkpointer {
     pub fn new(
         datadir: DataDir,
-        wal: Arc<Wal>,
+        wal: WalSlot,
+        standby: Option<Arc<StandbyShared>>,
         mgr: Arc<TxnManager>,
         control: ControlFile,
         settings: CheckpointSettings,
@@ -120,6 +130,7 @@ impl Checkpointer {
         Arc::new(Checkpointer {
             datadir,
             wal,
+            standby,
             mgr,
             control: Mutex::new(control),
             running: Mutex::new(()),
@@ -164,13 +175,17 @@ impl Checkpointer {
                 .store(true, std::sync::atomic::Ordering::Release);
         }
         let started = Instant::now();
+        // In recovery there is no WAL to write to: a restartpoint instead.
+        let Some(wal) = self.wal.get().cloned() else {
+            return self.restartpoint(kind, started);
+        };
         // Pin a lower bound of C before choosing C, so no version the scan needs is pruned.
         let slot = self.mgr.snapshots.register();
         slot.pin(self.mgr.watermarks.get(SyncCommitLevel::RemoteApply));
         let snapshot_lsn = if kind == CheckpointKind::Shutdown {
-            self.wal.flush_all()?
+            wal.flush_all()?
         } else {
-            self.wal.flush_lsn()
+            wal.flush_lsn()
         };
         let redo_lsn = self
             .mgr
@@ -179,7 +194,7 @@ impl Checkpointer {
         let header = SnapshotHeader {
             snapshot_lsn,
             redo_lsn,
-            timeline: self.wal.timeline(),
+            timeline: wal.timeline(),
             next_xid: self.mgr.next_xid(),
             next_oid: self.mgr.catalog.next_oid(),
             time: txn::transaction::now_pg_micros(),
@@ -190,19 +205,17 @@ impl Checkpointer {
         let rec = WalRecord::Checkpoint(CheckpointRecord {
             redo_lsn,
             snapshot_lsn,
-            timeline: self.wal.timeline(),
+            timeline: wal.timeline(),
             next_xid: header.next_xid,
             next_oid: header.next_oid,
             time: header.time,
             shutdown: kind == CheckpointKind::Shutdown,
         });
         let mut checkpoint_lsn = Lsn(0);
-        let end = self
-            .wal
-            .insert(rec.kind(), 0, 0, &rec.encode(), &mut |s, _| {
-                checkpoint_lsn = s
-            })?;
-        self.wal.flush_to(end)?;
+        let end = wal.insert(rec.kind(), 0, 0, &rec.encode(), &mut |s, _| {
+            checkpoint_lsn = s
+        })?;
+        wal.flush_to(end)?;
         {
             let mut c = self.control.lock();
             c.checkpoint_lsn = checkpoint_lsn;
@@ -212,8 +225,14 @@ impl Checkpointer {
             c.next_xid = header.next_xid;
             c.next_oid = header.next_oid;
             c.time = header.time;
+            // After a promotion the end-of-recovery checkpoint moves the cluster to the new
+            // timeline: the next start replays on it.
+            c.timeline = wal.timeline();
             if kind == CheckpointKind::Shutdown {
                 c.state = ClusterState::ShutDown;
+            } else if kind == CheckpointKind::EndOfRecovery {
+                c.state = ClusterState::InProduction;
+                c.min_recovery_point = Lsn(0);
             }
             c.write(&self.datadir.path)?;
         }
@@ -226,7 +245,7 @@ impl Checkpointer {
                 keep_from = keep_from.min(lsn);
             }
         }
-        let seg = self.wal.segment_size();
+        let seg = wal.segment_size();
         let removed = wal::segment::remove_segments_before(
             &self.datadir.wal_dir(),
             keep_from.segment_number(seg),
@@ -264,6 +283,112 @@ impl Checkpointer {
         Ok(result)
     }
 
+    /// A standby's restartpoint (PostgreSQL's `CreateRestartPoint`): a snapshot at the last
+    /// replayed position that is a consistent cut (every transaction committed at or below it
+    /// is wholly applied; `StandbyShared::advance_replay`), the control file pointing at it,
+    /// then removal of the old snapshot and of WAL segments before its redo LSN. Writes no
+    /// WAL: the standby's WAL is the primary's, byte for byte. Nothing replayed since the
+    /// last one: nothing to do (except at shutdown, which records the state).
+    fn restartpoint(
+        &self,
+        kind: CheckpointKind,
+        started: Instant,
+    ) -> Result<CheckpointStats, CheckpointError> {
+        let Some(standby) = &self.standby else {
+            return Err(CheckpointError::NoWal);
+        };
+        let slot = self.mgr.snapshots.register();
+        let candidate = standby.pin_restart_candidate(&slot);
+        let previous = self.control.lock().clone();
+        let Some(cand) = candidate.filter(|c| c.lsn > previous.snapshot_lsn) else {
+            drop(slot);
+            if kind == CheckpointKind::Shutdown {
+                self.set_state(ClusterState::ShutDownInRecovery)?;
+            }
+            tracing::debug!("restartpoint skipped: nothing replayed since the last one");
+            *self.last_end.lock() = Instant::now();
+            return Ok(CheckpointStats {
+                kind,
+                snapshot_lsn: previous.snapshot_lsn,
+                redo_lsn: previous.redo_lsn,
+                checkpoint_lsn: previous.checkpoint_lsn,
+                tables: 0,
+                rows: 0,
+                bytes: 0,
+                segments_removed: 0,
+                duration: started.elapsed(),
+            });
+        };
+        let header = SnapshotHeader {
+            snapshot_lsn: cand.lsn,
+            redo_lsn: cand.redo_lsn,
+            timeline: cand.timeline,
+            next_xid: cand.next_xid,
+            next_oid: self.mgr.catalog.next_oid(),
+            time: txn::transaction::now_pg_micros(),
+        };
+        let (file, stats) = write_snapshot(&self.datadir.path, &self.mgr.catalog, &header)?;
+        drop(slot);
+        {
+            let mut c = self.control.lock();
+            c.checkpoint_lsn = cand.checkpoint_lsn;
+            c.redo_lsn = cand.redo_lsn;
+            c.snapshot_lsn = cand.lsn;
+            c.snapshot_file = file.clone();
+            c.next_xid = cand.next_xid;
+            c.next_oid = header.next_oid;
+            c.time = header.time;
+            c.timeline = cand.timeline;
+            c.min_recovery_point = cand.lsn;
+            c.state = if kind == CheckpointKind::Shutdown {
+                ClusterState::ShutDownInRecovery
+            } else {
+                ClusterState::InArchiveRecovery
+            };
+            c.write(&self.datadir.path)?;
+        }
+        remove_old_snapshots(&self.datadir.path, &file).map_err(CheckpointError::Cleanup)?;
+        let mut keep_from = cand.redo_lsn;
+        for r in self.retention.read().iter() {
+            if let Some(lsn) = r() {
+                keep_from = keep_from.min(lsn);
+            }
+        }
+        let seg = previous.segment_size;
+        let removed = wal::segment::remove_segments_before(
+            &self.datadir.wal_dir(),
+            keep_from.segment_number(seg),
+            seg,
+        )
+        .map_err(CheckpointError::Cleanup)?;
+        self.mgr.catalog.prune_all(self.mgr.recompute_horizon());
+        let result = CheckpointStats {
+            kind,
+            snapshot_lsn: cand.lsn,
+            redo_lsn: cand.redo_lsn,
+            checkpoint_lsn: cand.checkpoint_lsn,
+            tables: stats.tables,
+            rows: stats.rows,
+            bytes: stats.bytes,
+            segments_removed: removed,
+            duration: started.elapsed(),
+        };
+        tracing::info!(
+            "restartpoint complete ({kind:?}): wrote {} rows of {} tables ({:.1} MB); {} WAL segments removed; total={:.3} s; redo lsn={}, snapshot lsn={}, timeline {}",
+            result.rows,
+            result.tables,
+            result.bytes as f64 / 1e6,
+            removed,
+            result.duration.as_secs_f64(),
+            cand.redo_lsn,
+            cand.lsn,
+            cand.timeline
+        );
+        *self.last_end.lock() = Instant::now();
+        *self.last.lock() = Some(result.clone());
+        Ok(result)
+    }
+
     /// Runs a checkpoint on a blocking thread (for async callers: `CHECKPOINT`, the worker).
     pub async fn checkpoint_async(
         self: &Arc<Self>,
@@ -284,8 +409,14 @@ impl Checkpointer {
         }
         let redo = self.control.lock().redo_lsn;
         // Like PostgreSQL (with checkpoint_completion_target 0.9, roughly half of
-        // max_wal_size between checkpoints) so WAL on disk stays below max_wal_size.
-        if self.wal.insert_lsn().distance_from(redo) > s.max_wal_size / 2 {
+        // max_wal_size between checkpoints) so WAL on disk stays below max_wal_size. On a
+        // standby the replayed position counts (restartpoints).
+        let head = match (self.wal.get(), &self.standby) {
+            (Some(wal), _) => wal.insert_lsn(),
+            (None, Some(sb)) => sb.replayed_lsn(),
+            (None, None) => redo,
+        };
+        if head.distance_from(redo) > s.max_wal_size / 2 {
             return Some(CheckpointKind::Wal);
         }
         None

@@ -7,6 +7,11 @@
 //! the checkpointer in the worker registry → mark the cluster "in production". After crash
 //! recovery an end-of-recovery checkpoint runs in the background.
 //!
+//! On a standby (`standby.signal`): the same recovery, then the WAL is *not* opened (the
+//! walreceiver writes `pg_wal`), the transaction manager is read-only, the `startup` worker
+//! keeps replaying, and the checkpointer takes restartpoints; promotion opens the WAL on a
+//! new timeline (`standby` module).
+//!
 //! Stop order (`shutdown`): the caller has already ended all sessions; a shutdown checkpoint
 //! flushes everything and marks the control file "shut down"; then the WAL stops and the
 //! workers are joined.
@@ -14,7 +19,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use base::Lsn;
+use base::{Lsn, TimelineId};
 use storage::Watermarks;
 use storage::controlfile::ClusterState;
 use txn::TxnManager;
@@ -23,9 +28,11 @@ use wal::{Wal, WalConfig};
 
 use crate::bgworker::{PidAllocator, RestartPolicy, Supervisor, WorkerMain, WorkerSpec};
 use crate::checkpointer::{CheckpointKind, CheckpointSettings, Checkpointer};
-use crate::datadir::DataDir;
+use crate::datadir::{DataDir, StandbySettings};
 use crate::progress::LocalProgress;
-use crate::recovery::{Recovered, recover};
+use crate::recovery::{Recovered, StartMode, recover_as};
+use crate::standby::startup::{ReplayStart, Replayer, Startup};
+use crate::standby::{PromotableLog, StandbyShared, TargetTimeline, WALRECEIVER, WalSlot};
 
 pub struct CoreOptions {
     pub fsync: bool,
@@ -33,6 +40,8 @@ pub struct CoreOptions {
     pub checkpoint: CheckpointSettings,
     /// What to do when the WAL fails (the server exits; tests record it).
     pub on_wal_failure: Arc<dyn Fn(&str) + Send + Sync>,
+    /// `primary_conninfo` and friends (used when `standby.signal` exists).
+    pub standby: StandbySettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,70 +57,58 @@ pub enum CoreError {
     },
     #[error("{0}")]
     Checkpoint(#[from] crate::checkpointer::CheckpointError),
+    #[error("{0}")]
+    TargetTimeline(#[from] crate::standby::decide::BadTargetTimeline),
 }
 
 pub struct Core {
     pub datadir: DataDir,
-    pub wal: Arc<Wal>,
+    /// The WAL: empty while the server is a standby (the walreceiver owns `pg_wal` then), set
+    /// at start on a primary and at promotion on a standby. Use `wal()`.
+    pub wal: WalSlot,
     pub mgr: Arc<TxnManager>,
     pub checkpointer: Arc<Checkpointer>,
     pub supervisor: Arc<Supervisor>,
     pub system_identifier: u64,
     pub recovered_end: Lsn,
     pub records_replayed: u64,
+    /// Set when the server started as a standby (it stays set after promotion, for
+    /// `pg_last_wal_replay_lsn()`; `in_recovery()` says whether it still is one).
+    pub standby: Option<Arc<StandbyShared>>,
 }
 
-impl Core {
-    pub fn start(
-        datadir: DataDir,
-        opts: CoreOptions,
-        runtime: tokio::runtime::Handle,
-        pids: PidAllocator,
-    ) -> Result<Arc<Core>, CoreError> {
-        let Recovered {
-            catalog,
-            control,
-            end_lsn,
-            next_xid,
-            records_replayed,
-            clean_shutdown,
-        } = recover(&datadir)?;
-        let fail = opts.on_wal_failure.clone();
+/// What opening the WAL for inserts needs: at start on a primary, at promotion on a standby.
+struct WalActivation {
+    datadir: DataDir,
+    fsync: bool,
+    segment_size: u64,
+    mirror: Option<Arc<MirrorHook>>,
+    on_wal_failure: Arc<dyn Fn(&str) + Send + Sync>,
+    supervisor: Arc<Supervisor>,
+    mgr: Arc<TxnManager>,
+    slot: WalSlot,
+}
+
+impl WalActivation {
+    /// Opens the WAL at `start` on `timeline`, connects it to visibility (`LocalProgress`),
+    /// registers its workers, and publishes it in the slot (from then on commits can be
+    /// written).
+    fn open(&self, timeline: TimelineId, start: Lsn) -> Result<Arc<Wal>, CoreError> {
+        let fail = self.on_wal_failure.clone();
         let wal = Wal::open(
             WalConfig {
-                dir: datadir.wal_dir(),
-                segment_size: control.segment_size,
-                timeline: control.timeline,
-                fsync: opts.fsync,
+                dir: self.datadir.wal_dir(),
+                segment_size: self.segment_size,
+                timeline,
+                fsync: self.fsync,
                 on_fatal: Box::new(move |e| fail(&e.to_string())),
             },
-            end_lsn,
+            start,
         )?;
-        let mirror = match &opts.wal_mirror_directory {
-            Some(dir) => {
-                let m = MirrorHook::new(dir, &datadir.wal_dir(), control.segment_size).map_err(
-                    |e| CoreError::Mirror {
-                        path: dir.display().to_string(),
-                        source: e,
-                    },
-                )?;
-                wal.add_hook(m.clone());
-                Some(m)
-            }
-            None => None,
-        };
-        let watermarks = Arc::new(Watermarks::new(end_lsn.0));
-        let mgr = TxnManager::new(catalog, watermarks, wal.clone(), next_xid);
-        wal.add_progress_listener(LocalProgress::new(mgr.clone()));
-
-        let fail = opts.on_wal_failure.clone();
-        let supervisor = Supervisor::new(
-            runtime,
-            pids,
-            Arc::new(move |name| {
-                fail(&format!("background worker \"{name}\" exited unexpectedly"))
-            }),
-        );
+        if let Some(m) = &self.mirror {
+            wal.add_hook(m.clone());
+        }
+        wal.add_progress_listener(LocalProgress::new(self.mgr.clone()));
         // The WAL's threads: the writer and flusher are critical (no commit completes without
         // them); the preallocator only saves latency.
         type WalMain = fn(&Wal);
@@ -122,7 +119,7 @@ impl Core {
         ];
         for (name, backend_type, main, critical) in wal_workers {
             let w = wal.clone();
-            supervisor.register(WorkerSpec {
+            self.supervisor.register(WorkerSpec {
                 name: name.into(),
                 backend_type,
                 main: WorkerMain::Thread(Arc::new(move |_| {
@@ -137,15 +134,117 @@ impl Core {
                 critical,
             });
         }
+        // Set once: a primary opens its WAL once, a standby once at promotion.
+        let _ = self.slot.set(wal.clone());
+        Ok(wal)
+    }
+}
+
+impl Core {
+    pub fn start(
+        datadir: DataDir,
+        opts: CoreOptions,
+        runtime: tokio::runtime::Handle,
+        pids: PidAllocator,
+    ) -> Result<Arc<Core>, CoreError> {
+        let standby_mode = datadir.is_standby();
+        let Recovered {
+            catalog,
+            control,
+            end_lsn,
+            next_xid,
+            records_replayed,
+            clean_shutdown,
+            redo,
+        } = recover_as(
+            &datadir,
+            match (standby_mode, opts.standby.streaming()) {
+                (false, _) => StartMode::Primary,
+                (true, false) => StartMode::ArchiveStandby,
+                (true, true) => StartMode::StreamingStandby,
+            },
+        )?;
+        let slot: WalSlot = Arc::new(std::sync::OnceLock::new());
+        // Everything recovered is visible: recovery applied whole transactions only.
+        let watermarks = Arc::new(Watermarks::new(end_lsn.0));
+        let mgr = TxnManager::new(
+            catalog,
+            watermarks,
+            Arc::new(PromotableLog { wal: slot.clone() }),
+            next_xid,
+        );
+        let mirror = match &opts.wal_mirror_directory {
+            // A standby's pg_wal belongs to the walreceiver; mirroring starts with the WAL
+            // this server writes itself (after promotion, from the next start).
+            Some(dir) if standby_mode => {
+                tracing::warn!(
+                    "wal_mirror_directory \"{}\" is not used while the server is a standby",
+                    dir.display()
+                );
+                None
+            }
+            Some(dir) => Some(
+                MirrorHook::new(dir, &datadir.wal_dir(), control.segment_size).map_err(|e| {
+                    CoreError::Mirror {
+                        path: dir.display().to_string(),
+                        source: e,
+                    }
+                })?,
+            ),
+            None => None,
+        };
+
+        let fail = opts.on_wal_failure.clone();
+        let supervisor = Supervisor::new(
+            runtime,
+            pids,
+            Arc::new(move |name| {
+                fail(&format!("background worker \"{name}\" exited unexpectedly"))
+            }),
+        );
+        let activation = Arc::new(WalActivation {
+            datadir: datadir.clone(),
+            fsync: opts.fsync,
+            segment_size: control.segment_size,
+            mirror: mirror.clone(),
+            on_wal_failure: opts.on_wal_failure.clone(),
+            supervisor: supervisor.clone(),
+            mgr: mgr.clone(),
+            slot: slot.clone(),
+        });
+        let standby = if standby_mode {
+            let target: TargetTimeline = opts.standby.recovery_target_timeline.parse()?;
+            // A promote.signal left from before this start is stale (PostgreSQL's postmaster
+            // removes it at start too): only a request to *this* server promotes it.
+            if let Err(e) = datadir.remove_signal(&datadir.promote_signal()) {
+                tracing::warn!("{e}");
+            }
+            // Hot standby: every write and DDL fails with 25006 until promotion.
+            mgr.set_read_only(true);
+            Some(StandbyShared::new(
+                opts.standby.clone(),
+                target,
+                end_lsn,
+                control.timeline,
+            ))
+        } else {
+            activation.open(control.timeline, end_lsn)?;
+            None
+        };
         let checkpointer = Checkpointer::new(
             datadir.clone(),
-            wal.clone(),
+            slot.clone(),
+            standby.clone(),
             mgr.clone(),
             control.clone(),
             opts.checkpoint,
             mirror,
         );
-        checkpointer.set_state(ClusterState::InProduction)?;
+        checkpointer.set_state(if standby_mode {
+            ClusterState::InArchiveRecovery
+        } else {
+            ClusterState::InProduction
+        })?;
         let c = checkpointer.clone();
         supervisor.register(WorkerSpec {
             name: "checkpointer".into(),
@@ -156,17 +255,57 @@ impl Core {
             },
             critical: false,
         });
+        if let Some(shared) = &standby {
+            let replayer = Replayer::new(
+                ReplayStart {
+                    wal_dir: datadir.wal_dir(),
+                    segment_size: control.segment_size,
+                    timeline: control.timeline,
+                    start: end_lsn,
+                    redo,
+                    last_checkpoint_lsn: control.checkpoint_lsn,
+                },
+                mgr.clone(),
+                shared.clone(),
+            );
+            let act = activation.clone();
+            let startup = Startup::new(
+                datadir.clone(),
+                mgr.clone(),
+                shared.clone(),
+                checkpointer.clone(),
+                supervisor.clone(),
+                Arc::new(move |tli, lsn| act.open(tli, lsn).map_err(|e| e.to_string())),
+                opts.on_wal_failure.clone(),
+                replayer,
+            );
+            supervisor.register(WorkerSpec {
+                name: "startup".into(),
+                backend_type: "startup",
+                main: WorkerMain::Task(Arc::new(move |ctx| {
+                    Box::pin(startup.clone().worker_main(ctx))
+                })),
+                // Never restarted: its failures stop the server (it calls the fatal handler),
+                // and after promotion it has finished for good.
+                restart: RestartPolicy::Never,
+                critical: false,
+            });
+            if shared.settings.streaming() {
+                start_walreceiver(&supervisor, shared, &datadir, control.system_identifier);
+            }
+        }
         let core = Arc::new(Core {
             datadir,
-            wal,
+            wal: slot,
             mgr,
             checkpointer,
             supervisor,
             system_identifier: control.system_identifier,
             recovered_end: end_lsn,
             records_replayed,
+            standby,
         });
-        if !clean_shutdown && records_replayed > 0 {
+        if !standby_mode && !clean_shutdown && records_replayed > 0 {
             let c = core.checkpointer.clone();
             core.supervisor_runtime_spawn(async move {
                 if let Err(e) = c.checkpoint_async(CheckpointKind::EndOfRecovery).await {
@@ -175,6 +314,17 @@ impl Core {
             });
         }
         Ok(core)
+    }
+
+    /// The WAL, once it is open for inserts (always on a primary; after promotion on a
+    /// standby).
+    pub fn wal(&self) -> Option<&Arc<Wal>> {
+        self.wal.get()
+    }
+
+    /// Still a standby (not yet promoted).
+    pub fn in_recovery(&self) -> bool {
+        self.standby.as_ref().is_some_and(|s| s.in_recovery())
     }
 
     fn supervisor_runtime_spawn(&self, f: impl std::future::Future<Output = ()> + Send + 'static) {
@@ -193,7 +343,9 @@ impl Core {
                 e
             });
         self.supervisor.signal_all();
-        self.wal.shutdown()?;
+        if let Some(wal) = self.wal() {
+            wal.shutdown()?;
+        }
         self.supervisor.stop_all().await;
         if let Err(e) = result {
             tracing::error!("the next start will run crash recovery: {e}");
@@ -206,7 +358,57 @@ impl Core {
     /// `kill -9` of the server process.)
     pub async fn crash(&self) {
         self.supervisor.signal_all();
-        let _ = self.wal.shutdown();
+        if let Some(wal) = self.wal() {
+            let _ = wal.shutdown();
+        }
         self.supervisor.stop_all().await;
     }
+}
+
+/// **The integration point for the walreceiver** (the only one): registers the background
+/// worker `walreceiver` on a standby with `primary_conninfo` set. Promotion stops it through
+/// its `WorkerContext` stop signal (`Supervisor::stop(WALRECEIVER)`, then `forget`), and only
+/// then replays what it flushed, so nothing appends to the old timeline during the switch.
+///
+/// What the driver (`walreceiver::run(cfg, shared, stop)`) must be given:
+/// - `cfg`: `WalRcvConfig::new(primary_conninfo, datadir.wal_dir(), segment_size,
+///   system_identifier, shared.replay_timeline(), shared.walrcv.flushed_lsn())` plus
+///   `primary_slot_name` (empty = `None`) and `recovery_target_timeline` from
+///   `shared.settings`. The start LSN is where start-up replay stopped (`recovery::StartMode::
+///   StreamingStandby`: the last restartpoint), at or before the end of local WAL; streaming
+///   from there rewrites identical bytes, and never lets redo pass the primary's flush;
+/// - `shared`: `shared.walrcv` (it publishes written/flushed/primary-flush positions and
+///   wakes `wal_arrived`; redo reports `set_replayed` back for feedback);
+/// - `stop`: `ctx.stop_signal()`. An error with `is_fatal()` must stop the server (call the
+///   `on_wal_failure` handler); other errors it retries itself.
+fn start_walreceiver(
+    supervisor: &Arc<Supervisor>,
+    shared: &Arc<StandbyShared>,
+    datadir: &DataDir,
+    system_identifier: u64,
+) {
+    let shared = shared.clone();
+    let wal_dir = datadir.wal_dir();
+    supervisor.register(WorkerSpec {
+        name: WALRECEIVER.into(),
+        backend_type: "walreceiver",
+        main: WorkerMain::Task(Arc::new(move |mut ctx| {
+            let shared = shared.clone();
+            let wal_dir = wal_dir.clone();
+            Box::pin(async move {
+                let _ = (&wal_dir, system_identifier, shared.walrcv.flushed_lsn());
+                // TODO(integration): walreceiver::run(cfg, shared.walrcv.clone(), ctx.stop_signal()).await (see above)
+                shared
+                    .walrcv
+                    .set_status(walreceiver::shared::WalRcvStatus::Waiting);
+                ctx.stopped().await;
+                Ok(())
+            })
+        })),
+        // PostgreSQL retries a failed connection after wal_retrieve_retry_interval (5 s).
+        restart: RestartPolicy::Always {
+            delay: std::time::Duration::from_secs(5),
+        },
+        critical: false,
+    });
 }

@@ -8,7 +8,9 @@
 //! DIR/base/snapshot.<LSN>    checkpoint snapshots (storage::checkpoint)
 //! DIR/pg_wal/                WAL segments
 //! DIR/postmaster.pid         lock file of the running server
-//! DIR/standby.signal         present on a standby (next issue)
+//! DIR/standby.signal         present on a standby: start in recovery and stay there
+//! DIR/promote.signal         `lockstep promote` asks a running standby to promote
+//! DIR/pg_wal/NNNNNNNN.history  timeline history files (replication::timeline)
 //! ```
 //!
 //! `init` builds a cluster that is already consistent: an empty snapshot at the first LSN, a
@@ -58,6 +60,33 @@ pub enum DataDirError {
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> DataDirError {
     let context = context.into();
     move |source| DataDirError::Io { context, source }
+}
+
+/// A standby's connection settings (PostgreSQL's names; read from `lockstep.conf` and `-c`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StandbySettings {
+    /// `primary_conninfo`: empty means no streaming — the standby replays whatever valid WAL
+    /// appears in `pg_wal` (archive-recovery style, see `standby` module header).
+    pub primary_conninfo: String,
+    /// `primary_slot_name`: the slot to stream from (empty: none).
+    pub primary_slot_name: String,
+    /// `recovery_target_timeline`: `latest`, `current` or a number.
+    pub recovery_target_timeline: String,
+}
+
+impl StandbySettings {
+    pub fn from_config(config: &sql::guc::ServerConfig) -> StandbySettings {
+        StandbySettings {
+            primary_conninfo: config.get_str("primary_conninfo").trim().to_owned(),
+            primary_slot_name: config.get_str("primary_slot_name").trim().to_owned(),
+            recovery_target_timeline: config.get_str("recovery_target_timeline"),
+        }
+    }
+
+    /// Streaming from a primary is configured (a walreceiver will run).
+    pub fn streaming(&self) -> bool {
+        !self.primary_conninfo.is_empty()
+    }
 }
 
 /// Options of `lockstep init`.
@@ -110,6 +139,43 @@ impl DataDir {
 
     pub fn standby_signal(&self) -> PathBuf {
         self.path.join("standby.signal")
+    }
+
+    pub fn promote_signal(&self) -> PathBuf {
+        self.path.join("promote.signal")
+    }
+
+    /// `standby.signal` exists: the server starts as a standby (PostgreSQL 12+).
+    pub fn is_standby(&self) -> bool {
+        self.standby_signal().exists()
+    }
+
+    /// `promote.signal` exists: promotion was requested by `lockstep promote`.
+    pub fn promote_requested(&self) -> bool {
+        self.promote_signal().exists()
+    }
+
+    /// Removes a signal file; a missing file is fine (the request may be served twice).
+    pub fn remove_signal(&self, path: &Path) -> Result<(), DataDirError> {
+        match fs::remove_file(path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(DataDirError::Io {
+                context: format!("could not remove \"{}\"", path.display()),
+                source: e,
+            }),
+        }
+    }
+
+    /// The pid in `postmaster.pid` (first line), if the file exists and is well formed.
+    pub fn running_pid(&self) -> Option<i32> {
+        fs::read_to_string(self.pid_file())
+            .ok()?
+            .lines()
+            .next()?
+            .trim()
+            .parse()
+            .ok()
     }
 
     pub fn is_initialized(&self) -> bool {

@@ -13,3 +13,4 @@ pub mod datadir;
 pub mod node;
 pub mod progress;
 pub mod recovery;
+pub mod standby;

@@ -108,6 +108,17 @@ enum Command {
         #[arg(long = "pwfile")]
         pwfile: Option<PathBuf>,
     },
+    /// Promote the standby running in DIR to primary (like pg_ctl promote).
+    Promote {
+        #[arg(short = 'D', long = "pgdata")]
+        datadir: PathBuf,
+        /// Do not wait for the promotion to finish.
+        #[arg(short = 'W', long = "no-wait")]
+        no_wait: bool,
+        /// Seconds to wait (pg_ctl's default is 60).
+        #[arg(short = 't', long = "timeout", default_value_t = 60)]
+        timeout: u64,
+    },
 }
 
 fn init_tracing() {
@@ -307,6 +318,58 @@ fn basebackup(opts: walreceiver::BaseBackupOptions, show_progress: bool) -> anyh
     Ok(())
 }
 
+/// `pg_ctl promote`: write `promote.signal`, send SIGUSR1 to the server named in
+/// `postmaster.pid`, and (unless told not to) wait until the control file says "in
+/// production" and `standby.signal` is gone.
+fn promote(datadir: PathBuf, wait: bool, timeout: u64) -> anyhow::Result<()> {
+    let dd = DataDir::new(&datadir);
+    let pid = dd.running_pid().with_context(|| {
+        format!(
+            "PID file \"{}\" does not exist; is the server running?",
+            dd.pid_file().display()
+        )
+    })?;
+    if !dd.is_standby() {
+        bail!("cannot promote server; server is not in standby mode");
+    }
+    std::fs::write(dd.promote_signal(), b"").with_context(|| {
+        format!(
+            "could not write promote signal file \"{}\"",
+            dd.promote_signal().display()
+        )
+    })?;
+    // SAFETY: kill(2) with a pid read from the lock file and a signal number; no memory is
+    // shared. The server installs its SIGUSR1 handler before it writes that file.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::kill(pid, libc::SIGUSR1) };
+    if rc != 0 {
+        let _ = std::fs::remove_file(dd.promote_signal());
+        bail!(
+            "could not send promote signal (PID: {pid}): {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    if !wait {
+        println!("server promoting");
+        return Ok(());
+    }
+    print!("waiting for server to promote...");
+    // Poll like pg_ctl (it checks the control file every 100 ms).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout);
+    while std::time::Instant::now() < deadline {
+        let promoted = !dd.is_standby()
+            && storage::controlfile::ControlFile::read(&datadir)
+                .is_ok_and(|c| c.state == storage::controlfile::ClusterState::InProduction);
+        if promoted {
+            println!(" done\nserver promoted");
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    println!(" stopped waiting");
+    bail!("server did not promote in time");
+}
+
 fn passwd(datadir: PathBuf, username: String, pwfile: Option<PathBuf>) -> anyhow::Result<()> {
     let password = match pwfile {
         Some(p) => read_password_file(&p)?,
@@ -384,6 +447,11 @@ fn main() -> ExitCode {
             username,
             pwfile,
         }) => passwd(datadir, username, pwfile),
+        Some(Command::Promote {
+            datadir,
+            no_wait,
+            timeout,
+        }) => promote(datadir, !no_wait, timeout),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

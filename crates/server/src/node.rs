@@ -23,14 +23,15 @@ use auth::hba::SharedHba;
 use auth::roles::RoleStore;
 use base::{Lsn, PgError, TimelineId};
 use frontend::{Frontend, FrontendConfig, ShutdownMode, shutdown_channel};
-use sql::engine::{BackgroundWorkerInfo, HookFuture, ServerHooks};
+use sql::engine::{BackgroundWorkerInfo, HookFuture, ServerHooks, WalReceiverStat};
 use sql::guc::ServerConfig;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::Notify;
+use walreceiver::shared::WalRcvStatus;
 
 use crate::checkpointer::{CheckpointKind, CheckpointSettings};
 use crate::core::{Core, CoreOptions};
-use crate::datadir::DataDir;
+use crate::datadir::{DataDir, StandbySettings};
 
 /// Worker pids start here; session pids start at 1000 (sql::engine), so the two never meet.
 /// The range fits hundreds of worker restarts; pids only need to be unique among live ones.
@@ -49,24 +50,101 @@ impl std::fmt::Debug for Core {
     }
 }
 
+impl NodeHooks {
+    /// On a standby before promotion the WAL positions are the replayed position (the
+    /// functions that show them refuse during recovery anyway, as PostgreSQL's).
+    fn wal_or_replayed(&self, f: impl FnOnce(&wal::Wal) -> Lsn) -> Lsn {
+        match (self.core.wal(), &self.core.standby) {
+            (Some(w), _) => f(w),
+            (None, Some(s)) => s.replayed_lsn(),
+            (None, None) => Lsn::ZERO,
+        }
+    }
+}
+
 impl ServerHooks for NodeHooks {
     fn wal_insert_lsn(&self) -> Lsn {
-        self.core.wal.insert_lsn()
+        self.wal_or_replayed(|w| w.insert_lsn())
     }
     fn wal_write_lsn(&self) -> Lsn {
-        self.core.wal.write_lsn()
+        self.wal_or_replayed(|w| w.write_lsn())
     }
     fn wal_flush_lsn(&self) -> Lsn {
-        self.core.wal.flush_lsn()
+        self.wal_or_replayed(|w| w.flush_lsn())
     }
     fn wal_segment_size(&self) -> u64 {
-        self.core.wal.segment_size()
+        self.core.checkpointer.control().segment_size
     }
     fn timeline(&self) -> TimelineId {
-        self.core.wal.timeline()
+        match (self.core.wal(), &self.core.standby) {
+            (Some(w), _) => w.timeline(),
+            (None, Some(s)) => s.replay_timeline(),
+            (None, None) => self.core.checkpointer.control().timeline,
+        }
     }
     fn is_in_recovery(&self) -> bool {
-        false
+        self.core.in_recovery()
+    }
+    fn last_wal_receive_lsn(&self) -> Option<Lsn> {
+        self.core.standby.as_ref().map(|s| s.walrcv.flushed_lsn())
+    }
+    fn last_wal_replay_lsn(&self) -> Option<Lsn> {
+        self.core.standby.as_ref().map(|s| s.replayed_lsn())
+    }
+    fn last_xact_replay_timestamp(&self) -> Option<i64> {
+        self.core
+            .standby
+            .as_ref()
+            .and_then(|s| s.last_commit_time())
+    }
+    fn wal_receiver_stat(&self) -> Option<WalReceiverStat> {
+        let s = self.core.standby.as_ref()?;
+        let status = s.walrcv.status();
+        if !s.in_recovery() || !s.settings.streaming() || status == WalRcvStatus::Stopped {
+            return None;
+        }
+        let i = s.walrcv.info();
+        Some(WalReceiverStat {
+            pid: i.pid,
+            status: status.as_str().to_owned(),
+            receive_start_lsn: i.receive_start_lsn,
+            receive_start_tli: TimelineId(i.receive_start_tli),
+            written_lsn: s.walrcv.written_lsn(),
+            flushed_lsn: s.walrcv.flushed_lsn(),
+            received_tli: TimelineId(i.received_tli),
+            last_msg_send_time: i.last_msg_send_time,
+            last_msg_receipt_time: i.last_msg_receipt_time,
+            latest_end_lsn: i.latest_end_lsn,
+            latest_end_time: i.latest_end_time,
+            slot_name: i.slot_name,
+            sender_host: i.sender_host,
+            sender_port: i.sender_port,
+            conninfo: i.conninfo,
+        })
+    }
+    fn promote(&self, wait: bool, wait_seconds: i32) -> HookFuture<Result<bool, PgError>> {
+        let standby = self.core.standby.clone().filter(|s| s.in_recovery());
+        Box::pin(async move {
+            let Some(s) = standby else {
+                return Err(PgError::new(
+                    base::error::sqlstate::OBJECT_NOT_IN_PREREQUISITE_STATE,
+                    "recovery is not in progress",
+                )
+                .with_hint("Recovery control functions can only be executed during recovery."));
+            };
+            if wait_seconds <= 0 {
+                return Err(PgError::new(
+                    base::error::sqlstate::INVALID_PARAMETER_VALUE,
+                    "\"wait_seconds\" must not be negative or zero",
+                ));
+            }
+            s.request_promotion();
+            if !wait {
+                return Ok(true);
+            }
+            Ok(s.wait_promoted(Duration::from_secs(wait_seconds as u64))
+                .await)
+        })
     }
     fn reload_config(&self) -> bool {
         self.reload.notify_one();
@@ -157,6 +235,9 @@ pub async fn run(
     let config = load_config(&datadir, &overrides)?;
     let fcfg = frontend_config(&config);
     let _lock = datadir.lock(fcfg.port)?;
+    // SIGUSR1 asks a standby to look for promote.signal (`lockstep promote`). Installed right
+    // after the pid file is written, because SIGUSR1's default action would end the process.
+    let mut usr1 = signal(SignalKind::user_defined1())?;
 
     let fatal: Arc<dyn Fn(&str) + Send + Sync> = Arc::new(|msg: &str| {
         tracing::error!("PANIC: {msg}");
@@ -172,6 +253,7 @@ pub async fn run(
             wal_mirror_directory: (!mirror.is_empty()).then(|| PathBuf::from(mirror)),
             checkpoint: checkpoint_settings(&config),
             on_wal_failure: fatal,
+            standby: StandbySettings::from_config(&config),
         },
         tokio::runtime::Handle::current(),
         Arc::new(move || next_pid.fetch_add(1, Ordering::Relaxed)),
@@ -197,7 +279,8 @@ pub async fn run(
         engine: engine.clone(),
     };
     tracing::info!(
-        "database system is ready to accept connections on {:?} (end of WAL {}, {} records replayed)",
+        "database system is ready to accept {}connections on {:?} (end of WAL {}, {} records replayed)",
+        if core.in_recovery() { "read-only " } else { "" },
         node.addrs,
         core.recovered_end,
         core.records_replayed
@@ -228,6 +311,15 @@ pub async fn run(
                 immediate = true;
                 engine.terminate_all();
                 trigger.request(ShutdownMode::Immediate);
+            }
+            _ = usr1.recv() => {
+                if let Some(s) = &core.standby
+                    && s.in_recovery()
+                    && datadir.promote_requested()
+                {
+                    tracing::info!("received promote request (promote.signal)");
+                    s.request_promotion();
+                }
             }
             _ = hup.recv() => reload_all(&datadir, &overrides, &engine, &core, &roles, &hba),
             _ = reload.notified() => reload_all(&datadir, &overrides, &engine, &core, &roles, &hba),

@@ -21,6 +21,12 @@
 //! | a record cannot be applied (unknown table, bad payload)         | refuse: WAL and snapshot disagree |
 //! | otherwise                                                       | start, appending at the end  |
 //!
+//! A standby (`StartMode`) leaves the WAL files as they are (the walreceiver or whoever
+//! ships WAL owns them), and with a walreceiver replays only to its last restartpoint's
+//! `min_recovery_point`: local WAL beyond what was replayed before may lie beyond the
+//! primary's flush position, so only the startup process may replay it, under the
+//! walreceiver's limit.
+//!
 //! What it does not do: it never "repairs" damaged WAL and never skips a bad record, because
 //! the records after it may be commits that were acknowledged.
 
@@ -73,11 +79,41 @@ pub struct Recovered {
     pub records_replayed: u64,
     /// The previous server shut down cleanly.
     pub clean_shutdown: bool,
+    /// The redo state at the end: a standby's startup process continues with it (it holds
+    /// the spilled changes of transactions still open at the end of WAL).
+    pub redo: Redo,
+}
+
+/// How far start-up replays, and whether it prepares the WAL for appending.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartMode {
+    /// Replay to the end of valid WAL, then zero the tail for appending.
+    Primary,
+    /// A standby without a walreceiver: replay to the end of valid WAL; leave the files as
+    /// they are (they belong to whoever ships WAL in).
+    ArchiveStandby,
+    /// A standby with a walreceiver: replay only up to the last restartpoint's
+    /// `min_recovery_point` (or the snapshot), because local WAL beyond what redo had
+    /// replayed may lie beyond the primary's flush position, which a reconnecting walreceiver
+    /// discards (DESIGN.md #4); the startup process replays the rest once the walreceiver
+    /// confirms the primary has it. Files are left as they are.
+    StreamingStandby,
 }
 
 pub fn recover(datadir: &DataDir) -> Result<Recovered, RecoveryError> {
+    recover_as(datadir, StartMode::Primary)
+}
+
+pub fn recover_as(datadir: &DataDir, mode: StartMode) -> Result<Recovered, RecoveryError> {
     let control = ControlFile::read(&datadir.path)?;
-    let clean_shutdown = control.state == ClusterState::ShutDown;
+    let stop_at = (mode == StartMode::StreamingStandby)
+        .then(|| control.min_recovery_point.max(control.snapshot_lsn));
+    // A standby's shutdown restartpoint leaves "shut down in recovery": as clean as a
+    // primary's shutdown checkpoint.
+    let clean_shutdown = matches!(
+        control.state,
+        ClusterState::ShutDown | ClusterState::ShutDownInRecovery
+    );
     if !clean_shutdown {
         tracing::info!(
             "database system was interrupted; last known up at checkpoint {}",
@@ -87,6 +123,12 @@ pub fn recover(datadir: &DataDir) -> Result<Recovered, RecoveryError> {
     let catalog = Arc::new(Catalog::new());
     let header = load_snapshot(&datadir.path, &control.snapshot_file, &catalog)?;
     let mut redo = Redo::new(catalog.clone(), header.snapshot_lsn);
+    tracing::info!(
+        "redo starts at {} on timeline {} (snapshot {})",
+        control.redo_lsn,
+        control.timeline,
+        header.snapshot_lsn
+    );
     let mut reader = WalReader::new(
         &datadir.wal_dir(),
         control.segment_size,
@@ -97,6 +139,11 @@ pub fn recover(datadir: &DataDir) -> Result<Recovered, RecoveryError> {
     let end = loop {
         match reader.next_record()? {
             ReadOutcome::Record(rec) => {
+                if let Some(stop) = stop_at
+                    && rec.end_lsn() > stop
+                {
+                    break rec.start_lsn();
+                }
                 redo.apply(&rec, u64::MAX)?;
                 replayed += 1;
             }
@@ -122,16 +169,18 @@ pub fn recover(datadir: &DataDir) -> Result<Recovered, RecoveryError> {
             found: end,
         });
     }
-    wal::reader::truncate_wal_at(
-        &datadir.wal_dir(),
-        control.timeline,
-        control.segment_size,
-        end,
-    )
-    .map_err(|e| RecoveryError::Truncate {
-        lsn: end,
-        source: e,
-    })?;
+    if mode == StartMode::Primary {
+        wal::reader::truncate_wal_at(
+            &datadir.wal_dir(),
+            control.timeline,
+            control.segment_size,
+            end,
+        )
+        .map_err(|e| RecoveryError::Truncate {
+            lsn: end,
+            source: e,
+        })?;
+    }
     if redo.open_transactions() > 0 {
         tracing::info!(
             "{} transactions were in progress at the end of WAL; their changes are discarded",
@@ -149,5 +198,6 @@ pub fn recover(datadir: &DataDir) -> Result<Recovered, RecoveryError> {
         next_xid,
         records_replayed: replayed,
         clean_shutdown,
+        redo,
     })
 }

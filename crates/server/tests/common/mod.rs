@@ -9,6 +9,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod cluster;
+pub mod standby;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_lockstep");
 
