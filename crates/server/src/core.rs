@@ -291,7 +291,14 @@ impl Core {
                 critical: false,
             });
             if shared.settings.streaming() {
-                start_walreceiver(&supervisor, shared, &datadir, control.system_identifier);
+                start_walreceiver(
+                    &supervisor,
+                    shared,
+                    &datadir,
+                    control.system_identifier,
+                    control.segment_size,
+                    opts.on_wal_failure.clone(),
+                );
             }
         }
         let core = Arc::new(Core {
@@ -386,26 +393,56 @@ fn start_walreceiver(
     shared: &Arc<StandbyShared>,
     datadir: &DataDir,
     system_identifier: u64,
+    segment_size: u64,
+    on_fatal: Arc<dyn Fn(&str) + Send + Sync>,
 ) {
     let shared = shared.clone();
     let wal_dir = datadir.wal_dir();
     supervisor.register(WorkerSpec {
         name: WALRECEIVER.into(),
         backend_type: "walreceiver",
-        main: WorkerMain::Task(Arc::new(move |mut ctx| {
+        main: WorkerMain::Task(Arc::new(move |ctx| {
             let shared = shared.clone();
             let wal_dir = wal_dir.clone();
+            let on_fatal = on_fatal.clone();
             Box::pin(async move {
-                let _ = (&wal_dir, system_identifier, shared.walrcv.flushed_lsn());
-                // TODO(integration): walreceiver::run(cfg, shared.walrcv.clone(), ctx.stop_signal()).await (see above)
-                shared
-                    .walrcv
-                    .set_status(walreceiver::shared::WalRcvStatus::Waiting);
-                ctx.stopped().await;
-                Ok(())
+                let s = &shared.settings;
+                let mut cfg = walreceiver::WalRcvConfig::new(
+                    s.primary_conninfo.clone(),
+                    wal_dir,
+                    segment_size,
+                    system_identifier,
+                    shared.replay_timeline(),
+                    shared.walrcv.flushed_lsn(),
+                );
+                cfg.primary_slot_name =
+                    Some(s.primary_slot_name.clone()).filter(|n| !n.is_empty());
+                cfg.recovery_target_timeline = match shared.target {
+                    TargetTimeline::Latest => walreceiver::RecoveryTargetTimeline::Latest,
+                    TargetTimeline::Current => walreceiver::RecoveryTargetTimeline::Current,
+                    TargetTimeline::Numbered(t) => {
+                        walreceiver::RecoveryTargetTimeline::Numbered(t)
+                    }
+                };
+                cfg.status_interval = Some(s.status_interval).filter(|d| !d.is_zero());
+                cfg.receiver_timeout = Some(s.receiver_timeout).filter(|d| !d.is_zero());
+                if !s.cluster_name.is_empty() {
+                    cfg.fallback_application_name = s.cluster_name.clone();
+                }
+                match walreceiver::run(cfg, shared.walrcv.clone(), ctx.stop_signal()).await {
+                    Ok(()) => Ok(()),
+                    Err(e) if e.is_fatal() => {
+                        // A failed WAL write or fsync on the standby: never retried (the
+                        // kernel may have dropped the dirty pages), the server stops.
+                        on_fatal(&format!("walreceiver: {e}"));
+                        Err(e.to_string())
+                    }
+                    Err(e) => Err(e.to_string()),
+                }
             })
         })),
-        // PostgreSQL retries a failed connection after wal_retrieve_retry_interval (5 s).
+        // run() retries connections itself; it returns an error only for a configuration
+        // it cannot use. PostgreSQL retries after wal_retrieve_retry_interval (5 s).
         restart: RestartPolicy::Always {
             delay: std::time::Duration::from_secs(5),
         },

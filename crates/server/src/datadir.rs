@@ -72,6 +72,12 @@ pub struct StandbySettings {
     pub primary_slot_name: String,
     /// `recovery_target_timeline`: `latest`, `current` or a number.
     pub recovery_target_timeline: String,
+    /// `wal_receiver_status_interval` (0 disables periodic replies).
+    pub status_interval: std::time::Duration,
+    /// `wal_receiver_timeout` (0 disables it).
+    pub receiver_timeout: std::time::Duration,
+    /// `cluster_name`: the walreceiver's application_name when primary_conninfo sets none.
+    pub cluster_name: String,
 }
 
 impl StandbySettings {
@@ -80,6 +86,13 @@ impl StandbySettings {
             primary_conninfo: config.get_str("primary_conninfo").trim().to_owned(),
             primary_slot_name: config.get_str("primary_slot_name").trim().to_owned(),
             recovery_target_timeline: config.get_str("recovery_target_timeline"),
+            status_interval: std::time::Duration::from_secs(
+                config.get_int("wal_receiver_status_interval").max(0) as u64,
+            ),
+            receiver_timeout: std::time::Duration::from_millis(
+                config.get_int("wal_receiver_timeout").max(0) as u64,
+            ),
+            cluster_name: config.get_str("cluster_name").trim().to_owned(),
         }
     }
 
