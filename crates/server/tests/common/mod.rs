@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod proxy;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_lockstep");
 
 /// A port that was free a moment ago on 127.0.0.1.
