@@ -183,7 +183,7 @@ fn visit_input(
             Ok(())
         }
         Source::View(v) => {
-            for row in views::rows(*v, input.engine) {
+            for row in views::rows(*v, input.engine, cx.env.superuser) {
                 if pass(&row)? && !visit(&row)? {
                     break;
                 }
