@@ -145,8 +145,17 @@ pub fn columns(v: View) -> &'static [(&'static str, DataType)] {
 }
 
 pub fn scope(v: View, qualifier: &str) -> Scope {
+    columns_scope(columns(v), qualifier)
+}
+
+/// The result columns of `pg_create_physical_replication_slot` used in FROM.
+pub const CREATE_SLOT_COLUMNS: &[(&str, DataType)] =
+    &[("slot_name", DataType::Text), ("lsn", DataType::PgLsn)];
+
+/// A scope over fixed columns (a view, or a function in FROM), qualified by `qualifier`.
+pub fn columns_scope(cols: &[(&str, DataType)], qualifier: &str) -> Scope {
     Scope {
-        cols: columns(v)
+        cols: cols
             .iter()
             .enumerate()
             .map(|(i, (n, t))| ScopeCol {

@@ -435,6 +435,57 @@ async fn pg_replication_slots_and_slot_functions() {
 }
 
 #[tokio::test]
+async fn create_slot_in_from_gives_slot_name_and_lsn_columns() {
+    let (engine, hooks) = common::new_engine();
+    hooks.insert_lsn.store(0x300_0028, Ordering::Relaxed);
+    let mut s = open(&engine);
+    let r = q(
+        &mut s,
+        "SELECT * FROM pg_create_physical_replication_slot('standby1', true)",
+    )
+    .await;
+    assert_eq!(
+        columns(&r),
+        [
+            ("slot_name".to_owned(), DataType::Text),
+            ("lsn".to_owned(), DataType::PgLsn)
+        ]
+    );
+    assert_eq!(r.text_rows(), ["standby1|0/3000028"]);
+    assert_eq!(
+        rows(
+            &mut s,
+            "SELECT slot_name, lsn IS NULL FROM pg_catalog.pg_create_physical_replication_slot('standby2') AS c"
+        )
+        .await,
+        ["standby2|t"]
+    );
+    assert_eq!(
+        rows(
+            &mut s,
+            "SELECT c.lsn FROM pg_create_physical_replication_slot(slot_name => 'standby3', immediately_reserve => true) c"
+        )
+        .await,
+        ["0/3000028"]
+    );
+    err(
+        &mut s,
+        "SELECT * FROM pg_create_physical_replication_slot('standby1')",
+        "42710",
+    )
+    .await;
+    assert_eq!(hooks.slots.lock().len(), 3);
+    err(&mut s, "SELECT * FROM generate_series(1, 3)", "0A000").await;
+    let mut u = plain_user(&engine);
+    err(
+        &mut u,
+        "SELECT * FROM pg_create_physical_replication_slot('x')",
+        "42501",
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn pg_promote_calls_the_hook_with_defaults_and_named_arguments() {
     let (engine, hooks) = common::new_engine();
     let mut s = open(&engine);

@@ -261,6 +261,38 @@ mod tests {
     }
 
     #[test]
+    fn binary_layouts_match_postgres() {
+        use crate::types::DataType;
+        use crate::value::Value;
+        let v = Value::Interval(iv(-2, 3, 1234));
+        let mut out = Vec::new();
+        crate::pgio::format_binary(&v, DataType::Interval, &mut out).expect("send");
+        // interval_send: int64 time, int32 day, int32 month, big-endian.
+        let mut want = 1234i64.to_be_bytes().to_vec();
+        want.extend_from_slice(&3i32.to_be_bytes());
+        want.extend_from_slice(&(-2i32).to_be_bytes());
+        assert_eq!(out, want);
+        assert_eq!(
+            crate::pgio::parse_binary(&out, DataType::Interval).ok(),
+            Some(v)
+        );
+        let l = Value::PgLsn(0x1_0000_0028);
+        let mut out = Vec::new();
+        crate::pgio::format_binary(&l, DataType::PgLsn, &mut out).expect("send");
+        assert_eq!(out, 0x1_0000_0028u64.to_be_bytes());
+        assert_eq!(
+            crate::pgio::parse_binary(&out, DataType::PgLsn).ok(),
+            Some(l)
+        );
+        // Text columns of these types go out through the output function.
+        assert_eq!(
+            crate::pgio::format_text_string(&Value::PgLsn(0x1_0000_0028), DataType::PgLsn),
+            "1/28"
+        );
+        assert!(crate::pgio::parse_binary(&[0; 15], DataType::Interval).is_err());
+    }
+
+    #[test]
     fn lsn_input() {
         assert_eq!(parse_lsn("0/3000000").ok(), Some(0x300_0000));
         assert_eq!(parse_lsn("1/0").ok(), Some(1 << 32));

@@ -9,6 +9,14 @@
 //! Functions that reach the session or server (`current_setting`, `pg_cancel_backend`,
 //! `pg_current_wal_lsn`, ...) read `Env`; the only one that changes the session,
 //! `set_config`, records an `Effect`.
+//!
+//! Replication functions call `ServerHooks` (the walsender/walreceiver/slot code behind them
+//! is not here): WAL positions are `pg_lsn`; `pg_promote` is awaited by the session before
+//! the statement runs (`session::run::await_promote`) because evaluation is synchronous;
+//! `pg_create_physical_replication_slot` returns its record as text `(name,lsn)` in a select
+//! list (lockstep has no record type) and as columns (slot_name, lsn) in FROM; slot
+//! functions and `pg_promote` require a superuser (42501), since lockstep's roles have no
+//! REPLICATION attribute. Named arguments and defaults follow `defaults`.
 
 use base::error::sqlstate;
 use base::{DataType, Lsn, PgError, Value};
@@ -450,6 +458,34 @@ pub fn validate_slot_name(name: &str) -> Result<(), PgError> {
     Ok(())
 }
 
+/// `pg_create_physical_replication_slot(slot_name, immediately_reserve, temporary)`: checks,
+/// then the hook. `None` when an argument is NULL (the function is strict).
+pub fn create_slot(
+    cx: &EvalCx<'_>,
+    args: &[Value],
+) -> Result<Option<(String, Option<Lsn>)>, PgError> {
+    let (Some(name), Some(reserve), Some(temporary)) = (
+        args.first().and_then(Value::as_str),
+        args.get(1).and_then(Value::as_bool),
+        args.get(2).and_then(Value::as_bool),
+    ) else {
+        return Ok(None);
+    };
+    check_slot_permissions(cx)?;
+    validate_slot_name(name)?;
+    if temporary {
+        return Err(PgError::feature_not_supported(
+            "temporary replication slots",
+        ));
+    }
+    let lsn = cx
+        .env
+        .engine
+        .hooks
+        .create_physical_replication_slot(name, reserve)?;
+    Ok(Some((name.to_owned(), lsn)))
+}
+
 /// `CheckSlotPermissions`. lockstep's roles have no REPLICATION attribute yet, so only
 /// superusers pass.
 fn check_slot_permissions(cx: &EvalCx<'_>) -> Result<(), PgError> {
@@ -805,23 +841,13 @@ pub fn call(f: Func, args: &[Expr], row: &[Value], cx: &EvalCx<'_>) -> Result<Va
             };
             Value::Bool(result?)
         }
-        Func::CreatePhysicalReplicationSlot => {
-            check_slot_permissions(cx)?;
-            let name = text_arg(&v0).unwrap_or("");
-            validate_slot_name(name)?;
-            if matches!(vals.get(2), Some(Value::Bool(true))) {
-                return Err(PgError::feature_not_supported(
-                    "temporary replication slots",
-                ));
+        Func::CreatePhysicalReplicationSlot => match create_slot(cx, &vals)? {
+            Some((name, lsn)) => {
+                let lsn = lsn.map(|l| l.to_string()).unwrap_or_default();
+                Value::Text(record_text(&[&name, &lsn]).into())
             }
-            let reserve = matches!(v1, Value::Bool(true));
-            let lsn = env
-                .engine
-                .hooks
-                .create_physical_replication_slot(name, reserve)?;
-            let lsn = lsn.map(|l| l.to_string()).unwrap_or_default();
-            Value::Text(record_text(&[name, &lsn]).into())
-        }
+            None => Value::Null,
+        },
         Func::DropReplicationSlot => {
             check_slot_permissions(cx)?;
             let name = text_arg(&v0).unwrap_or("");

@@ -1074,7 +1074,7 @@ impl Binder {
     /// A call of a function with named parameters and defaults (`func::defaults`):
     /// positional arguments first, then `name => value` ones, then the defaults of the rest,
     /// with PostgreSQL's errors for a name given twice or a positional one after a named one.
-    fn call_with_defaults(
+    pub(crate) fn call_with_defaults(
         &mut self,
         name: &str,
         args: &[&ast::FunctionArg],

@@ -56,6 +56,9 @@ pub enum Source {
     None,
     Table(Access),
     View(View),
+    /// `FROM pg_create_physical_replication_slot(...)`: one row (slot_name, lsn) from the
+    /// call with these bound arguments (name, immediately_reserve, temporary).
+    CreateSlot(Vec<Expr>),
 }
 
 #[derive(Clone, Debug)]
