@@ -185,6 +185,8 @@ pub fn cast(v: &Value, to: DataType, kind: CastKind) -> PgResult<Value> {
         (Value::Bytea(b), T::Bytea) => Value::Bytea(b.clone()),
         (Value::Timestamp(t) | Value::TimestampTz(t), T::Timestamp) => Value::Timestamp(*t),
         (Value::Timestamp(t) | Value::TimestampTz(t), T::TimestampTz) => Value::TimestampTz(*t),
+        (Value::Interval(iv), T::Interval) => Value::Interval(*iv),
+        (Value::PgLsn(l), T::PgLsn) => Value::PgLsn(*l),
         (_, T::Int2) => {
             Value::Int2(to_integer(v, i64::from(i16::MIN), i64::from(i16::MAX), "smallint")? as i16)
         }

@@ -79,6 +79,8 @@ fn encode_type(e: &mut Encoder, t: DataType) {
         DataType::Timestamp => e.u8(14),
         DataType::TimestampTz => e.u8(15),
         DataType::Unknown => e.u8(16),
+        DataType::Interval => e.u8(17),
+        DataType::PgLsn => e.u8(18),
     }
 }
 
@@ -101,6 +103,8 @@ fn decode_type(d: &mut Decoder<'_>) -> Result<DataType, DecodeError> {
         14 => DataType::Timestamp,
         15 => DataType::TimestampTz,
         16 => DataType::Unknown,
+        17 => DataType::Interval,
+        18 => DataType::PgLsn,
         tag => return Err(DecodeError::BadTag { offset: at, tag }),
     })
 }

@@ -135,6 +135,16 @@ impl Encoder {
                 self.u8(11);
                 self.i64(*t);
             }
+            Value::Interval(iv) => {
+                self.u8(12);
+                self.buf.extend_from_slice(&iv.months.to_le_bytes());
+                self.buf.extend_from_slice(&iv.days.to_le_bytes());
+                self.i64(iv.micros);
+            }
+            Value::PgLsn(l) => {
+                self.u8(13);
+                self.buf.extend_from_slice(&l.to_le_bytes());
+            }
         }
     }
 
@@ -293,6 +303,12 @@ impl<'a> Decoder<'a> {
             9 => Value::Bytea(Arc::from(self.bytes()?)),
             10 => Value::Timestamp(self.i64()?),
             11 => Value::TimestampTz(self.i64()?),
+            12 => Value::Interval(crate::value::Interval {
+                months: i32::from_le_bytes(self.array()?),
+                days: i32::from_le_bytes(self.array()?),
+                micros: self.i64()?,
+            }),
+            13 => Value::PgLsn(u64::from_le_bytes(self.array()?)),
             tag => return Err(DecodeError::BadTag { offset: at, tag }),
         })
     }
@@ -327,6 +343,12 @@ mod tests {
             Value::Bytea(Arc::from(&b"\x00\x01"[..])),
             Value::Timestamp(-5),
             Value::TimestampTz(1 << 40),
+            Value::Interval(crate::value::Interval {
+                months: -3,
+                days: 4,
+                micros: -5,
+            }),
+            Value::PgLsn(u64::MAX),
         ];
         let mut e = Encoder::new();
         e.row(&row);

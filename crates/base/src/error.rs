@@ -46,6 +46,8 @@ pub mod sqlstate {
     pub const INVALID_AUTHORIZATION_SPECIFICATION: SqlState = SqlState("28000");
     pub const INVALID_PASSWORD: SqlState = SqlState("28P01");
     pub const INSUFFICIENT_PRIVILEGE: SqlState = SqlState("42501");
+    pub const INVALID_NAME: SqlState = SqlState("42602");
+    pub const NAME_TOO_LONG: SqlState = SqlState("42622");
     pub const SYNTAX_ERROR: SqlState = SqlState("42601");
     pub const UNDEFINED_TABLE: SqlState = SqlState("42P01");
     pub const UNDEFINED_COLUMN: SqlState = SqlState("42703");

@@ -18,7 +18,7 @@ pub mod value;
 pub use error::{PgError, SqlState};
 pub use lsn::{Lsn, TimelineId};
 pub use types::DataType;
-pub use value::{Row, Value};
+pub use value::{Interval, Row, Value};
 pub mod pgio;
 pub mod sync;
 pub use sync::SyncCommitLevel;

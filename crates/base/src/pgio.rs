@@ -15,6 +15,8 @@
 //! | char(n) | blank-padded to n characters | trailing blanks stripped | padded UTF-8 |
 //! | bytea | `\x` + lowercase hex | hex `\x…` or escape format | raw bytes |
 //! | timestamp(tz) | ISO (`pgio/datetime.rs`) | ISO subset (`pgio/datetime.rs`) | int64 µs since 2000-01-01 |
+//! | interval | postgres style (`pgio/interval.rs`) | `<n> <unit>` pairs and `HH:MM:SS` | int64 µs, int32 days, int32 months |
+//! | pg_lsn | `X/Y` upper-case hex | `X/Y` | uint64 |
 //!
 //! Invariants: nothing here panics on any input (malformed text or bytes are errors), and every
 //! value a parse function returns formats back to text that parses to the same value. Values are
@@ -36,6 +38,7 @@
 
 mod datetime;
 mod float;
+mod interval;
 mod numeric;
 #[cfg(test)]
 mod tests;
@@ -93,6 +96,10 @@ pub fn format_text(v: &Value, ty: DataType, out: &mut Vec<u8>) {
             };
             datetime::format_timestamp(*t, with_tz, out);
         }
+        Value::Interval(iv) => interval::format_interval(iv, out),
+        Value::PgLsn(l) => {
+            let _ = write!(out, "{}", crate::lsn::Lsn(*l));
+        }
     }
 }
 
@@ -130,6 +137,8 @@ pub fn value_type(v: &Value) -> DataType {
         Value::Bytea(_) => DataType::Bytea,
         Value::Timestamp(_) => DataType::Timestamp,
         Value::TimestampTz(_) => DataType::TimestampTz,
+        Value::Interval(_) => DataType::Interval,
+        Value::PgLsn(_) => DataType::PgLsn,
     }
 }
 
@@ -158,6 +167,8 @@ pub fn parse_text(s: &str, ty: DataType) -> PgResult<Value> {
         DataType::Bytea => Value::Bytea(parse_bytea(s)?.into()),
         DataType::Timestamp => Value::Timestamp(datetime::parse_timestamp(s, false)?),
         DataType::TimestampTz => Value::TimestampTz(datetime::parse_timestamp(s, true)?),
+        DataType::Interval => Value::Interval(interval::parse_interval(s)?),
+        DataType::PgLsn => Value::PgLsn(interval::parse_lsn(s)?),
     })
 }
 
@@ -403,6 +414,8 @@ fn has_wire_layout(v: &Value, ty: DataType) -> bool {
                 Value::Timestamp(_) | Value::TimestampTz(_),
                 DataType::Timestamp | DataType::TimestampTz
             )
+            | (Value::Interval(_), DataType::Interval)
+            | (Value::PgLsn(_), DataType::PgLsn)
     )
 }
 
@@ -447,6 +460,13 @@ pub fn format_binary(v: &Value, ty: DataType, out: &mut Vec<u8>) -> PgResult<()>
         }
         Value::Bytea(b) => out.extend_from_slice(b),
         Value::Timestamp(t) | Value::TimestampTz(t) => out.extend_from_slice(&t.to_be_bytes()),
+        // interval_send: time, day, month.
+        Value::Interval(iv) => {
+            out.extend_from_slice(&iv.micros.to_be_bytes());
+            out.extend_from_slice(&iv.days.to_be_bytes());
+            out.extend_from_slice(&iv.months.to_be_bytes());
+        }
+        Value::PgLsn(l) => out.extend_from_slice(&l.to_be_bytes()),
     }
     Ok(())
 }
@@ -479,6 +499,17 @@ pub fn parse_binary(b: &[u8], ty: DataType) -> PgResult<Value> {
                 Value::TimestampTz(t)
             }
         }
+        DataType::Interval => {
+            let b: [u8; 16] = fixed(b)?;
+            let (time, rest) = b.split_at(8);
+            let (day, month) = rest.split_at(4);
+            Value::Interval(crate::value::Interval {
+                micros: i64::from_be_bytes(fixed(time)?),
+                days: i32::from_be_bytes(fixed(day)?),
+                months: i32::from_be_bytes(fixed(month)?),
+            })
+        }
+        DataType::PgLsn => Value::PgLsn(u64::from_be_bytes(fixed(b)?)),
     })
 }
 

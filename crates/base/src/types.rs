@@ -3,7 +3,8 @@
 //! The set is what lockstep stores: booleans, 2/4/8-byte integers, 4/8-byte floats, `numeric`
 //! (exact decimal, stored with `rust_decimal`, so at most 28 significant digits, a documented
 //! narrowing of PostgreSQL's arbitrary precision), `text`, `varchar(n)`, `char(n)`, `bytea`,
-//! `timestamp` and `timestamptz`. `Unknown` is the type of an untyped literal or parameter
+//! `timestamp` and `timestamptz`, and two types for monitoring views and WAL functions:
+//! `interval` (as PostgreSQL's: months, days, microseconds) and `pg_lsn`. `Unknown` is the type of an untyped literal or parameter
 //! before context resolves it, as in PostgreSQL's parser.
 
 use std::fmt;
@@ -26,6 +27,10 @@ pub enum DataType {
     Bytea,
     Timestamp,
     TimestampTz,
+    /// `interval`: months, days and microseconds, kept apart as PostgreSQL keeps them.
+    Interval,
+    /// `pg_lsn`: a WAL position, printed `X/Y`.
+    PgLsn,
     /// An untyped literal or parameter whose type context has not decided yet.
     Unknown,
 }
@@ -49,6 +54,8 @@ pub mod oid {
     pub const DATE: u32 = 1082;
     pub const TIMESTAMP: u32 = 1114;
     pub const TIMESTAMPTZ: u32 = 1184;
+    pub const INTERVAL: u32 = 1186;
+    pub const PG_LSN: u32 = 3220;
     pub const NUMERIC: u32 = 1700;
 }
 
@@ -68,6 +75,8 @@ impl DataType {
             DataType::Bytea => oid::BYTEA,
             DataType::Timestamp => oid::TIMESTAMP,
             DataType::TimestampTz => oid::TIMESTAMPTZ,
+            DataType::Interval => oid::INTERVAL,
+            DataType::PgLsn => oid::PG_LSN,
             // An unresolved result column is reported as text, as PostgreSQL does for
             // `SELECT 'abc'`.
             DataType::Unknown => oid::TEXT,
@@ -92,6 +101,8 @@ impl DataType {
             oid::BYTEA => DataType::Bytea,
             oid::TIMESTAMP => DataType::Timestamp,
             oid::TIMESTAMPTZ => DataType::TimestampTz,
+            oid::INTERVAL => DataType::Interval,
+            oid::PG_LSN => DataType::PgLsn,
             _ => return None,
         })
     }
@@ -102,7 +113,12 @@ impl DataType {
             DataType::Bool => 1,
             DataType::Int2 => 2,
             DataType::Int4 | DataType::Float4 => 4,
-            DataType::Int8 | DataType::Float8 | DataType::Timestamp | DataType::TimestampTz => 8,
+            DataType::Int8
+            | DataType::Float8
+            | DataType::Timestamp
+            | DataType::TimestampTz
+            | DataType::PgLsn => 8,
+            DataType::Interval => 16,
             _ => -1,
         }
     }
@@ -168,6 +184,8 @@ impl DataType {
             DataType::Bytea => "bytea".into(),
             DataType::Timestamp => "timestamp without time zone".into(),
             DataType::TimestampTz => "timestamp with time zone".into(),
+            DataType::Interval => "interval".into(),
+            DataType::PgLsn => "pg_lsn".into(),
             DataType::Unknown => "unknown".into(),
         }
     }
@@ -197,6 +215,8 @@ impl DataType {
             DataType::Bytea => "bytea",
             DataType::Timestamp => "timestamp",
             DataType::TimestampTz => "timestamp with time zone",
+            DataType::Interval => "interval",
+            DataType::PgLsn => "pg_lsn",
             DataType::Unknown => "unknown",
         }
     }
@@ -225,6 +245,8 @@ mod tests {
             DataType::Bytea,
             DataType::Timestamp,
             DataType::TimestampTz,
+            DataType::Interval,
+            DataType::PgLsn,
         ] {
             assert_eq!(DataType::from_oid(t.oid()), Some(t));
         }

@@ -39,6 +39,64 @@ pub enum Value {
     Timestamp(i64),
     /// Microseconds since 2000-01-01 00:00:00 UTC.
     TimestampTz(i64),
+    Interval(Interval),
+    /// A WAL position (`pg_lsn`).
+    PgLsn(u64),
+}
+
+/// An `interval` as PostgreSQL stores it: months, days and microseconds are separate because
+/// a month has no fixed number of days and a day no fixed number of hours (DST); comparison
+/// and hashing normalise with PostgreSQL's 30-day months and 24-hour days.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Interval {
+    pub months: i32,
+    pub days: i32,
+    pub micros: i64,
+}
+
+/// Microseconds in a day, as PostgreSQL's `USECS_PER_DAY`.
+pub const MICROS_PER_DAY: i64 = 86_400_000_000;
+
+impl Interval {
+    /// An interval of `micros` microseconds (months and days zero).
+    pub fn from_micros(micros: i64) -> Interval {
+        Interval {
+            months: 0,
+            days: 0,
+            micros,
+        }
+    }
+
+    /// The interval of a `Duration` (saturating at `i64::MAX` microseconds).
+    pub fn from_duration(d: std::time::Duration) -> Interval {
+        Interval::from_micros(i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+    }
+
+    /// `interval_cmp_value`: the span in microseconds with 30-day months and 24-hour days,
+    /// in 128 bits so no interval overflows.
+    pub fn cmp_value(self) -> i128 {
+        (i128::from(self.months) * 30 + i128::from(self.days)) * i128::from(MICROS_PER_DAY)
+            + i128::from(self.micros)
+    }
+
+    /// `interval_justify_hours`: whole days out of the microseconds, signs made consistent
+    /// (what `timestamp - timestamp` returns).
+    pub fn justify_hours(self) -> Interval {
+        let mut days = i64::from(self.days) + self.micros / MICROS_PER_DAY;
+        let mut micros = self.micros % MICROS_PER_DAY;
+        if days > 0 && micros < 0 {
+            micros += MICROS_PER_DAY;
+            days -= 1;
+        } else if days < 0 && micros > 0 {
+            micros -= MICROS_PER_DAY;
+            days += 1;
+        }
+        Interval {
+            months: self.months,
+            days: i32::try_from(days).unwrap_or(if days < 0 { i32::MIN } else { i32::MAX }),
+            micros,
+        }
+    }
 }
 
 /// A stored row: one value per column, shared between versions, readers and WAL records.
@@ -107,7 +165,9 @@ impl Value {
             Value::Text(_) => 2,
             Value::Bytea(_) => 3,
             Value::Timestamp(_) | Value::TimestampTz(_) => 4,
-            Value::Null => 5,
+            Value::Interval(_) => 5,
+            Value::PgLsn(_) => 6,
+            Value::Null => 7,
         }
     }
 }
@@ -153,6 +213,8 @@ impl Ord for Value {
                 Value::Timestamp(a) | Value::TimestampTz(a),
                 Value::Timestamp(b) | Value::TimestampTz(b),
             ) => a.cmp(b),
+            (Value::Interval(a), Value::Interval(b)) => a.cmp_value().cmp(&b.cmp_value()),
+            (Value::PgLsn(a), Value::PgLsn(b)) => a.cmp(b),
             (a, b) => numeric_cmp(a, b),
         }
     }
@@ -185,6 +247,21 @@ mod tests {
         assert_eq!(Value::Float8(-0.0), Value::Float8(0.0));
         assert!(Value::Float8(f64::NAN) > Value::Float8(f64::INFINITY));
         assert_eq!(Value::Float8(f64::NAN), Value::Float8(f64::NAN));
+    }
+
+    #[test]
+    fn intervals_compare_by_normalised_span() {
+        let day = Value::Interval(Interval {
+            months: 0,
+            days: 1,
+            micros: 0,
+        });
+        assert_eq!(day, Value::Interval(Interval::from_micros(MICROS_PER_DAY)));
+        assert!(Value::Interval(Interval::from_micros(1)) < day);
+        let j = Interval::from_micros(26 * 3_600_000_000).justify_hours();
+        assert_eq!((j.days, j.micros), (1, 2 * 3_600_000_000));
+        let n = Interval::from_micros(-26 * 3_600_000_000).justify_hours();
+        assert_eq!((n.days, n.micros), (-1, -2 * 3_600_000_000));
     }
 
     #[test]

@@ -193,7 +193,10 @@ pub trait ServerHooks: Send + Sync + std::fmt::Debug + 'static {
 }
 
 /// Hooks for tests and tools: fixed positions, a primary on timeline 1, checkpoints and
-/// reloads that succeed at once (and are counted).
+/// reloads that succeed at once (and are counted). The replication fields are what tests
+/// populate to see the views and functions: slots are created and dropped in `slots`
+/// (with PostgreSQL's errors for duplicates and unknown names), and `pg_promote` on a
+/// server `in_recovery` clears the flag and reports success.
 #[derive(Debug, Default)]
 pub struct NullHooks {
     pub in_recovery: AtomicBool,
@@ -201,6 +204,14 @@ pub struct NullHooks {
     pub checkpoints: AtomicU64,
     pub reloads: AtomicU64,
     pub workers: Mutex<Vec<BackgroundWorkerInfo>>,
+    pub replication: Mutex<Vec<ReplicationStat>>,
+    pub wal_receiver: Mutex<Option<WalReceiverStat>>,
+    pub slots: Mutex<Vec<ReplicationSlotInfo>>,
+    pub receive_lsn: Mutex<Option<Lsn>>,
+    pub replay_lsn: Mutex<Option<Lsn>>,
+    pub replay_timestamp: Mutex<Option<i64>>,
+    /// `(wait, wait_seconds)` of every `pg_promote` call.
+    pub promotions: Mutex<Vec<(bool, i32)>>,
 }
 
 impl ServerHooks for NullHooks {
@@ -232,6 +243,75 @@ impl ServerHooks for NullHooks {
     }
     fn background_workers(&self) -> Vec<BackgroundWorkerInfo> {
         self.workers.lock().clone()
+    }
+    fn last_wal_receive_lsn(&self) -> Option<Lsn> {
+        *self.receive_lsn.lock()
+    }
+    fn last_wal_replay_lsn(&self) -> Option<Lsn> {
+        *self.replay_lsn.lock()
+    }
+    fn last_xact_replay_timestamp(&self) -> Option<i64> {
+        *self.replay_timestamp.lock()
+    }
+    fn replication_stats(&self) -> Vec<ReplicationStat> {
+        self.replication.lock().clone()
+    }
+    fn wal_receiver_stat(&self) -> Option<WalReceiverStat> {
+        self.wal_receiver.lock().clone()
+    }
+    fn replication_slots(&self) -> Vec<ReplicationSlotInfo> {
+        self.slots.lock().clone()
+    }
+    fn create_physical_replication_slot(
+        &self,
+        name: &str,
+        immediately_reserve: bool,
+    ) -> Result<Option<Lsn>, PgError> {
+        let mut slots = self.slots.lock();
+        if slots.iter().any(|s| s.slot_name == name) {
+            return Err(PgError::new(
+                sqlstate::DUPLICATE_OBJECT,
+                format!("replication slot \"{name}\" already exists"),
+            ));
+        }
+        let restart = immediately_reserve.then(|| self.wal_insert_lsn());
+        slots.push(ReplicationSlotInfo {
+            slot_name: name.to_owned(),
+            temporary: false,
+            active: false,
+            active_pid: None,
+            restart_lsn: restart,
+            wal_status: restart.map(|_| "reserved".to_owned()),
+            safe_wal_size: None,
+        });
+        Ok(restart)
+    }
+    fn drop_replication_slot(&self, name: &str) -> Result<(), PgError> {
+        let mut slots = self.slots.lock();
+        let before = slots.len();
+        slots.retain(|s| s.slot_name != name);
+        if slots.len() == before {
+            return Err(PgError::new(
+                sqlstate::UNDEFINED_OBJECT,
+                format!("replication slot \"{name}\" does not exist"),
+            ));
+        }
+        Ok(())
+    }
+    fn promote(&self, wait: bool, wait_seconds: i32) -> HookFuture<Result<bool, PgError>> {
+        self.promotions.lock().push((wait, wait_seconds));
+        let was = self.in_recovery.swap(false, Ordering::SeqCst);
+        Box::pin(async move {
+            if was {
+                Ok(true)
+            } else {
+                Err(PgError::new(
+                    sqlstate::OBJECT_NOT_IN_PREREQUISITE_STATE,
+                    "recovery is not in progress",
+                )
+                .with_hint("Recovery control functions can only be executed during recovery."))
+            }
+        })
     }
 }
 

@@ -1,11 +1,26 @@
-//! System views answered from the engine's state: `pg_stat_activity`.
+//! System views answered from the engine's state: `pg_stat_activity`, `pg_stat_replication`,
+//! `pg_stat_wal_receiver` and `pg_replication_slots`.
 //!
-//! The view has PostgreSQL 15's columns in PostgreSQL's order, so monitoring queries written
+//! Where it runs: in the session task executing a SELECT over a view; rows are built fresh
+//! per scan from the engine's backend registry and from `ServerHooks` (the walsender,
+//! walreceiver and slot code own the numbers; this module only lays them out).
+//!
+//! Every view has PostgreSQL 15's columns in PostgreSQL's order, so monitoring queries written
 //! for PostgreSQL run unchanged. Types lockstep lacks are mapped: `oid` → bigint, `name` and
-//! `inet` and `xid` → text. Rows: one per session (backend_type `client backend`) and one per
-//! background worker the server reports through `ServerHooks`.
+//! `inet` and `xid` → text. LSN columns are `pg_lsn` and lag columns `interval`, as in
+//! PostgreSQL. Rows of `pg_stat_activity`: one per session (backend_type `client backend`)
+//! and one per background worker the server reports through `ServerHooks`.
+//!
+//! Privacy, as PostgreSQL's `pg_stat_get_wal_senders`/`pg_stat_get_wal_receiver`: a role
+//! that is not superuser (lockstep has no `pg_read_all_stats`) sees that a walsender or
+//! walreceiver exists (pid, and the connection columns pg_stat_activity shows anyone) but
+//! NULL for every replication detail. An invalid LSN (0/0) is NULL, as PostgreSQL shows it.
+//!
+//! Not here: logical slots (lockstep has none, so `plugin`, `database`, `catalog_xmin`,
+//! `confirmed_flush_lsn` are NULL and `two_phase` false) and `backend_xmin`/`xmin`
+//! (lockstep's standbys send no hot-standby feedback: NULL).
 
-use base::{DataType, Value};
+use base::{DataType, Interval, Lsn, Value};
 
 use crate::engine::{Engine, system_time_micros};
 use crate::plan::View;
@@ -41,21 +56,106 @@ const ACTIVITY_COLUMNS: &[(&str, DataType)] = &[
     ("backend_type", DataType::Text),
 ];
 
+const REPLICATION_COLUMNS: &[(&str, DataType)] = &[
+    ("pid", DataType::Int4),
+    ("usesysid", DataType::Int8),
+    ("usename", DataType::Text),
+    ("application_name", DataType::Text),
+    ("client_addr", DataType::Text),
+    ("client_hostname", DataType::Text),
+    ("client_port", DataType::Int4),
+    ("backend_start", DataType::TimestampTz),
+    ("backend_xmin", DataType::Text),
+    ("state", DataType::Text),
+    ("sent_lsn", DataType::PgLsn),
+    ("write_lsn", DataType::PgLsn),
+    ("flush_lsn", DataType::PgLsn),
+    ("replay_lsn", DataType::PgLsn),
+    ("write_lag", DataType::Interval),
+    ("flush_lag", DataType::Interval),
+    ("replay_lag", DataType::Interval),
+    ("sync_priority", DataType::Int4),
+    ("sync_state", DataType::Text),
+    ("reply_time", DataType::TimestampTz),
+];
+
+const WAL_RECEIVER_COLUMNS: &[(&str, DataType)] = &[
+    ("pid", DataType::Int4),
+    ("status", DataType::Text),
+    ("receive_start_lsn", DataType::PgLsn),
+    ("receive_start_tli", DataType::Int4),
+    ("written_lsn", DataType::PgLsn),
+    ("flushed_lsn", DataType::PgLsn),
+    ("received_tli", DataType::Int4),
+    ("last_msg_send_time", DataType::TimestampTz),
+    ("last_msg_receipt_time", DataType::TimestampTz),
+    ("latest_end_lsn", DataType::PgLsn),
+    ("latest_end_time", DataType::TimestampTz),
+    ("slot_name", DataType::Text),
+    ("sender_host", DataType::Text),
+    ("sender_port", DataType::Int4),
+    ("conninfo", DataType::Text),
+];
+
+const REPLICATION_SLOTS_COLUMNS: &[(&str, DataType)] = &[
+    ("slot_name", DataType::Text),
+    ("plugin", DataType::Text),
+    ("slot_type", DataType::Text),
+    ("datoid", DataType::Int8),
+    ("database", DataType::Text),
+    ("temporary", DataType::Bool),
+    ("active", DataType::Bool),
+    ("active_pid", DataType::Int4),
+    ("xmin", DataType::Text),
+    ("catalog_xmin", DataType::Text),
+    ("restart_lsn", DataType::PgLsn),
+    ("confirmed_flush_lsn", DataType::PgLsn),
+    ("wal_status", DataType::Text),
+    ("safe_wal_size", DataType::Int8),
+    ("two_phase", DataType::Bool),
+];
+
 pub fn name(v: View) -> &'static str {
     match v {
         View::StatActivity => "pg_stat_activity",
+        View::StatReplication => "pg_stat_replication",
+        View::StatWalReceiver => "pg_stat_wal_receiver",
+        View::ReplicationSlots => "pg_replication_slots",
     }
 }
 
-fn columns(v: View) -> &'static [(&'static str, DataType)] {
+/// The view a (schema-less or `pg_catalog`) relation name denotes.
+pub fn by_name(name: &str) -> Option<View> {
+    Some(match name {
+        "pg_stat_activity" => View::StatActivity,
+        "pg_stat_replication" => View::StatReplication,
+        "pg_stat_wal_receiver" => View::StatWalReceiver,
+        "pg_replication_slots" => View::ReplicationSlots,
+        _ => return None,
+    })
+}
+
+pub fn columns(v: View) -> &'static [(&'static str, DataType)] {
     match v {
         View::StatActivity => ACTIVITY_COLUMNS,
+        View::StatReplication => REPLICATION_COLUMNS,
+        View::StatWalReceiver => WAL_RECEIVER_COLUMNS,
+        View::ReplicationSlots => REPLICATION_SLOTS_COLUMNS,
     }
 }
 
 pub fn scope(v: View, qualifier: &str) -> Scope {
+    columns_scope(columns(v), qualifier)
+}
+
+/// The result columns of `pg_create_physical_replication_slot` used in FROM.
+pub const CREATE_SLOT_COLUMNS: &[(&str, DataType)] =
+    &[("slot_name", DataType::Text), ("lsn", DataType::PgLsn)];
+
+/// A scope over fixed columns (a view, or a function in FROM), qualified by `qualifier`.
+pub fn columns_scope(cols: &[(&str, DataType)], qualifier: &str) -> Scope {
     Scope {
-        cols: columns(v)
+        cols: cols
             .iter()
             .enumerate()
             .map(|(i, (n, t))| ScopeCol {
@@ -78,11 +178,137 @@ fn ts(t: Option<i64>) -> Value {
     t.map_or(Value::Null, Value::TimestampTz)
 }
 
-/// The view's rows now.
-pub fn rows(v: View, engine: &Engine) -> Vec<Vec<Value>> {
+fn lsn(l: Option<Lsn>) -> Value {
+    match l {
+        Some(l) if l != Lsn::ZERO => Value::PgLsn(l.0),
+        _ => Value::Null,
+    }
+}
+
+fn lag(d: Option<std::time::Duration>) -> Value {
+    d.map_or(Value::Null, |d| Value::Interval(Interval::from_duration(d)))
+}
+
+fn time(t: Option<std::time::SystemTime>) -> Value {
+    t.map_or(Value::Null, |t| Value::TimestampTz(system_time_micros(t)))
+}
+
+/// `client_addr` and `client_port` as pg_stat_activity shows them: a Unix-socket (or
+/// unknown) peer has no address and port -1.
+fn client(addr: Option<std::net::SocketAddr>) -> (Value, Value) {
+    match addr {
+        Some(sa) => (
+            Value::Text(sa.ip().to_string().into()),
+            Value::Int4(i32::from(sa.port())),
+        ),
+        None => (Value::Null, Value::Int4(-1)),
+    }
+}
+
+/// The view's rows now, as the session's role may see them (`superuser`: every detail).
+pub fn rows(v: View, engine: &Engine, superuser: bool) -> Vec<Vec<Value>> {
     match v {
         View::StatActivity => activity_rows(engine),
+        View::StatReplication => replication_rows(engine, superuser),
+        View::StatWalReceiver => wal_receiver_rows(engine, superuser),
+        View::ReplicationSlots => slot_rows(engine),
     }
+}
+
+fn replication_rows(engine: &Engine, superuser: bool) -> Vec<Vec<Value>> {
+    let mut stats = engine.hooks.replication_stats();
+    stats.sort_by_key(|s| s.pid);
+    stats
+        .into_iter()
+        .map(|s| {
+            let (addr, port) = client(s.client_addr);
+            let mut row = vec![
+                Value::Int4(s.pid),
+                Value::Int8(SUPERUSER_OID),
+                Value::text(&s.usename),
+                Value::text(&s.application_name),
+                addr,
+                Value::Null,
+                port,
+                Value::TimestampTz(system_time_micros(s.backend_start)),
+                Value::Null,
+            ];
+            if superuser {
+                row.extend([
+                    Value::text(&s.state),
+                    lsn(s.sent_lsn),
+                    lsn(s.write_lsn),
+                    lsn(s.flush_lsn),
+                    lsn(s.replay_lsn),
+                    lag(s.write_lag),
+                    lag(s.flush_lag),
+                    lag(s.replay_lag),
+                    Value::Int4(s.sync_priority),
+                    Value::text(&s.sync_state),
+                    time(s.reply_time),
+                ]);
+            } else {
+                row.resize(REPLICATION_COLUMNS.len(), Value::Null);
+            }
+            row
+        })
+        .collect()
+}
+
+fn wal_receiver_rows(engine: &Engine, superuser: bool) -> Vec<Vec<Value>> {
+    let Some(w) = engine.hooks.wal_receiver_stat() else {
+        return Vec::new();
+    };
+    let mut row = vec![Value::Int4(w.pid)];
+    if superuser {
+        let tli = |t: base::TimelineId| Value::Int4(i32::try_from(t.0).unwrap_or(i32::MAX));
+        row.extend([
+            Value::text(&w.status),
+            lsn(Some(w.receive_start_lsn)),
+            tli(w.receive_start_tli),
+            lsn(Some(w.written_lsn)),
+            lsn(Some(w.flushed_lsn)),
+            tli(w.received_tli),
+            time(w.last_msg_send_time),
+            time(w.last_msg_receipt_time),
+            lsn(Some(w.latest_end_lsn)),
+            time(w.latest_end_time),
+            opt_text(w.slot_name.as_deref()),
+            opt_text(w.sender_host.as_deref()),
+            w.sender_port.map_or(Value::Null, Value::Int4),
+            Value::text(&w.conninfo),
+        ]);
+    } else {
+        row.resize(WAL_RECEIVER_COLUMNS.len(), Value::Null);
+    }
+    vec![row]
+}
+
+fn slot_rows(engine: &Engine) -> Vec<Vec<Value>> {
+    let mut slots = engine.hooks.replication_slots();
+    slots.sort_by(|a, b| a.slot_name.cmp(&b.slot_name));
+    slots
+        .into_iter()
+        .map(|s| {
+            vec![
+                Value::text(&s.slot_name),
+                Value::Null,
+                Value::text("physical"),
+                Value::Null,
+                Value::Null,
+                Value::Bool(s.temporary),
+                Value::Bool(s.active),
+                s.active_pid.map_or(Value::Null, Value::Int4),
+                Value::Null,
+                Value::Null,
+                lsn(s.restart_lsn),
+                Value::Null,
+                opt_text(s.wal_status.as_deref()),
+                s.safe_wal_size.map_or(Value::Null, Value::Int8),
+                Value::Bool(false),
+            ]
+        })
+        .collect()
 }
 
 fn activity_rows(engine: &Engine) -> Vec<Vec<Value>> {

@@ -237,6 +237,8 @@ fn internal(t: base::DataType) -> &'static str {
         T::Bytea => "bytea",
         T::Timestamp => "timestamp",
         T::TimestampTz => "timestamptz",
+        T::Interval => "interval",
+        T::PgLsn => "pg_lsn",
         T::Unknown => "unknown",
     }
 }

@@ -26,7 +26,12 @@ fn short_value(v: &Value) -> String {
     };
     match v {
         Value::Null => "NULL".into(),
-        Value::Text(_) | Value::Bytea(_) | Value::Timestamp(_) | Value::TimestampTz(_) => {
+        Value::Text(_)
+        | Value::Bytea(_)
+        | Value::Timestamp(_)
+        | Value::TimestampTz(_)
+        | Value::Interval(_)
+        | Value::PgLsn(_) => {
             format!("'{s}'")
         }
         _ => s,
@@ -47,6 +52,8 @@ fn value_type(v: &Value) -> base::DataType {
         Value::Bytea(_) => T::Bytea,
         Value::Timestamp(_) => T::Timestamp,
         Value::TimestampTz(_) => T::TimestampTz,
+        Value::Interval(_) => T::Interval,
+        Value::PgLsn(_) => T::PgLsn,
     }
 }
 

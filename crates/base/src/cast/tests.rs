@@ -587,6 +587,8 @@ fn sample(t: DataType) -> Value {
         T::Bytea => Value::Bytea(vec![1].into()),
         T::Timestamp => Value::Timestamp(0),
         T::TimestampTz => Value::TimestampTz(0),
+        T::Interval => Value::Interval(crate::value::Interval::from_micros(1)),
+        T::PgLsn => Value::PgLsn(1),
         T::Text | T::Varchar(_) | T::Char(_) | T::Unknown => Value::text("1"),
     }
 }
@@ -609,6 +611,8 @@ fn cast_agrees_with_can_cast() {
         T::Bytea,
         T::Timestamp,
         T::TimestampTz,
+        T::Interval,
+        T::PgLsn,
     ];
     for from in types {
         for to in types {

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 pub mod cluster;
 pub mod standby;
+pub mod proxy;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_lockstep");
 

@@ -182,8 +182,26 @@ fn visit_input(
             }
             Ok(())
         }
+        Source::CreateSlot(args) => {
+            let mut vals = Vec::with_capacity(args.len());
+            for a in args {
+                vals.push(eval(a, &[], cx)?);
+            }
+            let row = match crate::expr::func::create_slot(cx, &vals)? {
+                Some((name, lsn)) => vec![
+                    Value::Text(name.into()),
+                    lsn.map_or(Value::Null, |l| Value::PgLsn(l.0)),
+                ],
+                // A NULL argument: the strict function returns NULL, a row of NULLs here.
+                None => vec![Value::Null, Value::Null],
+            };
+            if pass(&row)? {
+                visit(&row)?;
+            }
+            Ok(())
+        }
         Source::View(v) => {
-            for row in views::rows(*v, input.engine) {
+            for row in views::rows(*v, input.engine, cx.env.superuser) {
                 if pass(&row)? && !visit(&row)? {
                     break;
                 }

@@ -9,6 +9,14 @@
 //! Functions that reach the session or server (`current_setting`, `pg_cancel_backend`,
 //! `pg_current_wal_lsn`, ...) read `Env`; the only one that changes the session,
 //! `set_config`, records an `Effect`.
+//!
+//! Replication functions call `ServerHooks` (the walsender/walreceiver/slot code behind them
+//! is not here): WAL positions are `pg_lsn`; `pg_promote` is awaited by the session before
+//! the statement runs (`session::run::await_promote`) because evaluation is synchronous;
+//! `pg_create_physical_replication_slot` returns its record as text `(name,lsn)` in a select
+//! list (lockstep has no record type) and as columns (slot_name, lsn) in FROM; slot
+//! functions and `pg_promote` require a superuser (42501), since lockstep's roles have no
+//! REPLICATION attribute. Named arguments and defaults follow `defaults`.
 
 use base::error::sqlstate;
 use base::{DataType, Lsn, PgError, Value};
@@ -69,6 +77,11 @@ pub enum Func {
     CurrentWalFlushLsn,
     LastWalReceiveLsn,
     LastWalReplayLsn,
+    LastXactReplayTimestamp,
+    WalLsnDiff,
+    Promote,
+    CreatePhysicalReplicationSlot,
+    DropReplicationSlot,
     WalfileName,
     CurrentUser,
     SessionUser,
@@ -93,6 +106,10 @@ impl Func {
                 | Func::CurrentWalFlushLsn
                 | Func::LastWalReceiveLsn
                 | Func::LastWalReplayLsn
+                | Func::LastXactReplayTimestamp
+                | Func::Promote
+                | Func::CreatePhysicalReplicationSlot
+                | Func::DropReplicationSlot
         )
     }
 }
@@ -144,6 +161,49 @@ fn is_num(t: DataType) -> bool {
 
 fn is_text(t: DataType) -> bool {
     t.is_string()
+}
+
+fn is_lsn(t: DataType) -> bool {
+    matches!(t, DataType::PgLsn | DataType::Unknown)
+}
+
+fn is_bool(t: DataType) -> bool {
+    matches!(t, DataType::Bool | DataType::Unknown)
+}
+
+/// Parameter names and defaults of the functions that have them (PostgreSQL's
+/// `pg_proc.proargnames`/`proargdefaults`), for named-argument calls (`wait => false`) and
+/// omitted trailing arguments. `None` for functions without defaults.
+pub fn defaults(name: &str) -> Option<&'static [(&'static str, Option<DefaultArg>)]> {
+    use DefaultArg as D;
+    Some(match name {
+        "pg_promote" => &[
+            ("wait", Some(D::Bool(true))),
+            ("wait_seconds", Some(D::Int(60))),
+        ],
+        "pg_create_physical_replication_slot" => &[
+            ("slot_name", None),
+            ("immediately_reserve", Some(D::Bool(false))),
+            ("temporary", Some(D::Bool(false))),
+        ],
+        _ => return None,
+    })
+}
+
+/// A parameter default.
+#[derive(Clone, Copy, Debug)]
+pub enum DefaultArg {
+    Bool(bool),
+    Int(i32),
+}
+
+impl DefaultArg {
+    pub fn bound(self) -> (Value, DataType) {
+        match self {
+            DefaultArg::Bool(b) => (Value::Bool(b), DataType::Bool),
+            DefaultArg::Int(i) => (Value::Int4(i), DataType::Int4),
+        }
+    }
 }
 
 fn is_int(t: DataType) -> bool {
@@ -309,12 +369,38 @@ pub fn resolve(name: &str, args: &[DataType]) -> Result<Resolved, PgError> {
         }
         ("pg_is_in_recovery", 0) => ok(Func::IsInRecovery, vec![], T::Bool),
         ("pg_reload_conf", 0) => ok(Func::ReloadConf, vec![], T::Bool),
-        ("pg_current_wal_lsn", 0) => ok(Func::CurrentWalLsn, vec![], T::Text),
-        ("pg_current_wal_insert_lsn", 0) => ok(Func::CurrentWalInsertLsn, vec![], T::Text),
-        ("pg_current_wal_flush_lsn", 0) => ok(Func::CurrentWalFlushLsn, vec![], T::Text),
-        ("pg_last_wal_receive_lsn", 0) => ok(Func::LastWalReceiveLsn, vec![], T::Text),
-        ("pg_last_wal_replay_lsn", 0) => ok(Func::LastWalReplayLsn, vec![], T::Text),
-        ("pg_walfile_name", 1) if is_text(a0) => ok(Func::WalfileName, vec![T::Text], T::Text),
+        ("pg_current_wal_lsn", 0) => ok(Func::CurrentWalLsn, vec![], T::PgLsn),
+        ("pg_current_wal_insert_lsn", 0) => ok(Func::CurrentWalInsertLsn, vec![], T::PgLsn),
+        ("pg_current_wal_flush_lsn", 0) => ok(Func::CurrentWalFlushLsn, vec![], T::PgLsn),
+        ("pg_last_wal_receive_lsn", 0) => ok(Func::LastWalReceiveLsn, vec![], T::PgLsn),
+        ("pg_last_wal_replay_lsn", 0) => ok(Func::LastWalReplayLsn, vec![], T::PgLsn),
+        ("pg_last_xact_replay_timestamp", 0) => {
+            ok(Func::LastXactReplayTimestamp, vec![], T::TimestampTz)
+        }
+        ("pg_wal_lsn_diff", 2) if is_lsn(a0) && is_lsn(a1) => {
+            ok(Func::WalLsnDiff, vec![T::PgLsn, T::PgLsn], T::Numeric(None))
+        }
+        // The binder fills in PostgreSQL's defaults (`func::defaults`), so these always
+        // arrive with every argument.
+        ("pg_promote", 2) if is_bool(a0) && is_int(a1) => {
+            ok(Func::Promote, vec![T::Bool, T::Int4], T::Bool)
+        }
+        // PostgreSQL returns a record (slot_name name, lsn pg_lsn); lockstep has no record
+        // type and returns the record's text form, `(s,0/1000028)`.
+        ("pg_create_physical_replication_slot", 3)
+            if is_text(a0) && is_bool(a1) && is_bool(args[2]) =>
+        {
+            ok(
+                Func::CreatePhysicalReplicationSlot,
+                vec![T::Text, T::Bool, T::Bool],
+                T::Text,
+            )
+        }
+        // PostgreSQL returns void, whose text form is empty; lockstep has no void type.
+        ("pg_drop_replication_slot", 1) if is_text(a0) => {
+            ok(Func::DropReplicationSlot, vec![T::Text], T::Text)
+        }
+        ("pg_walfile_name", 1) if is_lsn(a0) => ok(Func::WalfileName, vec![T::PgLsn], T::Text),
         ("current_user" | "user" | "current_role", 0) => ok(Func::CurrentUser, vec![], T::Text),
         ("session_user", 0) => ok(Func::SessionUser, vec![], T::Text),
         ("current_database" | "current_catalog", 0) => ok(Func::CurrentDatabase, vec![], T::Text),
@@ -339,8 +425,77 @@ fn int_arg(v: &Value) -> Option<i64> {
     v.as_i64()
 }
 
-fn lsn_text(l: Lsn) -> Value {
-    Value::Text(l.to_string().into())
+fn lsn_value(l: Lsn) -> Value {
+    Value::PgLsn(l.0)
+}
+
+/// `ReplicationSlotValidateName`: 1 to 63 characters, lower-case letters, digits and `_`.
+pub fn validate_slot_name(name: &str) -> Result<(), PgError> {
+    if name.is_empty() {
+        return Err(PgError::new(
+            sqlstate::INVALID_NAME,
+            format!("replication slot name \"{name}\" is too short"),
+        ));
+    }
+    if name.len() >= 64 {
+        return Err(PgError::new(
+            sqlstate::NAME_TOO_LONG,
+            format!("replication slot name \"{name}\" is too long"),
+        ));
+    }
+    if !name
+        .bytes()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
+    {
+        return Err(PgError::new(
+            sqlstate::INVALID_NAME,
+            format!("replication slot name \"{name}\" contains invalid character"),
+        )
+        .with_hint(
+            "Replication slot names may only contain lower case letters, numbers, and the underscore character.",
+        ));
+    }
+    Ok(())
+}
+
+/// `pg_create_physical_replication_slot(slot_name, immediately_reserve, temporary)`: checks,
+/// then the hook. `None` when an argument is NULL (the function is strict).
+pub fn create_slot(
+    cx: &EvalCx<'_>,
+    args: &[Value],
+) -> Result<Option<(String, Option<Lsn>)>, PgError> {
+    let (Some(name), Some(reserve), Some(temporary)) = (
+        args.first().and_then(Value::as_str),
+        args.get(1).and_then(Value::as_bool),
+        args.get(2).and_then(Value::as_bool),
+    ) else {
+        return Ok(None);
+    };
+    check_slot_permissions(cx)?;
+    validate_slot_name(name)?;
+    if temporary {
+        return Err(PgError::feature_not_supported(
+            "temporary replication slots",
+        ));
+    }
+    let lsn = cx
+        .env
+        .engine
+        .hooks
+        .create_physical_replication_slot(name, reserve)?;
+    Ok(Some((name.to_owned(), lsn)))
+}
+
+/// `CheckSlotPermissions`. lockstep's roles have no REPLICATION attribute yet, so only
+/// superusers pass.
+fn check_slot_permissions(cx: &EvalCx<'_>) -> Result<(), PgError> {
+    if cx.env.superuser {
+        return Ok(());
+    }
+    Err(PgError::new(
+        sqlstate::INSUFFICIENT_PRIVILEGE,
+        "must be superuser or replication role to use replication slots",
+    ))
 }
 
 fn substr(s: &str, start: i64, len: Option<i64>) -> Result<Value, PgError> {
@@ -632,7 +787,7 @@ pub fn call(f: Func, args: &[Expr], row: &[Value], cx: &EvalCx<'_>) -> Result<Va
                     "WAL control functions cannot be executed during recovery.",
                 ));
             }
-            lsn_text(match f {
+            lsn_value(match f {
                 Func::CurrentWalLsn => env.engine.hooks.wal_write_lsn(),
                 Func::CurrentWalInsertLsn => env.engine.hooks.wal_insert_lsn(),
                 _ => env.engine.hooks.wal_flush_lsn(),
@@ -642,22 +797,74 @@ pub fn call(f: Func, args: &[Expr], row: &[Value], cx: &EvalCx<'_>) -> Result<Va
             .engine
             .hooks
             .last_wal_receive_lsn()
-            .map_or(Value::Null, lsn_text),
+            .map_or(Value::Null, lsn_value),
         Func::LastWalReplayLsn => env
             .engine
             .hooks
             .last_wal_replay_lsn()
-            .map_or(Value::Null, lsn_text),
+            .map_or(Value::Null, lsn_value),
+        Func::LastXactReplayTimestamp => env
+            .engine
+            .hooks
+            .last_xact_replay_timestamp()
+            .map_or(Value::Null, Value::TimestampTz),
+        Func::WalLsnDiff => super::ops::arith(super::ArithOp::Sub, &v0, &v1)?,
+        Func::Promote => {
+            require_superuser(cx, "pg_promote")?;
+            let wait = matches!(v0, Value::Bool(true));
+            let secs = int_arg(&v1).unwrap_or(60);
+            if secs <= 0 {
+                return Err(PgError::new(
+                    sqlstate::INVALID_PARAMETER_VALUE,
+                    "\"wait_seconds\" must not be negative or zero",
+                ));
+            }
+            // The session awaited the hook before running the statement (`prepare_async`);
+            // a call it could not see in advance (inside a FROM query) runs only if the hook
+            // completes at once.
+            let done = env.promote_result.lock().take();
+            let result = match done {
+                Some(r) => r,
+                None => {
+                    use futures::FutureExt;
+                    let secs = i32::try_from(secs).unwrap_or(i32::MAX);
+                    env.engine
+                        .hooks
+                        .promote(wait, secs)
+                        .now_or_never()
+                        .unwrap_or_else(|| {
+                            Err(PgError::feature_not_supported(
+                                "pg_promote with wait inside a query with FROM",
+                            ))
+                        })
+                }
+            };
+            Value::Bool(result?)
+        }
+        Func::CreatePhysicalReplicationSlot => match create_slot(cx, &vals)? {
+            Some((name, lsn)) => {
+                let lsn = lsn.map(|l| l.to_string()).unwrap_or_default();
+                Value::Text(record_text(&[&name, &lsn]).into())
+            }
+            None => Value::Null,
+        },
+        Func::DropReplicationSlot => {
+            check_slot_permissions(cx)?;
+            let name = text_arg(&v0).unwrap_or("");
+            validate_slot_name(name)?;
+            env.engine.hooks.drop_replication_slot(name)?;
+            Value::text("")
+        }
         Func::WalfileName => {
             if env.engine.hooks.is_in_recovery() {
                 return Err(recovery_in_progress(
                     "pg_walfile_name() cannot be executed during recovery.",
                 ));
             }
-            let text = text_arg(&v0).unwrap_or("");
-            let lsn: Lsn = text.parse().map_err(|e: base::lsn::LsnParseError| {
-                PgError::new(sqlstate::INVALID_TEXT_REPRESENTATION, e.to_string())
-            })?;
+            let lsn = match v0 {
+                Value::PgLsn(l) => Lsn(l),
+                _ => return Ok(Value::Null),
+            };
             let seg_size = env.engine.hooks.wal_segment_size().max(1);
             // PostgreSQL's XLByteToPrevSeg: the segment holding the byte *before* `lsn`.
             let segno = lsn.0.saturating_sub(1) / seg_size;
@@ -679,6 +886,34 @@ pub fn call(f: Func, args: &[Expr], row: &[Value], cx: &EvalCx<'_>) -> Result<Va
         | Func::CurrentSetting
         | Func::SetConfig => Value::Null,
     })
+}
+
+/// `record_out` for a record of text-like fields: parenthesised, comma-separated, empty for
+/// NULL, quoted when a field is empty or holds `(),"\` or blanks.
+pub fn record_text(fields: &[&str]) -> String {
+    let mut out = String::from("(");
+    for (i, f) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let quote = f
+            .chars()
+            .any(|c| matches!(c, '(' | ')' | ',' | '"' | '\\') || c.is_whitespace());
+        if quote {
+            out.push('"');
+            for c in f.chars() {
+                if c == '"' || c == '\\' {
+                    out.push(c);
+                }
+                out.push(c);
+            }
+            out.push('"');
+        } else {
+            out.push_str(f);
+        }
+    }
+    out.push(')');
+    out
 }
 
 fn recovery_in_progress(hint: &str) -> PgError {

@@ -289,6 +289,9 @@ pub struct Env<'a> {
     pub txn_start: i64,
     pub stmt_start: i64,
     pub effects: Mutex<Vec<Effect>>,
+    /// The outcome of `pg_promote`, awaited by the session before the statement runs
+    /// (evaluation is synchronous, promotion with `wait` is not).
+    pub promote_result: Mutex<Option<Result<bool, PgError>>>,
 }
 
 /// Evaluation context of one statement execution.

@@ -115,6 +115,98 @@ pub fn arith(op: ArithOp, a: &Value, b: &Value) -> R {
             Value::Float4(narrowed)
         }
         (Value::Numeric(x), Value::Numeric(y)) => Value::Numeric(numeric_arith(op, *x, *y)?),
+        _ => return datetime_lsn_arith(op, a, b),
+    })
+}
+
+fn timestamp_overflow() -> PgError {
+    PgError::new(sqlstate::DATETIME_FIELD_OVERFLOW, "timestamp out of range")
+}
+
+fn interval_overflow() -> PgError {
+    PgError::new(sqlstate::DATETIME_FIELD_OVERFLOW, "interval out of range")
+}
+
+fn is_infinite(t: i64) -> bool {
+    t == base::pgio::TIMESTAMP_INFINITY || t == base::pgio::TIMESTAMP_NEG_INFINITY
+}
+
+/// The operators of `pg_lsn`, `interval` and the timestamps that the binder admits
+/// (`bind_expr::datetime_lsn_operator`): `pg_lsn - pg_lsn → numeric` (bytes),
+/// `timestamp - timestamp → interval` (justified to days, as `timestamp_mi`),
+/// `interval ± interval`, `timestamp ± interval`. Interval months are not added to
+/// timestamps (that needs the calendar): 0A000.
+fn datetime_lsn_arith(op: ArithOp, a: &Value, b: &Value) -> R {
+    let ts_of = |v: &Value| match v {
+        Value::Timestamp(t) | Value::TimestampTz(t) => Some(*t),
+        _ => None,
+    };
+    Ok(match (op, a, b) {
+        (ArithOp::Sub, Value::PgLsn(x), Value::PgLsn(y)) => {
+            Value::Numeric(Decimal::from(i128::from(*x) - i128::from(*y)))
+        }
+        (ArithOp::Sub, Value::Timestamp(_) | Value::TimestampTz(_), _) if ts_of(b).is_some() => {
+            let (x, y) = (ts_of(a).unwrap_or(0), ts_of(b).unwrap_or(0));
+            if is_infinite(x) || is_infinite(y) {
+                return Err(PgError::new(
+                    sqlstate::DATETIME_FIELD_OVERFLOW,
+                    "cannot subtract infinite timestamps",
+                ));
+            }
+            let micros = x.checked_sub(y).ok_or_else(interval_overflow)?;
+            Value::Interval(base::Interval::from_micros(micros).justify_hours())
+        }
+        (ArithOp::Add | ArithOp::Sub, Value::Interval(x), Value::Interval(y)) => {
+            let (m, d, u) = if op == ArithOp::Add {
+                (
+                    x.months.checked_add(y.months),
+                    x.days.checked_add(y.days),
+                    x.micros.checked_add(y.micros),
+                )
+            } else {
+                (
+                    x.months.checked_sub(y.months),
+                    x.days.checked_sub(y.days),
+                    x.micros.checked_sub(y.micros),
+                )
+            };
+            match (m, d, u) {
+                (Some(months), Some(days), Some(micros)) => Value::Interval(base::Interval {
+                    months,
+                    days,
+                    micros,
+                }),
+                _ => return Err(interval_overflow()),
+            }
+        }
+        (
+            ArithOp::Add | ArithOp::Sub,
+            Value::Timestamp(t) | Value::TimestampTz(t),
+            Value::Interval(iv),
+        )
+        | (ArithOp::Add, Value::Interval(iv), Value::Timestamp(t) | Value::TimestampTz(t)) => {
+            if iv.months != 0 {
+                return Err(PgError::feature_not_supported(
+                    "adding intervals with months to timestamps",
+                ));
+            }
+            let span = i64::from(iv.days)
+                .checked_mul(base::value::MICROS_PER_DAY)
+                .and_then(|d| d.checked_add(iv.micros))
+                .ok_or_else(timestamp_overflow)?;
+            let r = if is_infinite(*t) {
+                *t
+            } else if op == ArithOp::Add {
+                t.checked_add(span).ok_or_else(timestamp_overflow)?
+            } else {
+                t.checked_sub(span).ok_or_else(timestamp_overflow)?
+            };
+            if matches!(a, Value::Timestamp(_)) || matches!(b, Value::Timestamp(_)) {
+                Value::Timestamp(r)
+            } else {
+                Value::TimestampTz(r)
+            }
+        }
         _ => {
             return Err(PgError::internal(format!(
                 "arithmetic on mismatched values {a:?} and {b:?}"
@@ -285,6 +377,8 @@ pub fn text_of(v: &Value) -> String {
         Value::Bytea(_) => DataType::Bytea,
         Value::Timestamp(_) => DataType::Timestamp,
         Value::TimestampTz(_) => DataType::TimestampTz,
+        Value::Interval(_) => DataType::Interval,
+        Value::PgLsn(_) => DataType::PgLsn,
     };
     let mut out = Vec::new();
     base::pgio::format_text(v, ty, &mut out);

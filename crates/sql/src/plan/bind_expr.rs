@@ -197,6 +197,35 @@ fn param_type_for(t: DataType) -> DataType {
 }
 
 /// The type an unknown operand takes when the other operand has type `t`.
+/// The operators on `pg_lsn`, `interval` and timestamps (executed by
+/// `ops::datetime_lsn_arith`): the operand types to coerce to and the result type, or `None`
+/// to fall through to numeric arithmetic. An unknown operand takes the other's type, except
+/// that `timestamp - unknown` reads the literal as a timestamp (PostgreSQL prefers
+/// `timestamp - timestamp` there too).
+fn datetime_lsn_operator(
+    op: ArithOp,
+    l: DataType,
+    r: DataType,
+) -> Option<(DataType, DataType, DataType)> {
+    use DataType as T;
+    let is_ts = |t: DataType| matches!(t, T::Timestamp | T::TimestampTz);
+    let known = |t: DataType, other: DataType| if t == T::Unknown { other } else { t };
+    let (l, r) = (known(l, r), known(r, l));
+    match (op, l, r) {
+        (ArithOp::Sub, T::PgLsn, T::PgLsn) => Some((T::PgLsn, T::PgLsn, T::Numeric(None))),
+        (ArithOp::Sub, a, b) if is_ts(a) && is_ts(b) => {
+            let t = if a == b { a } else { T::TimestampTz };
+            Some((t, t, T::Interval))
+        }
+        (ArithOp::Add | ArithOp::Sub, T::Interval, T::Interval) => {
+            Some((T::Interval, T::Interval, T::Interval))
+        }
+        (ArithOp::Add | ArithOp::Sub, a, T::Interval) if is_ts(a) => Some((a, T::Interval, a)),
+        (ArithOp::Add, T::Interval, b) if is_ts(b) => Some((T::Interval, b, b)),
+        _ => None,
+    }
+}
+
 fn typmodless(t: DataType) -> DataType {
     match t {
         DataType::Varchar(_) => DataType::Varchar(None),
@@ -592,7 +621,15 @@ impl Binder {
             E::Position { expr, r#in } => self.call_exprs("strpos", &[r#in, expr], scope),
             E::Exists { .. } | E::Subquery(_) => Err(unsupported("subqueries")),
             E::Tuple(_) => Err(unsupported("row constructors")),
-            E::Interval(_) => Err(unsupported("type interval")),
+            // `interval '5 minutes'`; field restrictions (`interval '1' hour`) are not applied.
+            E::Interval(iv) if iv.leading_field.is_none() && iv.last_field.is_none() => {
+                let inner = self.expr(&iv.value, scope)?;
+                Ok((
+                    self.coerce(inner, DataType::Interval, How::Explicit)?,
+                    DataType::Interval,
+                ))
+            }
+            E::Interval(_) => Err(unsupported("interval field restrictions")),
             E::Array(_) => Err(unsupported("arrays")),
             E::Extract { .. } => Err(unsupported("EXTRACT")),
             E::AtTimeZone { .. } => Err(unsupported("AT TIME ZONE")),
@@ -788,6 +825,11 @@ impl Binder {
                 format!("operator is not unique: unknown {sym} unknown"),
             )
             .with_hint("Could not choose a best candidate operator. You might need to add explicit type casts."));
+        }
+        if let Some((lt, rt, ret)) = datetime_lsn_operator(op, l.1, r.1) {
+            let l = self.coerce(l, lt, How::Implicit)?;
+            let r = self.coerce(r, rt, How::Implicit)?;
+            return Ok((Expr::Arith(op, l.boxed(), r.boxed()), ret));
         }
         let t = promote_numeric(l.1, r.1).ok_or_else(|| no_operator(sym, l.1, r.1))?;
         if op == ArithOp::Mod && matches!(t, DataType::Float4 | DataType::Float8) {
@@ -1009,6 +1051,9 @@ impl Binder {
                 format!("DISTINCT specified, but {name} is not an aggregate function"),
             ));
         }
+        if let Some(params) = func::defaults(&name) {
+            return self.call_with_defaults(&name, &args, params, scope);
+        }
         let mut exprs = Vec::with_capacity(args.len());
         for a in &args {
             match a {
@@ -1024,6 +1069,88 @@ impl Binder {
             ));
         }
         self.call_exprs(&name, &exprs, scope)
+    }
+
+    /// A call of a function with named parameters and defaults (`func::defaults`):
+    /// positional arguments first, then `name => value` ones, then the defaults of the rest,
+    /// with PostgreSQL's errors for a name given twice or a positional one after a named one.
+    pub(crate) fn call_with_defaults(
+        &mut self,
+        name: &str,
+        args: &[&ast::FunctionArg],
+        params: &[(&str, Option<func::DefaultArg>)],
+        scope: &Scope,
+    ) -> Result<Bound, PgError> {
+        let mut slots: Vec<Option<Bound>> = (0..params.len()).map(|_| None).collect();
+        let mut seen_named = false;
+        let mut positional = 0usize;
+        let mut types_for_error = Vec::new();
+        for a in args {
+            let (arg_name, e) = match a {
+                ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => {
+                    if seen_named {
+                        return Err(PgError::new(
+                            sqlstate::SYNTAX_ERROR,
+                            "positional argument cannot follow named argument",
+                        ));
+                    }
+                    (None, e)
+                }
+                ast::FunctionArg::Named {
+                    name: n,
+                    arg: ast::FunctionArgExpr::Expr(e),
+                    ..
+                } => {
+                    seen_named = true;
+                    (Some(ident_name(n)), e)
+                }
+                // PostgreSQL's dialect parses the name as an expression; only a plain
+                // identifier is a parameter name.
+                ast::FunctionArg::ExprNamed {
+                    name: ast::Expr::Identifier(n),
+                    arg: ast::FunctionArgExpr::Expr(e),
+                    ..
+                } => {
+                    seen_named = true;
+                    (Some(ident_name(n)), e)
+                }
+                _ => return Err(unsupported("this kind of function argument")),
+            };
+            let b = self.expr(e, scope)?;
+            types_for_error.push(b.1);
+            let at = match arg_name {
+                None => {
+                    positional += 1;
+                    positional - 1
+                }
+                Some(n) => match params.iter().position(|(p, _)| *p == n) {
+                    Some(i) => i,
+                    None => return Err(func::no_such_function(name, &types_for_error)),
+                },
+            };
+            let Some(slot) = slots.get_mut(at) else {
+                return Err(func::no_such_function(name, &types_for_error));
+            };
+            if slot.is_some() {
+                return Err(PgError::new(
+                    sqlstate::SYNTAX_ERROR,
+                    format!("argument name \"{}\" used more than once", params[at].0),
+                ));
+            }
+            *slot = Some(b);
+        }
+        let mut bound = Vec::with_capacity(params.len());
+        for (slot, (_, default)) in slots.into_iter().zip(params) {
+            match (slot, default) {
+                (Some(b), _) => bound.push(b),
+                (None, Some(d)) => {
+                    let (v, t) = d.bound();
+                    bound.push((Expr::Const(v), t));
+                }
+                (None, None) => return Err(func::no_such_function(name, &types_for_error)),
+            }
+        }
+        self.call_bound(name, bound)
     }
 
     fn aggregate(
@@ -1118,6 +1245,7 @@ pub fn column_name(e: &ast::Expr) -> String {
             .map(|t| types::internal_name(t).to_owned())
             .unwrap_or_else(|_| "?column?".into()),
         E::Nested(inner) => column_name(inner),
+        E::Interval(_) => "interval".into(),
         E::Case { .. } => "case".into(),
         E::Substring { .. } => "substring".into(),
         E::Trim { trim_where, .. } => match trim_where {

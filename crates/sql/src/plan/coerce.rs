@@ -13,6 +13,8 @@ enum Category {
     String,
     DateTime,
     Bytea,
+    Interval,
+    PgLsn,
     Unknown,
 }
 
@@ -28,6 +30,8 @@ fn category(t: DataType) -> Category {
         DataType::Text | DataType::Varchar(_) | DataType::Char(_) => Category::String,
         DataType::Timestamp | DataType::TimestampTz => Category::DateTime,
         DataType::Bytea => Category::Bytea,
+        DataType::Interval => Category::Interval,
+        DataType::PgLsn => Category::PgLsn,
         DataType::Unknown => Category::Unknown,
     }
 }

@@ -45,6 +45,9 @@ pub struct TableBinding {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum View {
     StatActivity,
+    StatReplication,
+    StatWalReceiver,
+    ReplicationSlots,
 }
 
 #[derive(Clone, Debug)]
@@ -53,6 +56,9 @@ pub enum Source {
     None,
     Table(Access),
     View(View),
+    /// `FROM pg_create_physical_replication_slot(...)`: one row (slot_name, lsn) from the
+    /// call with these bound arguments (name, immediately_reserve, temporary).
+    CreateSlot(Vec<Expr>),
 }
 
 #[derive(Clone, Debug)]
@@ -194,7 +200,11 @@ pub fn relation_name(name: &ast::ObjectName) -> Result<Relation, PgError> {
         }
     };
     match (schema.as_deref(), rel.as_str()) {
-        (None | Some("pg_catalog"), "pg_stat_activity") => Ok(Relation::View(View::StatActivity)),
+        (None | Some("pg_catalog"), r) if crate::views::by_name(r).is_some() => {
+            crate::views::by_name(r)
+                .map(Relation::View)
+                .ok_or_else(|| PgError::internal("view vanished"))
+        }
         (Some("pg_catalog" | "information_schema"), other) => Err(PgError::feature_not_supported(
             format!("system catalog {}", other),
         )),

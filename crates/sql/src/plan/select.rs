@@ -1,4 +1,5 @@
-//! Binding SELECT: one table (or none, or the `pg_stat_activity` view), WHERE, the select
+//! Binding SELECT: one table (or none, or a system view, or
+//! `pg_create_physical_replication_slot(...)` as a function in FROM), WHERE, the select
 //! list (`*`, `t.*`, expressions with aliases), aggregates with GROUP BY / HAVING, DISTINCT,
 //! ORDER BY (output names, positions, or expressions), LIMIT/OFFSET, FOR UPDATE.
 //!
@@ -76,30 +77,32 @@ pub fn bind_query(
                 ast::TableFactor::Table {
                     name, alias, args, ..
                 } => {
-                    if args.is_some() {
-                        return Err(unsupported("table functions"));
-                    }
                     if alias.as_ref().is_some_and(|a| !a.columns.is_empty()) {
                         return Err(unsupported("column aliases in FROM"));
                     }
                     let alias = alias.as_ref().map(|a| ident_name(&a.name));
-                    match relation_name(name)? {
-                        Relation::View(v) => {
-                            let q = alias.unwrap_or_else(|| views::name(v).to_owned());
-                            (SourceKind::View(v), views::scope(v, &q), None)
-                        }
-                        Relation::Table(t) => {
-                            let table = resolve_table(resolve, &t)?;
-                            let q = alias.unwrap_or_else(|| t.clone());
-                            let scope = Scope::for_table(&table.def, &q);
-                            (
-                                SourceKind::Table,
-                                scope,
-                                Some(TableBinding {
-                                    name: t,
-                                    def: table.def.clone(),
-                                }),
-                            )
+                    if let Some(fargs) = args {
+                        let (kind, scope) = bind_from_function(b, name, &fargs.args, alias)?;
+                        (kind, scope, None)
+                    } else {
+                        match relation_name(name)? {
+                            Relation::View(v) => {
+                                let q = alias.unwrap_or_else(|| views::name(v).to_owned());
+                                (SourceKind::View(v), views::scope(v, &q), None)
+                            }
+                            Relation::Table(t) => {
+                                let table = resolve_table(resolve, &t)?;
+                                let q = alias.unwrap_or_else(|| t.clone());
+                                let scope = Scope::for_table(&table.def, &q);
+                                (
+                                    SourceKind::Table,
+                                    scope,
+                                    Some(TableBinding {
+                                        name: t,
+                                        def: table.def.clone(),
+                                    }),
+                                )
+                            }
                         }
                     }
                 }
@@ -346,6 +349,7 @@ pub fn bind_query(
     let source = match source_kind {
         SourceKind::None => Source::None,
         SourceKind::View(v) => Source::View(v),
+        SourceKind::CreateSlot(args) => Source::CreateSlot(args),
         SourceKind::Table => {
             let access = match &table {
                 Some(t) => access::choose(&t.def, filter.as_ref()),
@@ -377,6 +381,46 @@ enum SourceKind {
     None,
     Table,
     View(View),
+    CreateSlot(Vec<Expr>),
+}
+
+/// A function in FROM. Only `pg_create_physical_replication_slot` is one: PostgreSQL
+/// returns its record as a row (slot_name, lsn), and `SELECT * FROM` it is how tools call
+/// it. Other functions in FROM (set-returning ones) are not supported.
+fn bind_from_function(
+    b: &mut Binder,
+    name: &ast::ObjectName,
+    args: &[ast::FunctionArg],
+    alias: Option<String>,
+) -> Result<(SourceKind, Scope), PgError> {
+    let parts: Vec<String> = name
+        .0
+        .iter()
+        .map(|p| match p {
+            ast::ObjectNamePart::Identifier(id) => ident_name(id),
+            other => other.to_string(),
+        })
+        .collect();
+    let fname = match parts.as_slice() {
+        [n] => n.as_str(),
+        [s, n] if s == "pg_catalog" => n.as_str(),
+        _ => return Err(unsupported("table functions")),
+    };
+    if fname != "pg_create_physical_replication_slot" {
+        return Err(unsupported("table functions"));
+    }
+    let params = crate::expr::func::defaults(fname)
+        .ok_or_else(|| PgError::internal("pg_create_physical_replication_slot has defaults"))?;
+    let refs: Vec<&ast::FunctionArg> = args.iter().collect();
+    let (call, _) = b.call_with_defaults(fname, &refs, params, &Scope::empty())?;
+    let Expr::Func(_, call_args) = call else {
+        return Err(PgError::internal("a function call bound to something else"));
+    };
+    let q = alias.unwrap_or_else(|| fname.to_owned());
+    Ok((
+        SourceKind::CreateSlot(call_args),
+        views::columns_scope(views::CREATE_SLOT_COLUMNS, &q),
+    ))
 }
 
 fn bind_item(

@@ -107,6 +107,9 @@ pub fn resolve(dt: &ast::DataType) -> Result<DataType, PgError> {
         A::Char(l) | A::Character(l) => DataType::Char(char_len(l, "char")?.unwrap_or(1)),
         A::Bool | A::Boolean => DataType::Bool,
         A::Bytea => DataType::Bytea,
+        // Field restrictions (`INTERVAL HOUR TO SECOND`) are not applied: monitoring casts
+        // never use them.
+        A::Interval { .. } => DataType::Interval,
         A::Timestamp(_, TimezoneInfo::None | TimezoneInfo::WithoutTimeZone) => DataType::Timestamp,
         A::Timestamp(_, TimezoneInfo::WithTimeZone | TimezoneInfo::Tz) => DataType::TimestampTz,
         A::Custom(name, mods) => {
@@ -130,12 +133,14 @@ pub fn resolve(dt: &ast::DataType) -> Result<DataType, PgError> {
                 "bpchar" => DataType::Char(typmod.map_or(1, |l| l as u32)),
                 "varchar" => DataType::Varchar(typmod.map(|l| l as u32)),
                 "name" => DataType::Text,
+                "interval" => DataType::Interval,
+                "pg_lsn" => DataType::PgLsn,
                 "serial" | "serial4" | "bigserial" | "serial8" | "smallserial" | "serial2" => {
                     return Err(PgError::feature_not_supported("serial columns (sequences)"));
                 }
-                "date" | "time" | "timetz" | "interval" | "json" | "jsonb" | "uuid" | "inet"
-                | "cidr" | "money" | "oid" | "regclass" | "xml" | "bit" | "varbit" | "point"
-                | "tsvector" | "pg_lsn" => return Err(unsupported(&n)),
+                "date" | "time" | "timetz" | "json" | "jsonb" | "uuid" | "inet" | "cidr"
+                | "money" | "oid" | "regclass" | "xml" | "bit" | "varbit" | "point"
+                | "tsvector" => return Err(unsupported(&n)),
                 _ => {
                     return Err(PgError::new(
                         sqlstate::UNDEFINED_OBJECT,
@@ -168,6 +173,8 @@ pub fn internal_name(t: DataType) -> &'static str {
         DataType::Bytea => "bytea",
         DataType::Timestamp => "timestamp",
         DataType::TimestampTz => "timestamptz",
+        DataType::Interval => "interval",
+        DataType::PgLsn => "pg_lsn",
         DataType::Unknown => "unknown",
     }
 }

@@ -319,6 +319,7 @@ impl Session {
             txn_start,
             stmt_start,
             effects: Mutex::new(Vec::new()),
+            promote_result: Mutex::new(None),
         };
         let cx = EvalCx {
             params: &slots,
@@ -328,6 +329,9 @@ impl Session {
             interrupt: &backend.interrupt,
             deadline,
         };
+        if let PlanKind::Select(sp) = &plan.kind {
+            await_promote(sp, &cx).await?;
+        }
         let need_txn = || PgError::internal("statement without its transaction");
         let result: Result<String, PgError> = async {
             match &plan.kind {
@@ -430,4 +434,53 @@ impl Session {
         }
         Ok(ExecOutcome::Command(tag))
     }
+}
+
+/// `pg_promote(wait, wait_seconds)` waits for the promotion, but expressions are evaluated
+/// synchronously: for a SELECT without FROM (how pg_promote is called), the session awaits
+/// the hook here, before the statement runs, and evaluation picks the outcome up from
+/// `Env::promote_result`. Arguments must not depend on a row (there is none); privilege and
+/// argument checks happen here too so that a refused call never requests promotion.
+async fn await_promote(sp: &crate::plan::SelectPlan, cx: &EvalCx<'_>) -> Result<(), PgError> {
+    if !matches!(sp.source, crate::plan::Source::None) || sp.agg.is_some() {
+        return Ok(());
+    }
+    let mut call: Option<Vec<crate::expr::Expr>> = None;
+    for e in &sp.projection {
+        e.walk(&mut |node| {
+            if let crate::expr::Expr::Func(crate::expr::func::Func::Promote, args) = node
+                && call.is_none()
+            {
+                call = Some(args.clone());
+            }
+        });
+    }
+    let Some(args) = call else {
+        return Ok(());
+    };
+    if !cx.env.superuser {
+        return Err(PgError::new(
+            base::error::sqlstate::INSUFFICIENT_PRIVILEGE,
+            "permission denied for function pg_promote",
+        ));
+    }
+    let arg = |i: usize| match args.get(i) {
+        Some(e) => crate::expr::eval(e, &[], cx),
+        None => Ok(Value::Null),
+    };
+    let (wait, secs) = (arg(0)?, arg(1)?);
+    let (Value::Bool(wait), Some(secs)) = (wait, secs.as_i64()) else {
+        // NULL arguments: the function is strict and returns NULL without promoting.
+        return Ok(());
+    };
+    if secs <= 0 {
+        return Err(PgError::new(
+            base::error::sqlstate::INVALID_PARAMETER_VALUE,
+            "\"wait_seconds\" must not be negative or zero",
+        ));
+    }
+    let secs = i32::try_from(secs).unwrap_or(i32::MAX);
+    let outcome = cx.env.engine.hooks.promote(wait, secs).await;
+    *cx.env.promote_result.lock() = Some(outcome);
+    Ok(())
 }

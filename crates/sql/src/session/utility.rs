@@ -307,6 +307,15 @@ impl Session {
 
     fn set_transaction(&mut self, modes: &TxnModes) -> Result<(), PgError> {
         Self::check_isolation(modes)?;
+        // PostgreSQL's check_transaction_read_only runs even outside a transaction block
+        // (the implicit transaction is read-only during recovery), so a standby refuses
+        // read-write mode before the "only in transaction blocks" warning matters.
+        if modes.read_only == Some(false) && self.engine.mgr.is_read_only() {
+            return Err(PgError::new(
+                sqlstate::READ_ONLY_SQL_TRANSACTION,
+                "cannot set transaction read-write mode during recovery",
+            ));
+        }
         if !self.in_block() {
             self.notices.push(PgError::warning(
                 sqlstate::NO_ACTIVE_SQL_TRANSACTION,
@@ -423,6 +432,7 @@ impl Session {
             txn_start,
             stmt_start: crate::engine::now_micros(),
             effects: parking_lot::Mutex::new(Vec::new()),
+            promote_result: parking_lot::Mutex::new(None),
         };
         let cx = EvalCx {
             params: &[],
