@@ -33,6 +33,9 @@ pub struct CoreOptions {
     pub checkpoint: CheckpointSettings,
     /// What to do when the WAL fails (the server exits; tests record it).
     pub on_wal_failure: Arc<dyn Fn(&str) + Send + Sync>,
+    /// `synchronous_standby_names` at start: when set, recovered commits after the last
+    /// checkpoint stay invisible until a synchronous standby confirms them.
+    pub synchronous_standby_names: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +59,8 @@ pub struct Core {
     pub mgr: Arc<TxnManager>,
     pub checkpointer: Arc<Checkpointer>,
     pub supervisor: Arc<Supervisor>,
+    /// Walsenders, synchronous replication and slots (crate `walsender`).
+    pub walsnd: Arc<walsender::WalSndCtl>,
     pub system_identifier: u64,
     pub recovered_end: Lsn,
     pub records_replayed: u64,
@@ -100,9 +105,32 @@ impl Core {
             }
             None => None,
         };
-        let watermarks = Arc::new(Watermarks::new(end_lsn.0));
+        // ----- synchronous replication (walsender) -----
+        // Better than PostgreSQL: with synchronous standbys configured, commits recovered
+        // from WAL after the last checkpoint are not visible until a synchronous standby
+        // confirms them (the remote watermarks start at the checkpoint, not at the end of
+        // WAL). Limit: commits at or before the checkpoint are visible at once even if no
+        // standby ever confirmed them (the checkpoint snapshot does not record that).
+        let remote_start = walsender::WalSndCtl::initial_remote_watermark(
+            &opts.synchronous_standby_names,
+            end_lsn,
+            control.checkpoint_lsn,
+        );
+        let watermarks = Arc::new(Watermarks::new(remote_start.0));
+        watermarks.advance(|w| {
+            w[base::SyncCommitLevel::Off.index()] = end_lsn.0;
+            w[base::SyncCommitLevel::Local.index()] = end_lsn.0;
+        });
         let mgr = TxnManager::new(catalog, watermarks, wal.clone(), next_xid);
-        wal.add_progress_listener(LocalProgress::new(mgr.clone()));
+        let walsnd = walsender::WalSndCtl::new(walsender::WalSndCtlParams {
+            wal: wal.clone(),
+            mgr: mgr.clone(),
+            data_dir: datadir.path.clone(),
+            system_identifier: control.system_identifier,
+            pids: pids.clone(),
+            synchronous_standby_names: opts.synchronous_standby_names.clone(),
+        });
+        wal.add_progress_listener(LocalProgress::new(mgr.clone(), walsnd.clone()));
 
         let fail = opts.on_wal_failure.clone();
         let supervisor = Supervisor::new(
@@ -145,6 +173,11 @@ impl Core {
             opts.checkpoint,
             mirror,
         );
+        {
+            // Replication slots and running base backups keep their WAL.
+            let w = walsnd.clone();
+            checkpointer.add_retention(Arc::new(move || w.wal_retention()));
+        }
         checkpointer.set_state(ClusterState::InProduction)?;
         let c = checkpointer.clone();
         supervisor.register(WorkerSpec {
@@ -162,6 +195,7 @@ impl Core {
             mgr,
             checkpointer,
             supervisor,
+            walsnd,
             system_identifier: control.system_identifier,
             recovered_end: end_lsn,
             records_replayed,

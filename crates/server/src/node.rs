@@ -87,7 +87,8 @@ impl ServerHooks for NodeHooks {
         })
     }
     fn background_workers(&self) -> Vec<BackgroundWorkerInfo> {
-        self.core
+        let mut v: Vec<BackgroundWorkerInfo> = self
+            .core
             .supervisor
             .list()
             .into_iter()
@@ -101,8 +102,47 @@ impl ServerHooks for NodeHooks {
                 user: None,
                 client_addr: None,
             })
-            .collect()
+            .collect();
+        v.extend(self.core.walsnd.background_workers());
+        v
     }
+    // ----- replication (walsender crate) -----
+    fn replication_stats(&self) -> Vec<sql::engine::ReplicationStat> {
+        self.core.walsnd.replication_stats()
+    }
+    fn replication_slots(&self) -> Vec<sql::engine::ReplicationSlotInfo> {
+        self.core.walsnd.replication_slots()
+    }
+    fn create_physical_replication_slot(
+        &self,
+        name: &str,
+        immediately_reserve: bool,
+    ) -> Result<Option<Lsn>, PgError> {
+        self.core
+            .walsnd
+            .create_slot(name, false, immediately_reserve, None)
+    }
+    fn drop_replication_slot(&self, name: &str) -> Result<(), PgError> {
+        self.core.walsnd.drop_slot(name)
+    }
+}
+
+/// BASE_BACKUP's checkpoint: a requested checkpoint (lockstep's checkpoints are always
+/// immediate; `fast` is accepted for PostgreSQL's CHECKPOINT 'fast'|'spread').
+fn backup_checkpoint_requester(core: &Arc<Core>) -> walsender::CheckpointRequester {
+    let c = core.checkpointer.clone();
+    Arc::new(move |_fast| {
+        let c = c.clone();
+        Box::pin(async move {
+            let stats = c.checkpoint_async(CheckpointKind::Requested).await?;
+            let control = c.control();
+            Ok(walsender::BackupCheckpoint {
+                redo_lsn: stats.redo_lsn,
+                checkpoint_lsn: stats.checkpoint_lsn,
+                snapshot_file: control.snapshot_file,
+            })
+        })
+    })
 }
 
 fn checkpoint_settings(config: &ServerConfig) -> CheckpointSettings {
@@ -172,6 +212,7 @@ pub async fn run(
             wal_mirror_directory: (!mirror.is_empty()).then(|| PathBuf::from(mirror)),
             checkpoint: checkpoint_settings(&config),
             on_wal_failure: fatal,
+            synchronous_standby_names: config.get_str("synchronous_standby_names"),
         },
         tokio::runtime::Handle::current(),
         Arc::new(move || next_pid.fetch_add(1, Ordering::Relaxed)),
@@ -181,6 +222,11 @@ pub async fn run(
         core: core.clone(),
         reload: reload.clone(),
     });
+    // Replication: settings, the BASE_BACKUP checkpoint, the sync rep timeout checker.
+    core.walsnd.reload(&config);
+    core.walsnd
+        .set_checkpoint_requester(backup_checkpoint_requester(&core));
+    core.walsnd.spawn_timeout_task();
     let engine = sql::Engine::new(core.mgr.clone(), config, hooks);
     let roles =
         Arc::new(RoleStore::open(&datadir.path).with_context(|| "could not read the roles file")?);
@@ -190,7 +236,8 @@ pub async fn run(
     );
     let frontend = Frontend::bind(fcfg, engine.clone(), roles.clone(), hba.clone())
         .await
-        .context("could not open listen sockets")?;
+        .context("could not open listen sockets")?
+        .with_replication_handler(walsender::WalSenderHandler::new(core.walsnd.clone()));
     let node = RunningNode {
         addrs: frontend.local_addrs(),
         core: core.clone(),
@@ -256,6 +303,7 @@ fn reload_all(
     match load_config(datadir, overrides) {
         Ok(config) => {
             *core.checkpointer.settings.write() = checkpoint_settings(&config);
+            core.walsnd.reload(&config);
             for msg in engine.reload(config) {
                 tracing::warn!("{msg}");
             }

@@ -23,6 +23,7 @@ fn options() -> CoreOptions {
             max_wal_size: 1 << 40,
         },
         on_wal_failure: Arc::new(|e| panic!("WAL failure: {e}")),
+        synchronous_standby_names: String::new(),
     }
 }
 
