@@ -12,7 +12,7 @@
 //! The archive, `base.tar` (ustar), holds what a standby needs to start, in this order:
 //! `backup_label`, `global/` `global/lockstep.control`, `global/pg_authid`, `lockstep.conf`,
 //! `pg_hba.conf`, the checkpoint snapshot file (its name relative to the data directory, as
-//! the control file names it), `pg_replslot/` (empty), `pg_wal/` and, with `WAL`, the
+//! the control file names it), `pg_replslot/` and `pg_tblspc/` (empty), `pg_wal/` and, with `WAL`, the
 //! segment files from the redo LSN's segment to the end LSN's segment (whole files) plus
 //! timeline history files.
 //!
@@ -338,10 +338,14 @@ async fn run_pinned(
         name: cp.snapshot_file.clone(),
         content: Content::File(snap_file, snap_len),
     });
-    entries.push(Entry {
-        name: "pg_replslot".into(),
-        content: Content::Dir,
-    });
+    // Empty directories PostgreSQL clients expect in a data directory (pg_basebackup's
+    // plain format syncs pg_tblspc).
+    for d in ["pg_replslot", "pg_tblspc"] {
+        entries.push(Entry {
+            name: d.into(),
+            content: Content::Dir,
+        });
+    }
     entries.push(Entry {
         name: "pg_wal".into(),
         content: Content::Dir,

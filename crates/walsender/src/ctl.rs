@@ -309,13 +309,6 @@ impl WalSndCtl {
                 w[level.index()] = marks[i].0;
             }
         });
-        let waiting = self.mgr.waiters.waiting();
-        let anyone = REMOTE_LEVELS.iter().any(|l| waiting[l.index()] > 0);
-        sync.waiting_since = match (anyone, sync.waiting_since) {
-            (false, _) => None,
-            (true, Some(t)) => Some(t),
-            (true, None) => Some(Instant::now()),
-        };
     }
 
     /// `synchronous_replication_timeout`: called periodically; degrades to asynchronous
@@ -324,8 +317,18 @@ impl WalSndCtl {
         let degrade = {
             let mut sync = self.sync.lock();
             if sync.config.is_none() {
+                sync.waiting_since = None;
                 return;
             }
+            // Approximates the oldest waiter's age by how long some commit has continuously
+            // been waiting for the standbys (the queues do not record arrival times).
+            let waiting = self.mgr.waiters.waiting();
+            let anyone = REMOTE_LEVELS.iter().any(|l| waiting[l.index()] > 0);
+            sync.waiting_since = match (anyone, sync.waiting_since) {
+                (false, _) => None,
+                (true, Some(t)) => Some(t),
+                (true, None) => Some(Instant::now()),
+            };
             let age = sync.waiting_since.map(|t| t.elapsed());
             match sync.fallback.check_waiters(age) {
                 FallbackAction::Degrade { waited, timeout } => {
