@@ -102,12 +102,9 @@ async fn pg_receivewal_streams_byte_identical_wal() {
     let rcv = Receiver::start(&srv, "rcv1", &[]);
     // Enough WAL to cross segment boundaries (1 MiB segments).
     for i in 0..300 {
-        c.execute(
-            "INSERT INTO t VALUES ($1, repeat('x', 10000))",
-            &[&(i as i32)],
-        )
-        .await
-        .expect("insert");
+        c.execute("INSERT INTO t VALUES ($1, repeat('x', 10000))", &[&i])
+            .await
+            .expect("insert");
     }
     let flush: base::Lsn = flush_lsn(&c).await.parse().expect("lsn");
     let seg = 1u64 << 20;
@@ -160,7 +157,7 @@ async fn synchronous_commit_waits_for_pg_receivewal() {
     .expect("insert");
 
     rcv.signal(libc::SIGSTOP);
-    let w = srv.client().await;
+    let (w, mut notices) = client_with_notices(&srv).await;
     let cancel = w.cancel_token();
     let waiter = tokio::spawn(async move {
         let r = w.simple_query("INSERT INTO t VALUES (2)").await;
@@ -207,6 +204,16 @@ async fn synchronous_commit_waits_for_pg_receivewal() {
         .expect("cancel ends the wait")
         .expect("join");
     r.expect("the commit itself succeeded (durable locally)");
+    let warning = tokio::time::timeout(Duration::from_secs(5), notices.recv())
+        .await
+        .expect("a warning")
+        .expect("notice");
+    assert!(
+        warning.contains("canceling wait for synchronous replication")
+            && warning.contains("committed locally")
+            && warning.contains("not been confirmed"),
+        "{warning}"
+    );
     let seen = c
         .query_one("SELECT count(*) FROM t WHERE a = 2", &[])
         .await
@@ -250,6 +257,29 @@ async fn synchronous_commit_waits_for_pg_receivewal() {
     .await
     .expect("no wait")
     .expect("insert");
+}
+
+/// A client whose notices (message + detail) arrive on a channel.
+async fn client_with_notices(
+    srv: &TestServer,
+) -> (
+    tokio_postgres::Client,
+    tokio::sync::mpsc::UnboundedReceiver<String>,
+) {
+    let (client, mut conn) = tokio_postgres::connect(&srv.conn_str(), tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut stream = futures::stream::poll_fn(move |cx| conn.poll_message(cx));
+        use futures::StreamExt;
+        while let Some(Ok(m)) = stream.next().await {
+            if let tokio_postgres::AsyncMessage::Notice(n) = m {
+                let _ = tx.send(format!("{} {}", n.message(), n.detail().unwrap_or("")));
+            }
+        }
+    });
+    (client, rx)
 }
 
 async fn wait_until_async<F, Fut>(timeout: Duration, mut f: F) -> bool

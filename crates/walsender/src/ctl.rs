@@ -74,7 +74,7 @@ impl WalSndSettings {
             wal_sender_timeout: (timeout > 0).then(|| Duration::from_millis(timeout as u64)),
             max_wal_senders: c.get_int("max_wal_senders").max(0) as usize,
             max_replication_slots: c.get_int("max_replication_slots").max(0) as usize,
-            max_slot_wal_keep_size: (keep >= 0).then(|| (keep as u64) << 20),
+            max_slot_wal_keep_size: (keep >= 0).then_some((keep as u64) << 20),
         }
     }
 }

@@ -3,8 +3,9 @@
 //!
 //! Where it runs: `on_write` on the WAL writer thread, `on_flushed` on the flusher thread,
 //! readers on walsender tasks. Both callbacks are on every commit's path, so they only push
-//! a refcounted `Bytes` (no copy), trim the window, publish positions on a `watch` channel
-//! and, on flush, let syncrep recompute the remote watermarks.
+//! a refcounted `Bytes` (no copy), trim the window and publish positions on a `watch`
+//! channel that wakes the walsender tasks. (Syncrep's release on flush is driven by the
+//! server's progress listener, not from here.)
 //!
 //! What it deliberately does not do: block, or keep WAL for a slow standby. A sender whose
 //! next byte has left the window reads segment files instead (the bytes were written to the
@@ -45,7 +46,6 @@ struct Window {
 pub struct WalBuffer {
     window: Mutex<Window>,
     positions: watch::Sender<LocalPositions>,
-    on_flush: Mutex<Option<Arc<dyn Fn(Lsn) + Send + Sync>>>,
 }
 
 impl WalBuffer {
@@ -61,13 +61,7 @@ impl WalBuffer {
                 end: write_lsn,
             }),
             positions: tx,
-            on_flush: Mutex::new(None),
         })
-    }
-
-    /// Called after every local flush advance (syncrep's release).
-    pub fn set_on_flush(&self, f: Arc<dyn Fn(Lsn) + Send + Sync>) {
-        *self.on_flush.lock() = Some(f);
     }
 
     pub fn subscribe(&self) -> watch::Receiver<LocalPositions> {
@@ -142,10 +136,6 @@ impl WalProgress for WalBuffer {
             p.flush_lsn = p.flush_lsn.max(flush_lsn);
             p.write_lsn = p.write_lsn.max(p.flush_lsn);
         });
-        let f = self.on_flush.lock().clone();
-        if let Some(f) = f {
-            f(flush_lsn);
-        }
     }
 }
 
