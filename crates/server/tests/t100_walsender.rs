@@ -628,3 +628,96 @@ async fn bad_input_gives_clear_errors() {
         .await
         .expect("primary works");
 }
+
+/// Better than PostgreSQL: a commit that was durable locally but never confirmed by the
+/// synchronous standby (its client cancelled the wait) must not become visible after a crash
+/// and restart either — PostgreSQL shows it as soon as recovery ends. It becomes visible
+/// once a synchronous standby confirms it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unconfirmed_commit_stays_invisible_after_restart() {
+    let mut srv = start(&[], &[]);
+    let c = srv.client().await;
+    c.batch_execute("CREATE TABLE t (a int PRIMARY KEY); INSERT INTO t VALUES (1)")
+        .await
+        .expect("setup");
+    c.simple_query("CHECKPOINT").await.expect("checkpoint");
+    set_and_reload(&srv, &c, "synchronous_standby_names = 'rcv1'").await;
+    let w = srv.client().await;
+    let cancel = w.cancel_token();
+    let waiter =
+        tokio::spawn(async move { w.simple_query("INSERT INTO t VALUES (2)").await.map(|_| ()) });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !waiter.is_finished(),
+        "no standby, yet the commit did not wait"
+    );
+    cancel
+        .cancel_query(tokio_postgres::NoTls)
+        .await
+        .expect("cancel");
+    tokio::time::timeout(Duration::from_secs(10), waiter)
+        .await
+        .expect("cancel ends the wait")
+        .expect("join")
+        .expect("committed locally");
+    drop(c);
+    srv.kill9();
+    srv.start();
+    let c = srv.client().await;
+    let count = |n: i32| {
+        let c = &c;
+        async move {
+            c.query_one("SELECT count(*) FROM t WHERE a = $1", &[&n])
+                .await
+                .expect("count")
+                .get::<_, i64>(0)
+        }
+    };
+    assert_eq!(count(1).await, 1, "checkpointed commit lost");
+    assert_eq!(
+        count(2).await,
+        0,
+        "unconfirmed commit visible after restart"
+    );
+    let _rcv = Receiver::start(&srv, "rcv1", &[]);
+    assert!(
+        wait_until_async(Duration::from_secs(20), || async { count(2).await == 1 }).await,
+        "the standby's confirmation did not make the recovered commit visible"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_receivewal_with_slot_advances_restart_lsn() {
+    let srv = start(&["--wal-segsize", "1"], &[]);
+    let o = repl_psql(
+        &srv,
+        "postgres",
+        &["CREATE_REPLICATION_SLOT s1 PHYSICAL RESERVE_WAL"],
+    );
+    assert!(o.status.success(), "{:?}", text(&o));
+    let _rcv = Receiver::start(&srv, "rcv1", &["-S", "s1"]);
+    let c = srv.client().await;
+    c.batch_execute("CREATE TABLE t (a int PRIMARY KEY, b text)")
+        .await
+        .expect("create");
+    for i in 0..100 {
+        c.execute("INSERT INTO t VALUES ($1, repeat('x', 5000))", &[&i])
+            .await
+            .expect("insert");
+    }
+    let flush: base::Lsn = flush_lsn(&c).await.parse().expect("lsn");
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            let (out, _) = text(&repl_psql(&srv, "postgres", &["READ_REPLICATION_SLOT s1"]));
+            out.trim()
+                .split('|')
+                .nth(1)
+                .and_then(|l| l.parse::<base::Lsn>().ok())
+                .is_some_and(|l| l >= flush)
+        }),
+        "restart_lsn did not follow the standby's flush reports"
+    );
+    // An active slot cannot be dropped or used twice.
+    let (_, err) = text(&repl_psql(&srv, "postgres", &["DROP_REPLICATION_SLOT s1"]));
+    assert!(err.contains("is active for PID"), "{err}");
+}
