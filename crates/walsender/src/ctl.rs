@@ -525,3 +525,121 @@ impl WalSndCtl {
 pub fn is_remote(level: SyncCommitLevel) -> bool {
     level >= SyncCommitLevel::RemoteWrite
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use storage::Watermarks;
+    use storage::catalog::Catalog;
+
+    /// A table over a real (idle) WAL whose flush LSN is `flush`, remote watermarks at 0.
+    fn ctl(dir: &std::path::Path, flush: Lsn, names: &str) -> Arc<WalSndCtl> {
+        let wal = Wal::open(
+            wal::WalConfig {
+                dir: dir.join("pg_wal"),
+                segment_size: 1 << 20,
+                timeline: base::TimelineId(1),
+                fsync: false,
+                on_fatal: Box::new(|_| {}),
+            },
+            flush,
+        )
+        .expect("wal");
+        let wm = Arc::new(Watermarks::new(0));
+        let mgr = TxnManager::new(Arc::new(Catalog::new()), wm, wal.clone(), 1);
+        let next = Arc::new(std::sync::atomic::AtomicI32::new(100));
+        WalSndCtl::new(WalSndCtlParams {
+            wal,
+            mgr,
+            data_dir: dir.to_path_buf(),
+            system_identifier: 1,
+            pids: Arc::new(move || next.fetch_add(1, Ordering::Relaxed)),
+            synchronous_standby_names: names.into(),
+        })
+    }
+
+    fn entry(name: &str) -> SenderEntry {
+        SenderEntry {
+            pid: 0,
+            user: "postgres".into(),
+            application_name: name.into(),
+            client_addr: None,
+            backend_start: SystemTime::now(),
+            state: WalSndState::Startup,
+            sent_lsn: Lsn::ZERO,
+            write_lsn: Lsn::ZERO,
+            flush_lsn: Lsn::ZERO,
+            replay_lsn: Lsn::ZERO,
+            reply_time: None,
+            query: String::new(),
+        }
+    }
+
+    #[test]
+    fn stats_and_release_follow_standby_reports() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        std::fs::create_dir_all(tmp.path().join("pg_wal")).expect("mkdir");
+        let c = ctl(tmp.path(), Lsn(0x100_0000), "FIRST 1 (s1, s2)");
+        let (a, pa) = c.register(entry("s1")).expect("register");
+        let (b, _) = c.register(entry("s2")).expect("register");
+        let on = |c: &WalSndCtl| c.mgr.watermarks.get(SyncCommitLevel::On);
+        // Not streaming yet: nothing released.
+        c.update(a, |e| {
+            e.write_lsn = Lsn(0x80_0000);
+            e.flush_lsn = Lsn(0x80_0000);
+        });
+        assert_eq!(on(&c), 0);
+        for s in [a, b] {
+            c.update(s, |e| e.state = WalSndState::Streaming);
+        }
+        assert_eq!(on(&c), 0x80_0000);
+        // A report beyond the local flush is capped by it.
+        c.update(a, |e| e.flush_lsn = Lsn(0x200_0000));
+        assert_eq!(on(&c), 0x100_0000);
+        let stats = c.replication_stats();
+        let s1 = stats.iter().find(|s| s.pid == pa).expect("s1");
+        assert_eq!(s1.state, "streaming");
+        assert_eq!(s1.sync_state, "sync");
+        assert_eq!(s1.sync_priority, 1);
+        let s2 = stats
+            .iter()
+            .find(|s| s.application_name == "s2")
+            .expect("s2");
+        assert_eq!(s2.sync_state, "potential");
+        assert_eq!(c.background_workers().len(), 2);
+        // s1 leaves: s2 becomes sync (once it has reported a flush position: PostgreSQL
+        // ignores standbys that have not).
+        c.update(b, |e| e.flush_lsn = Lsn(0x90_0000));
+        c.unregister(a);
+        let stats = c.replication_stats();
+        assert_eq!(stats.len(), 1);
+        assert_eq!(stats[0].sync_state, "sync");
+    }
+
+    #[test]
+    fn reload_keeps_old_names_on_error_and_empty_releases() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        std::fs::create_dir_all(tmp.path().join("pg_wal")).expect("mkdir");
+        let c = ctl(tmp.path(), Lsn(0x100_0000), "s1");
+        c.release();
+        assert_eq!(c.mgr.watermarks.get(SyncCommitLevel::On), 0);
+        let cfg = ServerConfig::load(
+            None,
+            &[("synchronous_standby_names".into(), "FIRST 0 (".into())],
+        )
+        .expect("config");
+        c.reload(&cfg);
+        assert_eq!(c.sync.lock().raw, "s1");
+        assert_eq!(c.mgr.watermarks.get(SyncCommitLevel::On), 0);
+        c.reload(&ServerConfig::default());
+        assert_eq!(c.mgr.watermarks.get(SyncCommitLevel::On), 0x100_0000);
+        assert_eq!(
+            WalSndCtl::initial_remote_watermark("s1", Lsn(900), Lsn(500)),
+            Lsn(500)
+        );
+        assert_eq!(
+            WalSndCtl::initial_remote_watermark("", Lsn(900), Lsn(500)),
+            Lsn(900)
+        );
+    }
+}
