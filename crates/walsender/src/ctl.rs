@@ -93,6 +93,8 @@ pub struct SenderEntry {
     pub flush_lsn: Lsn,
     pub replay_lsn: Lsn,
     pub reply_time: Option<SystemTime>,
+    /// `write_lag`, `flush_lag`, `replay_lag` (see `handler::LagTracker`).
+    pub lags: [Option<Duration>; 3],
     pub query: String,
 }
 
@@ -403,9 +405,9 @@ impl WalSndCtl {
                     write_lsn: opt(e.write_lsn),
                     flush_lsn: opt(e.flush_lsn),
                     replay_lsn: opt(e.replay_lsn),
-                    write_lag: None,
-                    flush_lag: None,
-                    replay_lag: None,
+                    write_lag: e.lags[0],
+                    flush_lag: e.lags[1],
+                    replay_lag: e.lags[2],
                     sync_priority: st.map_or(0, |s| s.sync_priority as i32),
                     sync_state: st.map_or("async", |s| s.sync_state.as_str()).to_owned(),
                     reply_time: e.reply_time,
@@ -571,6 +573,7 @@ mod tests {
             flush_lsn: Lsn::ZERO,
             replay_lsn: Lsn::ZERO,
             reply_time: None,
+            lags: [None; 3],
             query: String::new(),
         }
     }

@@ -133,6 +133,7 @@ async fn serve(ctl: Arc<WalSndCtl>, conn: ReplicationConnection) {
         flush_lsn: Lsn::ZERO,
         replay_lsn: Lsn::ZERO,
         reply_time: None,
+        lags: [None; 3],
         query: String::new(),
     };
     let params = server_params(&conn);
@@ -451,6 +452,7 @@ async fn start_replication(
         ..WalSenderConfig::default()
     };
     let mut sender = WalSender::new(config, Instant::now());
+    let mut lags = LagTracker::default();
     let mut reader = wal::reader::WalReader::new(ctl.wal.dir(), seg, plan.timeline, start);
     let mut positions = ctl.buffer.subscribe();
     let actions = sender.start_streaming(plan, local, slot_name.is_some(), Instant::now());
@@ -458,6 +460,7 @@ async fn start_replication(
     if let Some(e) = execute(
         c,
         &mut sender,
+        &mut lags,
         &mut reader,
         &slot_name,
         actions,
@@ -473,6 +476,7 @@ async fn start_replication(
             if let Some(e) = execute(
                 c,
                 &mut sender,
+                &mut lags,
                 &mut reader,
                 &slot_name,
                 actions,
@@ -485,6 +489,7 @@ async fn start_replication(
                 if let Some(e) = on_frame(
                     c,
                     &mut sender,
+                    &mut lags,
                     &mut reader,
                     &slot_name,
                     Some(f),
@@ -507,7 +512,7 @@ async fn start_replication(
         };
         let actions = tokio::select! {
             f = c.rx.recv() => {
-                if let Some(e) = on_frame(c, &mut sender, &mut reader, &slot_name, f, &mut end_of_tli)? {
+                if let Some(e) = on_frame(c, &mut sender, &mut lags, &mut reader, &slot_name, f, &mut end_of_tli)? {
                     return finish_stream(c, e).await;
                 }
                 continue;
@@ -524,6 +529,7 @@ async fn start_replication(
         if let Some(e) = execute(
             c,
             &mut sender,
+            &mut lags,
             &mut reader,
             &slot_name,
             actions,
@@ -568,6 +574,7 @@ async fn finish_stream(c: &mut Conn, e: CopyEnd) -> Result<(), StreamEnd> {
 fn on_frame(
     c: &mut Conn,
     sender: &mut WalSender,
+    lags: &mut LagTracker,
     reader: &mut wal::reader::WalReader,
     slot_name: &Option<String>,
     f: Option<Result<Frame, PgError>>,
@@ -586,7 +593,7 @@ fn on_frame(
                 End::Fatal(e)
             })?;
             let actions = sender.on_standby_message(msg, Instant::now());
-            execute(c, sender, reader, slot_name, actions, end_of_tli)
+            execute(c, sender, lags, reader, slot_name, actions, end_of_tli)
         }
         b'c' => match end_of_tli.take() {
             Some((next, at)) => Ok(Some(CopyEnd::EndOfTimeline(next, at))),
@@ -632,6 +639,7 @@ fn read_wal(
 fn execute(
     c: &mut Conn,
     sender: &mut WalSender,
+    lags: &mut LagTracker,
     reader: &mut wal::reader::WalReader,
     slot_name: &Option<String>,
     actions: Vec<SenderAction>,
@@ -656,6 +664,7 @@ fn execute(
                 c.out.extend_from_slice(&data);
                 debug_assert!(c.out.len() > at);
                 let sent = sender.sent_lsn();
+                lags.sent(end, Instant::now());
                 ctl.update(c.slot, |e| e.sent_lsn = sent);
             }
             SenderAction::SendKeepalive {
@@ -684,7 +693,18 @@ fn execute(
                 apply_lsn,
             } => {
                 let reply = sender.stat().reply_time.map(|t| t.to_system_time());
+                let now = Instant::now();
+                let measured = [
+                    lags.reported(0, write_lsn, now),
+                    lags.reported(1, flush_lsn, now),
+                    lags.reported(2, apply_lsn, now),
+                ];
                 ctl.update(c.slot, |e| {
+                    for (lag, m) in e.lags.iter_mut().zip(measured) {
+                        if m.is_some() {
+                            *lag = m;
+                        }
+                    }
                     e.write_lsn = write_lsn;
                     e.flush_lsn = flush_lsn;
                     e.replay_lsn = apply_lsn;
@@ -719,4 +739,80 @@ fn execute(
         }
     }
     Ok(None)
+}
+
+/// `pg_stat_replication`'s `write_lag`/`flush_lag`/`replay_lag`, as PostgreSQL's
+/// `LagTracker`: the time from sending WAL up to an LSN (lockstep sends as it writes, so this
+/// is from when the primary wrote it) to the standby reporting that LSN written, flushed or
+/// applied. One queue of (end LSN, time) samples per stage; a report consumes the samples it
+/// covers and the newest one gives the lag. A stage that never reports keeps its last value.
+#[derive(Default)]
+pub(crate) struct LagTracker {
+    stages: [std::collections::VecDeque<(Lsn, Instant)>; 3],
+}
+
+/// Samples kept per stage: PostgreSQL's `LAG_TRACKER_BUFFER_SIZE`. A stage that never
+/// reports (pg_receivewal never applies) would otherwise grow without bound; dropping the
+/// oldest only makes a late lag reading slightly low.
+const LAG_SAMPLES: usize = 8192;
+
+impl LagTracker {
+    fn sent(&mut self, end: Lsn, now: Instant) {
+        for q in &mut self.stages {
+            if q.back().is_some_and(|(l, _)| *l >= end) {
+                continue;
+            }
+            if q.len() >= LAG_SAMPLES {
+                q.pop_front();
+            }
+            q.push_back((end, now));
+        }
+    }
+
+    fn reported(&mut self, stage: usize, lsn: Lsn, now: Instant) -> Option<std::time::Duration> {
+        let q = &mut self.stages[stage];
+        let mut newest = None;
+        while let Some(&(l, t)) = q.front() {
+            if l > lsn {
+                break;
+            }
+            newest = Some(t);
+            q.pop_front();
+        }
+        newest.map(|t| now.saturating_duration_since(t))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn lag_tracker_measures_per_stage() {
+        let t0 = Instant::now();
+        let mut l = LagTracker::default();
+        l.sent(Lsn(100), t0);
+        l.sent(Lsn(200), t0 + Duration::from_millis(10));
+        assert_eq!(
+            l.reported(0, Lsn(150), t0 + Duration::from_millis(30)),
+            Some(Duration::from_millis(30))
+        );
+        assert_eq!(
+            l.reported(0, Lsn(200), t0 + Duration::from_millis(30)),
+            Some(Duration::from_millis(20))
+        );
+        // Nothing new covered: no new measurement.
+        assert_eq!(l.reported(0, Lsn(200), t0 + Duration::from_millis(40)), None);
+        // Stage 2 (apply) never reported: its samples stay bounded.
+        for i in 0..(LAG_SAMPLES as u64 + 10) {
+            l.sent(Lsn(300 + i), t0);
+        }
+        assert!(l.stages[2].len() <= LAG_SAMPLES);
+        assert_eq!(show_format_check(), "16MB");
+    }
+
+    fn show_format_check() -> String {
+        format_bytes(16 << 20)
+    }
 }
