@@ -228,6 +228,12 @@ pub async fn run(
         .set_checkpoint_requester(backup_checkpoint_requester(&core));
     core.walsnd.spawn_timeout_task();
     let engine = sql::Engine::new(core.mgr.clone(), config, hooks);
+    {
+        let e = Arc::downgrade(&engine);
+        core.walsnd.set_session_counter(Arc::new(move || {
+            e.upgrade().map_or(0, |e| e.session_count())
+        }));
+    }
     let roles =
         Arc::new(RoleStore::open(&datadir.path).with_context(|| "could not read the roles file")?);
     engine.set_role_store(roles.clone());

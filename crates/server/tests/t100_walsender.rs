@@ -721,3 +721,33 @@ async fn pg_receivewal_with_slot_advances_restart_lsn() {
     let (_, err) = text(&repl_psql(&srv, "postgres", &["DROP_REPLICATION_SLOT s1"]));
     assert!(err.contains("is active for PID"), "{err}");
 }
+
+/// Walsenders must not hold up shutdown: smart shutdown waits for regular sessions only,
+/// then walsenders send what is left and go; a stopped (unresponsive) standby delays a fast
+/// shutdown by a bounded grace period at most.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_with_streaming_standbys() {
+    let mut srv = start(&[], &[]);
+    let c = srv.client().await;
+    c.batch_execute("CREATE TABLE t (a int)")
+        .await
+        .expect("create");
+    let _rcv = Receiver::start(&srv, "rcv1", &[]);
+    assert!(srv.wait_for_log("caught up", 0, Duration::from_secs(20)));
+    drop(c);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let t = std::time::Instant::now();
+    let st = srv.stop_with(libc::SIGTERM).expect("status");
+    assert!(st.success(), "{}", srv.log_text());
+    assert!(t.elapsed() < Duration::from_secs(20));
+
+    srv.start();
+    let rcv = Receiver::start(&srv, "rcv2", &[]);
+    let from = srv.log_text().len();
+    assert!(srv.wait_for_log("caught up", from, Duration::from_secs(20)));
+    rcv.signal(libc::SIGSTOP);
+    let t = std::time::Instant::now();
+    let st = srv.stop_with(libc::SIGINT).expect("status");
+    assert!(st.success(), "{}", srv.log_text());
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+}

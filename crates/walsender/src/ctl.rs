@@ -133,6 +133,8 @@ pub struct WalSndCtl {
     backup_pins: Mutex<HashMap<u64, Lsn>>,
     next_id: AtomicU64,
     checkpoint: RwLock<Option<CheckpointRequester>>,
+    /// Number of regular sessions (smart shutdown lets walsenders go when it reaches 0).
+    sessions: RwLock<Option<Arc<dyn Fn() -> usize + Send + Sync>>>,
 }
 
 /// Parses `synchronous_standby_names`; an invalid value gives `Err` with the message to log.
@@ -175,6 +177,7 @@ impl WalSndCtl {
             backup_pins: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             checkpoint: RwLock::new(None),
+            sessions: RwLock::new(None),
         })
     }
 
@@ -186,6 +189,30 @@ impl WalSndCtl {
 
     pub fn set_checkpoint_requester(&self, f: CheckpointRequester) {
         *self.checkpoint.write() = Some(f);
+    }
+
+    /// How many regular sessions run (the engine's `session_count`).
+    pub fn set_session_counter(&self, f: Arc<dyn Fn() -> usize + Send + Sync>) {
+        *self.sessions.write() = Some(f);
+    }
+
+    /// Resolves when walsenders should stop: fast shutdown at once; smart shutdown once no
+    /// regular session is left (as PostgreSQL's postmaster stops walsenders only after the
+    /// backends, so their commits can still be confirmed).
+    pub(crate) async fn stop_requested(&self, shutdown: &mut frontend::ShutdownWatch) {
+        shutdown.reached(frontend::ShutdownMode::Smart).await;
+        loop {
+            if shutdown.mode() >= frontend::ShutdownMode::Fast {
+                return;
+            }
+            let n = self.sessions.read().as_ref().map_or(0, |f| f());
+            if n == 0 {
+                return;
+            }
+            // Polled: session ends are not signalled to us; 100 ms is invisible in a
+            // shutdown and costs nothing.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     pub(crate) fn checkpoint_requester(&self) -> Option<CheckpointRequester> {

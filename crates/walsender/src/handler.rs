@@ -189,10 +189,12 @@ fn rand_key() -> i32 {
 }
 
 async fn command_loop(c: &mut Conn) -> End {
+    let ctl = c.ctl.clone();
+    let mut shutdown = c.shutdown.clone();
     loop {
         let frame = tokio::select! {
             f = c.rx.recv() => f,
-            _ = c.shutdown.reached(frontend::ShutdownMode::Fast) => {
+            _ = ctl.stop_requested(&mut shutdown) => {
                 return End::Fatal(PgError::fatal(
                     sqlstate::ADMIN_SHUTDOWN,
                     "terminating connection due to administrator command",
@@ -470,7 +472,18 @@ async fn start_replication(
     }
     c.flush().await?;
     let mut shutdown = c.shutdown.clone();
+    // Once stopping, an unresponsive standby may delay shutdown by at most this long: what
+    // it has not confirmed is still in our WAL, and a shutdown must finish.
+    const STOPPING_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+    let mut stopping_since: Option<Instant> = None;
     loop {
+        if stopping_since.is_some_and(|t| t.elapsed() > STOPPING_GRACE) {
+            tracing::warn!(
+                "walsender {}: standby did not confirm the end of WAL in time; closing for shutdown",
+                c.pid
+            );
+            return Err(End::Quiet.into());
+        }
         while sender.has_pending_wal() && end_of_tli.is_none() {
             let actions = sender.poll(Instant::now());
             if let Some(e) = execute(
@@ -503,7 +516,11 @@ async fn start_replication(
             }
         }
         c.flush().await?;
-        let deadline = sender.next_deadline();
+        let deadline = match (sender.next_deadline(), stopping_since) {
+            (d, None) => d,
+            (Some(d), Some(t)) => Some(d.min(t + STOPPING_GRACE)),
+            (None, Some(t)) => Some(t + STOPPING_GRACE),
+        };
         let sleep = async {
             match deadline {
                 Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
@@ -524,7 +541,10 @@ async fn start_replication(
                 sender.on_local_wal(local_wal(&ctl), Instant::now())
             }
             _ = sleep => sender.poll(Instant::now()),
-            _ = shutdown.reached(frontend::ShutdownMode::Fast) => sender.on_shutdown(Instant::now()),
+            _ = ctl.stop_requested(&mut shutdown), if stopping_since.is_none() => {
+                stopping_since = Some(Instant::now());
+                sender.on_shutdown(Instant::now())
+            }
         };
         if let Some(e) = execute(
             c,
@@ -803,7 +823,10 @@ mod tests {
             Some(Duration::from_millis(20))
         );
         // Nothing new covered: no new measurement.
-        assert_eq!(l.reported(0, Lsn(200), t0 + Duration::from_millis(40)), None);
+        assert_eq!(
+            l.reported(0, Lsn(200), t0 + Duration::from_millis(40)),
+            None
+        );
         // Stage 2 (apply) never reported: its samples stay bounded.
         for i in 0..(LAG_SAMPLES as u64 + 10) {
             l.sent(Lsn(300 + i), t0);
