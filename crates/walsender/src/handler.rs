@@ -137,7 +137,21 @@ async fn serve(ctl: Arc<WalSndCtl>, conn: ReplicationConnection) {
         query: String::new(),
     };
     let params = server_params(&conn);
+    let logical = conn.kind == auth::ReplicationKind::Logical;
     let (rd, mut wr) = tokio::io::split(conn.stream);
+    if logical {
+        // Only physical replication exists in lockstep.
+        let mut out = Vec::new();
+        wire::error(
+            &mut out,
+            &PgError::fatal(
+                sqlstate::FEATURE_NOT_SUPPORTED,
+                "logical replication connections are not supported",
+            ),
+        );
+        let _ = wr.write_all(&out).await;
+        return;
+    }
     let (slot, pid) = match ctl.register(entry) {
         Ok(x) => x,
         Err(e) => {
@@ -261,8 +275,15 @@ async fn run_query(c: &mut Conn, text: &str) -> Result<(), End> {
                     Ok(())
                 }
                 Err(e) => Err(PgError::new(
-                    sqlstate::IO_ERROR,
-                    format!("could not open file \"{}\": {e}", path.display()),
+                    if e.kind() == std::io::ErrorKind::NotFound {
+                        base::error::SqlState("58P01")
+                    } else {
+                        sqlstate::IO_ERROR
+                    },
+                    format!(
+                        "could not open file \"pg_wal/{}\": {e}",
+                        history_file_name(timeline)
+                    ),
                 )),
             }
         }
@@ -422,6 +443,16 @@ async fn start_replication(
             .lock()
             .acquire(name, c.pid)
             .map_err(StreamEnd::Command)?;
+    }
+    if let Some((at, next)) = plan.end_of_timeline
+        && at == start
+    {
+        // Nothing to stream on the old timeline: PostgreSQL skips the copy and sends the
+        // end-of-timeline result set at once.
+        wire::result_row(&mut c.out, &results::end_of_timeline(next, at));
+        wire::command_complete(&mut c.out, "SELECT");
+        wire::command_complete(&mut c.out, "START_STREAMING");
+        return Ok(());
     }
     // The WAL still has to exist: a start point in a removed segment is PostgreSQL's
     // "requested WAL segment ... has already been removed".
