@@ -89,6 +89,8 @@ pub mod sqlstate {
     pub const OBJECT_IN_USE: SqlState = SqlState("55006");
     pub const QUERY_CANCELED: SqlState = SqlState("57014");
     pub const ADMIN_SHUTDOWN: SqlState = SqlState("57P01");
+    /// 57P03: the server is starting, or cannot accept this kind of connection now.
+    pub const CANNOT_CONNECT_NOW: SqlState = SqlState("57P03");
     pub const TOO_MANY_CONNECTIONS: SqlState = SqlState("53300");
     pub const PROGRAM_LIMIT_EXCEEDED: SqlState = SqlState("54000");
     pub const CONFIGURATION_LIMIT_EXCEEDED: SqlState = SqlState("53400");

@@ -42,6 +42,9 @@ pub struct CoreOptions {
     pub on_wal_failure: Arc<dyn Fn(&str) + Send + Sync>,
     /// `primary_conninfo` and friends (used when `standby.signal` exists).
     pub standby: StandbySettings,
+    /// `synchronous_standby_names` at start: when set, recovered commits after the last
+    /// checkpoint stay invisible until a synchronous standby confirms them.
+    pub synchronous_standby_names: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +72,9 @@ pub struct Core {
     pub mgr: Arc<TxnManager>,
     pub checkpointer: Arc<Checkpointer>,
     pub supervisor: Arc<Supervisor>,
+    /// Walsenders, synchronous replication and slots (crate `walsender`).
+    /// The walsenders' control, once this server writes WAL (see `WalSenderSlot`).
+    pub walsnd: Arc<WalSenderSlot>,
     pub system_identifier: u64,
     pub recovered_end: Lsn,
     pub records_replayed: u64,
@@ -87,6 +93,54 @@ struct WalActivation {
     supervisor: Arc<Supervisor>,
     mgr: Arc<TxnManager>,
     slot: WalSlot,
+    walsnd: Arc<WalSenderSlot>,
+    system_identifier: u64,
+    pids: PidAllocator,
+    synchronous_standby_names: String,
+}
+
+/// The walsenders' control (`walsender::WalSndCtl`), which exists only while this server
+/// writes WAL: from start on a primary, from promotion on a standby (a standby refuses
+/// replication connections: lockstep has no cascading replication).
+///
+/// `wiring` is what the node adds once the SQL engine exists (configuration, the BASE_BACKUP
+/// checkpoint, WAL retention, the sync rep timeout task). Whichever of `install` and
+/// `set_wiring` comes second runs it, under one mutex, so it runs exactly once.
+pub struct WalSenderSlot {
+    ctl: std::sync::OnceLock<Arc<walsender::WalSndCtl>>,
+    wiring: parking_lot::Mutex<Option<WalSenderWiring>>,
+}
+
+pub type WalSenderWiring = Box<dyn Fn(&Arc<walsender::WalSndCtl>) + Send + Sync>;
+
+impl WalSenderSlot {
+    fn new() -> Arc<WalSenderSlot> {
+        Arc::new(WalSenderSlot {
+            ctl: std::sync::OnceLock::new(),
+            wiring: parking_lot::Mutex::new(None),
+        })
+    }
+
+    pub fn get(&self) -> Option<&Arc<walsender::WalSndCtl>> {
+        self.ctl.get()
+    }
+
+    fn install(&self, ctl: Arc<walsender::WalSndCtl>) {
+        let wiring = self.wiring.lock();
+        if self.ctl.set(ctl.clone()).is_ok()
+            && let Some(f) = wiring.as_ref()
+        {
+            f(&ctl);
+        }
+    }
+
+    pub fn set_wiring(&self, f: WalSenderWiring) {
+        let mut wiring = self.wiring.lock();
+        if let Some(ctl) = self.ctl.get() {
+            f(ctl);
+        }
+        *wiring = Some(f);
+    }
 }
 
 impl WalActivation {
@@ -108,7 +162,16 @@ impl WalActivation {
         if let Some(m) = &self.mirror {
             wal.add_hook(m.clone());
         }
-        wal.add_progress_listener(LocalProgress::new(self.mgr.clone()));
+        // ----- synchronous replication (walsender) -----
+        let walsnd = walsender::WalSndCtl::new(walsender::WalSndCtlParams {
+            wal: wal.clone(),
+            mgr: self.mgr.clone(),
+            data_dir: self.datadir.path.clone(),
+            system_identifier: self.system_identifier,
+            pids: self.pids.clone(),
+            synchronous_standby_names: self.synchronous_standby_names.clone(),
+        });
+        wal.add_progress_listener(LocalProgress::new(self.mgr.clone(), walsnd.clone()));
         // The WAL's threads: the writer and flusher are critical (no commit completes without
         // them); the preallocator only saves latency.
         type WalMain = fn(&Wal);
@@ -136,6 +199,7 @@ impl WalActivation {
         }
         // Set once: a primary opens its WAL once, a standby once at promotion.
         let _ = self.slot.set(wal.clone());
+        self.walsnd.install(walsnd);
         Ok(wal)
     }
 }
@@ -166,7 +230,27 @@ impl Core {
         )?;
         let slot: WalSlot = Arc::new(std::sync::OnceLock::new());
         // Everything recovered is visible: recovery applied whole transactions only.
-        let watermarks = Arc::new(Watermarks::new(end_lsn.0));
+        let mut watermarks = Arc::new(Watermarks::new(end_lsn.0));
+        if !standby_mode {
+            // Better than PostgreSQL: with synchronous standbys configured, commits recovered
+            // from WAL after the last checkpoint are not visible until a synchronous standby
+            // confirms them (the remote watermarks start at the checkpoint, not at the end of
+            // WAL). Limit: commits at or before the checkpoint are visible at once even if no
+            // standby ever confirmed them (the checkpoint snapshot does not record that).
+            // A standby replays only what its primary made durable, and a promoted standby
+            // keeps what it replayed visible, as PostgreSQL does.
+            let remote_start = walsender::WalSndCtl::initial_remote_watermark(
+                &opts.synchronous_standby_names,
+                end_lsn,
+                control.checkpoint_lsn,
+            );
+            let all = Watermarks::new(remote_start.0);
+            all.advance(|w| {
+                w[base::SyncCommitLevel::Off.index()] = end_lsn.0;
+                w[base::SyncCommitLevel::Local.index()] = end_lsn.0;
+            });
+            watermarks = Arc::new(all);
+        }
         let mgr = TxnManager::new(
             catalog,
             watermarks,
@@ -194,6 +278,8 @@ impl Core {
             None => None,
         };
 
+        let walsnd = WalSenderSlot::new();
+        let pids_for_walsnd = pids.clone();
         let fail = opts.on_wal_failure.clone();
         let supervisor = Supervisor::new(
             runtime,
@@ -211,6 +297,10 @@ impl Core {
             supervisor: supervisor.clone(),
             mgr: mgr.clone(),
             slot: slot.clone(),
+            walsnd: walsnd.clone(),
+            system_identifier: control.system_identifier,
+            pids: pids_for_walsnd,
+            synchronous_standby_names: opts.synchronous_standby_names.clone(),
         });
         let standby = if standby_mode {
             let target: TargetTimeline = opts.standby.recovery_target_timeline.parse()?;
@@ -245,6 +335,7 @@ impl Core {
         } else {
             ClusterState::InProduction
         })?;
+
         let c = checkpointer.clone();
         supervisor.register(WorkerSpec {
             name: "checkpointer".into(),
@@ -307,6 +398,7 @@ impl Core {
             mgr,
             checkpointer,
             supervisor,
+            walsnd,
             system_identifier: control.system_identifier,
             recovered_end: end_lsn,
             records_replayed,
@@ -415,14 +507,11 @@ fn start_walreceiver(
                     shared.replay_timeline(),
                     shared.walrcv.flushed_lsn(),
                 );
-                cfg.primary_slot_name =
-                    Some(s.primary_slot_name.clone()).filter(|n| !n.is_empty());
+                cfg.primary_slot_name = Some(s.primary_slot_name.clone()).filter(|n| !n.is_empty());
                 cfg.recovery_target_timeline = match shared.target {
                     TargetTimeline::Latest => walreceiver::RecoveryTargetTimeline::Latest,
                     TargetTimeline::Current => walreceiver::RecoveryTargetTimeline::Current,
-                    TargetTimeline::Numbered(t) => {
-                        walreceiver::RecoveryTargetTimeline::Numbered(t)
-                    }
+                    TargetTimeline::Numbered(t) => walreceiver::RecoveryTargetTimeline::Numbered(t),
                 };
                 cfg.status_interval = Some(s.status_interval).filter(|d| !d.is_zero());
                 cfg.receiver_timeout = Some(s.receiver_timeout).filter(|d| !d.is_zero());

@@ -165,7 +165,8 @@ impl ServerHooks for NodeHooks {
         })
     }
     fn background_workers(&self) -> Vec<BackgroundWorkerInfo> {
-        self.core
+        let mut v: Vec<BackgroundWorkerInfo> = self
+            .core
             .supervisor
             .list()
             .into_iter()
@@ -179,8 +180,96 @@ impl ServerHooks for NodeHooks {
                 user: None,
                 client_addr: None,
             })
-            .collect()
+            .collect();
+        if let Some(w) = self.core.walsnd.get() {
+            v.extend(w.background_workers());
+        }
+        v
     }
+    // ----- replication (walsender crate) -----
+    fn replication_stats(&self) -> Vec<sql::engine::ReplicationStat> {
+        self.core
+            .walsnd
+            .get()
+            .map(|w| w.replication_stats())
+            .unwrap_or_default()
+    }
+    fn replication_slots(&self) -> Vec<sql::engine::ReplicationSlotInfo> {
+        self.core
+            .walsnd
+            .get()
+            .map(|w| w.replication_slots())
+            .unwrap_or_default()
+    }
+    fn create_physical_replication_slot(
+        &self,
+        name: &str,
+        immediately_reserve: bool,
+    ) -> Result<Option<Lsn>, PgError> {
+        self.core
+            .walsnd
+            .get()
+            .ok_or_else(in_recovery_error)?
+            .create_slot(name, false, immediately_reserve, None)
+    }
+    fn drop_replication_slot(&self, name: &str) -> Result<(), PgError> {
+        self.core
+            .walsnd
+            .get()
+            .ok_or_else(in_recovery_error)?
+            .drop_slot(name)
+    }
+}
+
+fn in_recovery_error() -> PgError {
+    PgError::new(
+        base::error::sqlstate::OBJECT_NOT_IN_PREREQUISITE_STATE,
+        "recovery is in progress",
+    )
+    .with_hint("Replication slots are managed on the primary.")
+}
+
+/// Replication connections go to the walsender once this server writes WAL; a standby
+/// refuses them (lockstep has no cascading replication), as PostgreSQL refuses them while
+/// hot_standby is off.
+struct ReplicationEntry {
+    walsnd: Arc<crate::core::WalSenderSlot>,
+}
+
+impl frontend::ReplicationHandler for ReplicationEntry {
+    fn handle(
+        &self,
+        conn: frontend::ReplicationConnection,
+    ) -> futures::future::BoxFuture<'static, ()> {
+        match self.walsnd.get() {
+            Some(ctl) => walsender::WalSenderHandler::new(ctl.clone()).handle(conn),
+            None => Box::pin(walsender::handler::refuse(
+                conn,
+                PgError::fatal(
+                    base::error::sqlstate::CANNOT_CONNECT_NOW,
+                    "the database system is a standby: cascading replication is not supported",
+                ),
+            )),
+        }
+    }
+}
+
+/// BASE_BACKUP's checkpoint: a requested checkpoint (lockstep's checkpoints are always
+/// immediate; `fast` is accepted for PostgreSQL's CHECKPOINT 'fast'|'spread').
+fn backup_checkpoint_requester(core: &Arc<Core>) -> walsender::CheckpointRequester {
+    let c = core.checkpointer.clone();
+    Arc::new(move |_fast| {
+        let c = c.clone();
+        Box::pin(async move {
+            let stats = c.checkpoint_async(CheckpointKind::Requested).await?;
+            let control = c.control();
+            Ok(walsender::BackupCheckpoint {
+                redo_lsn: stats.redo_lsn,
+                checkpoint_lsn: stats.checkpoint_lsn,
+                snapshot_file: control.snapshot_file,
+            })
+        })
+    })
 }
 
 fn checkpoint_settings(config: &ServerConfig) -> CheckpointSettings {
@@ -254,6 +343,7 @@ pub async fn run(
             checkpoint: checkpoint_settings(&config),
             on_wal_failure: fatal,
             standby: StandbySettings::from_config(&config),
+            synchronous_standby_names: config.get_str("synchronous_standby_names"),
         },
         tokio::runtime::Handle::current(),
         Arc::new(move || next_pid.fetch_add(1, Ordering::Relaxed)),
@@ -263,7 +353,29 @@ pub async fn run(
         core: core.clone(),
         reload: reload.clone(),
     });
+    // Replication: settings, the BASE_BACKUP checkpoint, WAL retention for slots and base
+    // backups, the sync rep timeout checker. Run when the walsender control exists: now on a
+    // primary, at promotion on a standby.
     let engine = sql::Engine::new(core.mgr.clone(), config, hooks);
+    {
+        let weak_engine = Arc::downgrade(&engine);
+        let weak_core = Arc::downgrade(&core);
+        core.walsnd.set_wiring(Box::new(move |ctl| {
+            let (Some(engine), Some(core)) = (weak_engine.upgrade(), weak_core.upgrade()) else {
+                return;
+            };
+            ctl.reload(&engine.config());
+            ctl.set_checkpoint_requester(backup_checkpoint_requester(&core));
+            let w = ctl.clone();
+            core.checkpointer
+                .add_retention(Arc::new(move || w.wal_retention()));
+            ctl.spawn_timeout_task();
+            let e = weak_engine.clone();
+            ctl.set_session_counter(Arc::new(move || {
+                e.upgrade().map_or(0, |e| e.session_count())
+            }));
+        }));
+    }
     let roles =
         Arc::new(RoleStore::open(&datadir.path).with_context(|| "could not read the roles file")?);
     engine.set_role_store(roles.clone());
@@ -272,7 +384,10 @@ pub async fn run(
     );
     let frontend = Frontend::bind(fcfg, engine.clone(), roles.clone(), hba.clone())
         .await
-        .context("could not open listen sockets")?;
+        .context("could not open listen sockets")?
+        .with_replication_handler(Arc::new(ReplicationEntry {
+            walsnd: core.walsnd.clone(),
+        }));
     let node = RunningNode {
         addrs: frontend.local_addrs(),
         core: core.clone(),
@@ -348,6 +463,9 @@ fn reload_all(
     match load_config(datadir, overrides) {
         Ok(config) => {
             *core.checkpointer.settings.write() = checkpoint_settings(&config);
+            if let Some(w) = core.walsnd.get() {
+                w.reload(&config);
+            }
             for msg in engine.reload(config) {
                 tracing::warn!("{msg}");
             }

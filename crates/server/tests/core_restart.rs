@@ -24,6 +24,7 @@ fn options() -> CoreOptions {
         },
         on_wal_failure: Arc::new(|e| panic!("WAL failure: {e}")),
         standby: Default::default(),
+        synchronous_standby_names: String::new(),
     }
 }
 

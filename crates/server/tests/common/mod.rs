@@ -4,13 +4,15 @@
 
 #![allow(dead_code)]
 
+pub mod repl;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod cluster;
-pub mod standby;
 pub mod proxy;
+pub mod standby;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_lockstep");
 

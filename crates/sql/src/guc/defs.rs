@@ -245,7 +245,11 @@ pub static GUCS: &[GucDef] = &[
             max: MAX_KB,
             unit: Unit::Mb,
         },
-        "-1",
+        // Bounded by default (PostgreSQL: -1, unlimited): with unlimited retention a dead
+        // standby's slot keeps every WAL segment until the primary's disk fills and the
+        // primary stops (anchors: users' most common slot complaint). Past 1 GB behind, the
+        // slot becomes `lost` and the primary keeps working; -1 restores PostgreSQL's rule.
+        "1024",
         Sighup,
         "Sets the maximum WAL size that can be reserved by replication slots.",
     ),
