@@ -204,6 +204,9 @@ impl Replayer {
     }
 
     fn apply(&mut self, rec: &RawRecord) -> Result<(), StartupError> {
+        // Tests stall replay here (`pause_while_exists`) to show that remote_apply waits for
+        // it; this runs on a blocking thread, so pausing it blocks no session.
+        base::failpoint::hit("startup-before-apply");
         if self.since_horizon == 0 {
             self.horizon = self.mgr.recompute_horizon();
         }
