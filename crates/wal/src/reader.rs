@@ -205,13 +205,23 @@ impl WalReader {
 
     /// The next record, the end of WAL, or corruption.
     pub fn next_record(&mut self) -> Result<ReadOutcome, ReadError> {
+        self.next_record_within(None)
+    }
+
+    /// Like `next_record`, for WAL that is still being appended (a standby's walreceiver
+    /// writes it while redo reads): only a valid record that ends at or before `durable`
+    /// counts as evidence of corruption. Bytes beyond `durable` may be written while the scan
+    /// runs, so a record found there proves nothing about what the scan saw earlier; a record
+    /// below it was written after every byte before it (WAL is written in order), so a bad
+    /// record before it is damage, not a write still under way.
+    pub fn next_record_within(&mut self, durable: Option<Lsn>) -> Result<ReadOutcome, ReadError> {
         let at = self.pos;
         match self.record_at(at)? {
             Ok(rec) => {
                 self.pos = rec.end_lsn();
                 Ok(ReadOutcome::Record(rec))
             }
-            Err(reason) => self.classify_bad(at, reason),
+            Err(reason) => self.classify_bad(at, reason, durable),
         }
     }
 
@@ -228,7 +238,16 @@ impl WalReader {
         }
     }
 
-    fn classify_bad(&mut self, at: Lsn, reason: String) -> Result<ReadOutcome, ReadError> {
+    fn classify_bad(
+        &mut self,
+        at: Lsn,
+        reason: String,
+        durable: Option<Lsn>,
+    ) -> Result<ReadOutcome, ReadError> {
+        if durable.is_some_and(|d| d <= at) {
+            // Nothing at or after `at` is known to be complete: this is the end, for now.
+            return Ok(ReadOutcome::EndOfWal(at));
+        }
         let segments = segment::list_segments(&self.dir, self.timeline, self.segment_size)
             .map_err(|e| ReadError::Io {
                 path: self.dir.display().to_string(),
@@ -261,6 +280,7 @@ impl WalReader {
                     if let Some(header) = RecordHeader::decode(&h)
                         && header.plausible_at(Lsn(base + off))
                         && header.durable_lsn > at
+                        && durable.is_none_or(|d| header.end_lsn() <= d)
                         && self.record_at(Lsn(base + off))?.is_ok()
                     {
                         return Ok(ReadOutcome::Corrupt {

@@ -143,6 +143,8 @@ pub struct Replayer {
     since_horizon: u32,
     last_checkpoint_lsn: Lsn,
     last_classified: Option<(Lsn, Instant)>,
+    /// The replay limit of the last batch (`None`: no limit — archive mode, promotion).
+    limit: Option<Lsn>,
     /// Last "cannot follow" warning, so it is logged once per position and timeline.
     warned: Option<(Lsn, TimelineId)>,
 }
@@ -174,6 +176,7 @@ impl Replayer {
             since_horizon: 0,
             last_checkpoint_lsn: from.last_checkpoint_lsn,
             last_classified: None,
+            limit: None,
             warned: None,
         }
     }
@@ -186,6 +189,7 @@ impl Replayer {
     }
 
     fn replay_batch(&mut self, limit: Option<Lsn>) -> Result<Batch, StartupError> {
+        self.limit = limit;
         for _ in 0..BATCH_RECORDS {
             let rec = match self.held.take() {
                 Some(r) => r,
@@ -251,7 +255,9 @@ impl Replayer {
                 .is_none_or(|(p, t)| p != pos || t.elapsed() >= CLASSIFY_EVERY);
         if due {
             self.last_classified = Some((pos, Instant::now()));
-            match self.reader.next_record()? {
+            // While streaming, the walreceiver appends to these files as we read: only WAL
+            // below the replay limit (durable here) may serve as evidence of corruption.
+            match self.reader.next_record_within(self.limit)? {
                 ReadOutcome::Record(rec) => {
                     self.held = Some(rec);
                     return Ok(true);
