@@ -66,7 +66,7 @@ mkdir -p "$WORK/pg" "$WORK/pglog"
 [ "$(id -u)" = 0 ] && chown postgres "$WORK/pg" "$WORK/pglog"
 as_postgres "$PGBIN/initdb" -D "$WORK/pg" -A trust -U postgres >/dev/null
 as_postgres "$PGBIN/pg_ctl" -D "$WORK/pg" -l "$WORK/pglog/pg.log" -w start -o \
-  "-p $PG_PORT -k $WORK/pg -c listen_addresses=127.0.0.1 -c fsync=on -c synchronous_commit=on -c max_connections=100 -c shared_buffers=512MB" >/dev/null
+  "-p $PG_PORT -k $WORK/pglog -c listen_addresses=127.0.0.1 -c fsync=on -c synchronous_commit=on -c max_connections=100 -c shared_buffers=512MB" >/dev/null
 
 "$LOCKSTEP" init -D "$WORK/ls" >/dev/null
 "$LOCKSTEP" start -D "$WORK/ls" -c port="$LS_PORT" -c listen_addresses=127.0.0.1 \
@@ -79,21 +79,26 @@ if [ "$MODE" = replica ]; then
   mkdir -m 700 "$WORK/pg-standby"; [ "$(id -u)" = 0 ] && chown postgres "$WORK/pg-standby"
   as_postgres "$PGBIN/pg_basebackup" -h 127.0.0.1 -p "$PG_PORT" -U postgres -D "$WORK/pg-standby" -R -X stream -c fast
   as_postgres "$PGBIN/pg_ctl" -D "$WORK/pg-standby" -l "$WORK/pglog/pg-standby.log" -w start -o \
-    "-p $PG_STANDBY_PORT -k $WORK/pg-standby -c listen_addresses=127.0.0.1 -c fsync=on -c cluster_name=standby1 -c shared_buffers=512MB" >/dev/null
+    "-p $PG_STANDBY_PORT -k $WORK/pglog -c listen_addresses=127.0.0.1 -c fsync=on -c cluster_name=standby1 -c shared_buffers=512MB" >/dev/null
   as_postgres "$PGBIN/psql" -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -c "ALTER SYSTEM SET synchronous_standby_names = 'standby1'" -c "SELECT pg_reload_conf()" >/dev/null
   "$LOCKSTEP" basebackup -d "host=127.0.0.1 port=$LS_PORT user=postgres application_name=standby1" -D "$WORK/ls-standby" -R >/dev/null
   "$LOCKSTEP" start -D "$WORK/ls-standby" -c port="$LS_STANDBY_PORT" -c listen_addresses=127.0.0.1 \
     -c fsync=on 2>"$WORK/ls-standby.log" &
   LS_STANDBY_PID=$!
-  psql -q -h 127.0.0.1 -p "$LS_PORT" -U postgres -c "ALTER SYSTEM SET synchronous_standby_names = 'standby1'" -c "SELECT pg_reload_conf()" >/dev/null 2>&1 \
-    || { echo "synchronous_standby_names = 'standby1'" >>"$WORK/ls/lockstep.conf"; kill -HUP "$LS_PID"; }
+  # lockstep has no ALTER SYSTEM: the configuration file plus a reload does the same.
+  echo "synchronous_standby_names = 'standby1'" >>"$WORK/ls/lockstep.conf"
+  kill -HUP "$LS_PID"
   for name in pg ls; do
     port=$PG_PORT; [ $name = ls ] && port=$LS_PORT
     for _ in $(seq 300); do
       st=$(psql -Atq -h 127.0.0.1 -p "$port" -U postgres -c "SELECT sync_state FROM pg_stat_replication WHERE application_name = 'standby1' AND state = 'streaming'" postgres 2>/dev/null || true)
       [ "$st" = sync ] && break; sleep 0.2
     done
-    [ "$st" = sync ] || { echo "$name standby did not become synchronous" >&2; exit 1; }
+    if [ "$st" != sync ]; then
+      echo "$name standby did not become synchronous; last log lines:" >&2
+      tail -n 5 "$WORK/ls.log" "$WORK/ls-standby.log" "$WORK/pglog/pg-standby.log" >&2 2>/dev/null
+      exit 1
+    fi
   done
 fi
 

@@ -115,6 +115,9 @@ struct InsertState {
     buf: Vec<u8>,
     buf_start: Lsn,
     insert_lsn: Lsn,
+    /// The buffer the writer handed back after its last write, reused for the next round of
+    /// inserts: a fresh allocation per write would fault in new pages on every group commit.
+    spare: Vec<u8>,
 }
 
 struct Shared {
@@ -186,6 +189,7 @@ impl Wal {
             on_fatal: config.on_fatal,
             insert: Mutex::new(InsertState {
                 buf: Vec::with_capacity(64 << 10),
+                spare: Vec::with_capacity(64 << 10),
                 buf_start: start,
                 insert_lsn: start,
             }),
@@ -574,19 +578,33 @@ impl Shared {
                 return Ok(false);
             }
             let start = st.buf_start;
-            let bytes = std::mem::replace(&mut st.buf, Vec::with_capacity(64 << 10));
+            let spare = std::mem::take(&mut st.spare);
+            let bytes = std::mem::replace(&mut st.buf, spare);
             st.buf_start = st.insert_lsn;
             (bytes, start)
         };
         let end = Lsn(start.0 + bytes.len() as u64);
         self.write_out(start, &bytes)?;
-        let bytes = Bytes::from(bytes);
-        for hook in self.hooks.read().iter() {
-            hook.on_write(self.timeline, start, &bytes)
-                .map_err(|message| WalError::Hook {
-                    hook: hook.name().to_owned(),
-                    message,
-                })?;
+        let hooks = self.hooks.read();
+        if !hooks.is_empty() {
+            // Hooks may keep the bytes (a walsender's buffer does): give them an exact-size
+            // copy, so what they retain is the WAL and not a 64 KiB buffer around it.
+            let shipped = Bytes::copy_from_slice(&bytes);
+            for hook in hooks.iter() {
+                hook.on_write(self.timeline, start, &shipped)
+                    .map_err(|message| WalError::Hook {
+                        hook: hook.name().to_owned(),
+                        message,
+                    })?;
+            }
+        }
+        drop(hooks);
+        let mut bytes = bytes;
+        bytes.clear();
+        // A buffer that grew for a burst is not kept (the bound keeps memory in line with
+        // the common case; a burst allocates again).
+        if bytes.capacity() <= 1 << 20 {
+            self.insert.lock().spare = bytes;
         }
         self.write_lsn.store(end.0, Ordering::Release);
         for p in self.progress.read().iter() {

@@ -86,10 +86,16 @@ impl WalBuffer {
             return None;
         }
         let mut out = Vec::with_capacity((end.0 - start.0) as usize);
-        for (at, b) in &w.chunks {
+        // Chunks are contiguous and in LSN order: find the first one that reaches `start` by
+        // binary search (a streaming sender reads the newest few of thousands of chunks; a
+        // linear scan under the lock cost more than the copy).
+        let first_needed = w
+            .chunks
+            .partition_point(|(at, b)| at.0 + b.len() as u64 <= start.0);
+        for (at, b) in w.chunks.range(first_needed..) {
             let c_end = at.0 + b.len() as u64;
-            if c_end <= start.0 || at.0 >= end.0 {
-                continue;
+            if at.0 >= end.0 {
+                break;
             }
             let from = start.0.max(at.0) - at.0;
             let to = end.0.min(c_end) - at.0;
