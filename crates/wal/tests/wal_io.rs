@@ -237,3 +237,42 @@ fn mirror_is_byte_identical() {
         assert!(a == b, "segment {name:?} differs");
     }
 }
+
+#[test]
+fn wal_still_being_appended_proves_corruption_only_below_the_durable_limit() {
+    // A standby's redo reads files the walreceiver is appending to. A record that is not
+    // there yet, followed by records written meanwhile, is the end *for now* unless the
+    // later record lies below what is known to be durable here.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wal = open(dir.path(), Lsn::FIRST);
+    let starts = write_flushed(&wal, 10, 200);
+    wal.shutdown().expect("shutdown");
+    drop(wal);
+    let hole = starts[5];
+    let path = segment_path(dir.path(), TimelineId(1), hole.segment_number(SEG), SEG);
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .expect("open");
+    // Record 5's header not written yet (zeroes), records 6.. already there.
+    f.write_all_at(&[0u8; 40], hole.offset_in_segment(SEG))
+        .expect("zero");
+    let reader_at = |durable: Option<Lsn>| {
+        let mut r = WalReader::new(dir.path(), SEG, TimelineId(1), hole);
+        r.next_record_within(durable).expect("read")
+    };
+    // Durable only up to the hole: nothing beyond it counts as evidence.
+    assert_eq!(reader_at(Some(hole)), ReadOutcome::EndOfWal(hole));
+    // Durable up to just before record 6 ends: record 6 is not complete evidence either.
+    assert_eq!(
+        reader_at(Some(Lsn(starts[6].0 + 8))),
+        ReadOutcome::EndOfWal(hole)
+    );
+    // Durable past record 6: the hole is damage.
+    assert!(matches!(
+        reader_at(Some(starts[8])),
+        ReadOutcome::Corrupt { lsn, .. } if lsn == hole
+    ));
+    // No limit (complete files): as before.
+    assert!(matches!(reader_at(None), ReadOutcome::Corrupt { .. }));
+}
