@@ -21,13 +21,6 @@ const BLOCKED_FOR: Duration = Duration::from_millis(800);
 /// Generous bound for a commit that must complete (a loaded CI machine is slow).
 const COMPLETES_WITHIN: Duration = Duration::from_secs(20);
 
-fn set_conf(server: &TestServer, name: &str, value: &str) {
-    let conf = server.datadir.join("lockstep.conf");
-    let mut text = std::fs::read_to_string(&conf).expect("read conf");
-    text.push_str(&format!("\n{name} = '{value}'\n"));
-    std::fs::write(&conf, text).expect("write conf");
-}
-
 async fn reload(server: &TestServer) {
     let c = server.client().await;
     c.simple_query("SELECT pg_reload_conf()")
@@ -131,7 +124,7 @@ async fn each_level_returns_when_the_standby_has_done_what_it_promises() {
         apply.failpoint("startup-before-apply"),
     ];
     let (primary, _standbys) = primary_with_standbys(&["s1"], &fps).await;
-    set_conf(&primary, "synchronous_standby_names", "s1");
+    primary.set_conf("synchronous_standby_names", "s1");
     reload(&primary).await;
     primary
         .wait_for_standby("s1", "streaming", Some("sync"))
@@ -236,7 +229,7 @@ async fn first_and_any_choose_whose_flush_counts_and_reload_changes_it() {
     let mut s2 = TestServer::standby_of(&primary, "s2");
     s2.start();
 
-    set_conf(&primary, "synchronous_standby_names", "FIRST 1 (s1, s2)");
+    primary.set_conf("synchronous_standby_names", "FIRST 1 (s1, s2)");
     reload(&primary).await;
     primary
         .wait_for_standby("s1", "streaming", Some("sync"))
@@ -256,7 +249,7 @@ async fn first_and_any_choose_whose_flush_counts_and_reload_changes_it() {
     );
 
     // ANY 1: either standby's flush is enough; the reload releases the waiting commit.
-    set_conf(&primary, "synchronous_standby_names", "ANY 1 (s1, s2)");
+    primary.set_conf("synchronous_standby_names", "ANY 1 (s1, s2)");
     reload(&primary).await;
     tokio::time::timeout(COMPLETES_WITHIN, blocked)
         .await
@@ -271,7 +264,7 @@ async fn first_and_any_choose_whose_flush_counts_and_reload_changes_it() {
         .await;
 
     // ANY 2: both must flush.
-    set_conf(&primary, "synchronous_standby_names", "ANY 2 (s1, s2)");
+    primary.set_conf("synchronous_standby_names", "ANY 2 (s1, s2)");
     reload(&primary).await;
     let c = primary.client().await;
     let mut both = tokio::spawn(async move { insert_at(&c, "on", 2).await });
@@ -292,7 +285,7 @@ async fn first_and_any_choose_whose_flush_counts_and_reload_changes_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_wait_leaves_the_commit_invisible_until_the_standby_confirms_it() {
     let (primary, mut standbys) = primary_with_standbys(&["s1"], &[]).await;
-    set_conf(&primary, "synchronous_standby_names", "s1");
+    primary.set_conf("synchronous_standby_names", "s1");
     reload(&primary).await;
     primary
         .wait_for_standby("s1", "streaming", Some("sync"))

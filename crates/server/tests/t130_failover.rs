@@ -20,13 +20,6 @@ const CLIENTS: usize = 4;
 const ACCOUNTS: i32 = 1000;
 const TELLERS: i32 = 10;
 
-fn set_conf(server: &TestServer, name: &str, value: &str) {
-    let conf = server.datadir.join("lockstep.conf");
-    let mut text = std::fs::read_to_string(&conf).expect("read conf");
-    text.push_str(&format!("\n{name} = '{value}'\n"));
-    std::fs::write(&conf, text).expect("write conf");
-}
-
 async fn setup_schema(primary: &TestServer) {
     let c = primary.client().await;
     c.batch_execute(
@@ -114,7 +107,7 @@ async fn killing_the_primary_loses_no_acknowledged_commit() {
     let mut primary = TestServer::init();
     primary.start();
     setup_schema(&primary).await;
-    set_conf(&primary, "synchronous_standby_names", "s1");
+    primary.set_conf("synchronous_standby_names", "s1");
     let mut next_hid: i64 = 1;
     let mut total_acked = 0usize;
     let mut total_checked = 0usize;

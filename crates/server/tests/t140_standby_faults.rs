@@ -15,13 +15,6 @@ use common::proxy::Proxy;
 const BLOCKED_FOR: Duration = Duration::from_millis(800);
 const COMPLETES_WITHIN: Duration = Duration::from_secs(30);
 
-fn set_conf(server: &TestServer, name: &str, value: &str) {
-    let conf = server.datadir.join("lockstep.conf");
-    let mut text = std::fs::read_to_string(&conf).expect("read conf");
-    text.push_str(&format!("\n{name} = '{value}'\n"));
-    std::fs::write(&conf, text).expect("write conf");
-}
-
 async fn one_text(server: &TestServer, sql: &str) -> String {
     let c = server.client().await;
     let rows = c.simple_query(sql).await.expect(sql);
@@ -133,7 +126,7 @@ async fn a_killed_standby_resumes_from_its_flush_point() {
     let primary = primary_with_table().await;
     let mut standby = TestServer::standby_of(&primary, "s1");
     standby.start();
-    set_conf(&primary, "synchronous_standby_names", "s1");
+    primary.set_conf("synchronous_standby_names", "s1");
     primary
         .client()
         .await
@@ -179,8 +172,8 @@ async fn a_network_cut_blocks_commits_until_the_standby_is_back() {
     // Detect the cut quickly; the default (60 s) would make the test slow, not different.
     standby.settings.push("wal_receiver_timeout=2s".into());
     standby.start();
-    set_conf(&primary, "synchronous_standby_names", "s1");
-    set_conf(&primary, "wal_sender_timeout", "2s");
+    primary.set_conf("synchronous_standby_names", "s1");
+    primary.set_conf("wal_sender_timeout", "2s");
     primary
         .client()
         .await

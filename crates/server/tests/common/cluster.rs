@@ -97,6 +97,14 @@ impl TestServer {
         }
     }
 
+    /// Appends `name = 'value'` to lockstep.conf (takes effect at the next reload).
+    pub fn set_conf(&self, name: &str, value: &str) {
+        let conf = self.datadir.join("lockstep.conf");
+        let mut text = std::fs::read_to_string(&conf).expect("read conf");
+        text.push_str(&format!("\n{name} = '{value}'\n"));
+        std::fs::write(&conf, text).expect("write conf");
+    }
+
     /// The WAL directory.
     pub fn wal_dir(&self) -> PathBuf {
         self.datadir.join("pg_wal")
