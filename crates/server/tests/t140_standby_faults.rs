@@ -12,6 +12,11 @@ use common::TestServer;
 use common::cluster::wal_files;
 use common::proxy::Proxy;
 
+/// The two tests run one after the other: each picks free ports for its servers and its proxy
+/// binds an ephemeral one, and in parallel the proxy of one could take a port the other had
+/// just picked for a server.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 const BLOCKED_FOR: Duration = Duration::from_millis(800);
 const COMPLETES_WITHIN: Duration = Duration::from_secs(30);
 
@@ -123,6 +128,7 @@ async fn primary_with_table() -> TestServer {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_standby_resumes_from_its_flush_point() {
+    let _serial = SERIAL.lock().await;
     let primary = primary_with_table().await;
     let mut standby = TestServer::standby_of(&primary, "s1");
     standby.start();
@@ -165,6 +171,7 @@ async fn a_killed_standby_resumes_from_its_flush_point() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_network_cut_blocks_commits_until_the_standby_is_back() {
+    let _serial = SERIAL.lock().await;
     let primary = primary_with_table().await;
     let target: SocketAddr = format!("127.0.0.1:{}", primary.port).parse().expect("addr");
     let proxy = Proxy::start(target).expect("proxy");

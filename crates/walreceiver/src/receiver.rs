@@ -325,6 +325,9 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
+/// The largest WAL write done on the walreceiver's own task rather than a blocking thread.
+const INLINE_WRITE_MAX: usize = 64 << 10;
+
 /// Waits while a `pause_while_exists` failpoint's file exists, on the runtime's timer.
 async fn failpoint_pause(name: &str) {
     if let Some(path) = base::failpoint::pause_file(name)
@@ -793,12 +796,23 @@ impl Streamer<'_> {
             .take()
             .ok_or_else(|| WalRcvError::Internal("WAL writer lost".into()))?;
         let end = Lsn(start.0 + data.len() as u64);
-        let (writer, res) = blocking(move || {
+        // A small write lands in the page cache in microseconds: doing it here saves a thread
+        // hop on every synchronous commit's path (measured ~25 us of a ~170 us overhead). A
+        // large one (catch-up, or a write that crosses into a new segment file, which may
+        // allocate it) goes to the blocking pool so the runtime thread never stalls on I/O.
+        let res = if data.len() <= INLINE_WRITE_MAX && !writer.crosses_segment(start, data.len()) {
             let r = writer.write(start, &data);
-            (writer, r)
-        })
-        .await?;
-        self.writer = Some(writer);
+            self.writer = Some(writer);
+            r
+        } else {
+            let (writer, r) = blocking(move || {
+                let r = writer.write(start, &data);
+                (writer, r)
+            })
+            .await?;
+            self.writer = Some(writer);
+            r
+        };
         let synced = res?;
         self.rcv.on_written(end);
         self.shared.set_written(end);

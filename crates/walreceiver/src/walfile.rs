@@ -122,6 +122,14 @@ impl WalFileWriter {
 
     /// Writes `data` at `start`. Returns the end of WAL made durable on the way (a segment
     /// left behind is fdatasynced), if any.
+    /// Whether writing `len` bytes at `start` needs a segment other than the open one (which
+    /// means opening or creating a file, and fdatasyncing the previous one).
+    pub fn crosses_segment(&self, start: Lsn, len: usize) -> bool {
+        let first = start.0 / self.segment_size;
+        let last = (start.0 + len.max(1) as u64 - 1) / self.segment_size;
+        first != last || self.cur.as_ref().is_none_or(|c| c.segno != first)
+    }
+
     pub fn write(&mut self, start: Lsn, data: &[u8]) -> Result<Option<Lsn>, WalFileError> {
         let mut synced = None;
         let mut lsn = start.0;
