@@ -115,9 +115,6 @@ struct InsertState {
     buf: Vec<u8>,
     buf_start: Lsn,
     insert_lsn: Lsn,
-    /// The buffer the writer handed back after its last write, reused for the next round of
-    /// inserts: a fresh allocation per write would fault in new pages on every group commit.
-    spare: Vec<u8>,
 }
 
 struct Shared {
@@ -143,8 +140,10 @@ struct Shared {
     flushed_mutex: Mutex<()>,
 
     /// Held by whoever writes (the writer thread, or a committing session on the inline
-    /// path); serialises writes so hooks see ranges in LSN order.
-    writer_role: Mutex<()>,
+    /// path); serialises writes so hooks see ranges in LSN order. It holds the buffer the
+    /// last write handed back, reused for the next round of inserts: a fresh allocation per
+    /// write would fault in new pages on every group commit.
+    writer_role: Mutex<Vec<u8>>,
     /// Held by whoever flushes (the flusher thread, or a session on the inline path).
     flusher_role: Mutex<()>,
     hooks: RwLock<Vec<Arc<dyn WalWriteHook>>>,
@@ -189,7 +188,6 @@ impl Wal {
             on_fatal: config.on_fatal,
             insert: Mutex::new(InsertState {
                 buf: Vec::with_capacity(64 << 10),
-                spare: Vec::with_capacity(64 << 10),
                 buf_start: start,
                 insert_lsn: start,
             }),
@@ -202,7 +200,7 @@ impl Wal {
             flush_cv: Condvar::new(),
             flushed_cv: Condvar::new(),
             flushed_mutex: Mutex::new(()),
-            writer_role: Mutex::new(()),
+            writer_role: Mutex::new(Vec::with_capacity(64 << 10)),
             flusher_role: Mutex::new(()),
             hooks: RwLock::new(Vec::new()),
             progress: RwLock::new(Vec::new()),
@@ -389,8 +387,8 @@ impl Wal {
             return false;
         }
         if self.write_lsn() < upto {
-            let role = s.writer_role.lock();
-            let result = s.write_step();
+            let mut role = s.writer_role.lock();
+            let result = s.write_step(&mut role);
             drop(role);
             if let Err(e) = result {
                 s.fail(e);
@@ -552,8 +550,8 @@ impl Shared {
             if self.failed.load(Ordering::Acquire) {
                 return;
             }
-            let role = self.writer_role.lock();
-            let result = self.write_step();
+            let mut role = self.writer_role.lock();
+            let result = self.write_step(&mut role);
             drop(role);
             match result {
                 Ok(true) => {
@@ -570,16 +568,15 @@ impl Shared {
     }
 
     /// Writes everything inserted so far and hands it to the hooks. The caller holds
-    /// `writer_role`. Returns whether anything was written.
-    fn write_step(&self) -> Result<bool, WalError> {
+    /// `writer_role` and passes its spare buffer. Returns whether anything was written.
+    fn write_step(&self, spare: &mut Vec<u8>) -> Result<bool, WalError> {
         let (bytes, start) = {
             let mut st = self.insert.lock();
             if st.buf.is_empty() {
                 return Ok(false);
             }
             let start = st.buf_start;
-            let spare = std::mem::take(&mut st.spare);
-            let bytes = std::mem::replace(&mut st.buf, spare);
+            let bytes = std::mem::replace(&mut st.buf, std::mem::take(spare));
             st.buf_start = st.insert_lsn;
             (bytes, start)
         };
@@ -604,7 +601,7 @@ impl Shared {
         // A buffer that grew for a burst is not kept (the bound keeps memory in line with
         // the common case; a burst allocates again).
         if bytes.capacity() <= 1 << 20 {
-            self.insert.lock().spare = bytes;
+            *spare = bytes;
         }
         self.write_lsn.store(end.0, Ordering::Release);
         for p in self.progress.read().iter() {
@@ -687,8 +684,8 @@ impl Shared {
             // Write whatever is pending (commits under load leave their record to us), then
             // flush: one write and one flush per group.
             let written = {
-                let role = self.writer_role.lock();
-                let r = self.write_step();
+                let mut role = self.writer_role.lock();
+                let r = self.write_step(&mut role);
                 drop(role);
                 r
             };
