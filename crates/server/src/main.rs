@@ -196,16 +196,9 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("could not start the async runtime")
 }
 
-fn start(datadir: PathBuf, settings: Vec<(String, String)>, banner: bool) -> anyhow::Result<()> {
-    runtime()?.block_on(server::node::run(DataDir::new(datadir), settings, |node| {
-        if banner && let Some(addr) = node.addrs.first() {
-            println!(
-                "lockstep is ready. Connect with:\n\n    psql -h {} -p {} -U postgres\n\nStop with Ctrl-C.",
-                addr.ip(),
-                addr.port()
-            );
-        }
-    }))
+fn start(datadir: PathBuf, settings: Vec<(String, String)>) -> anyhow::Result<()> {
+    // Readiness is logged by the node ("database system is ready to accept connections").
+    runtime()?.block_on(server::node::run(DataDir::new(datadir), settings, |_| {}))
 }
 
 fn waldump(
@@ -416,7 +409,7 @@ fn main() -> ExitCode {
             pwfile,
         }) => init(datadir, wal_segsize, &username, &auth, pwfile),
         Some(Command::Start { datadir, settings }) => {
-            parse_settings(&settings).and_then(|s| start(datadir, s, false))
+            parse_settings(&settings).and_then(|s| start(datadir, s))
         }
         Some(Command::Waldump {
             datadir,
