@@ -142,9 +142,11 @@ async fn each_level_returns_when_the_standby_has_done_what_it_promises() {
             .expect("insert");
     }
 
-    // The standby has written but not flushed: remote_write returns, on waits.
+    // The standby has written but not flushed: remote_write returns, on waits. The
+    // remote_write commit comes first: its WAL is written and reported, then the flush
+    // stalls, and (as in PostgreSQL) WAL arriving during a flush waits for it.
     flush.on();
-    for (id, level) in [(10, "off"), (11, "local"), (12, "remote_write")] {
+    for (id, level) in [(12, "remote_write"), (10, "off"), (11, "local")] {
         tokio::time::timeout(COMPLETES_WITHIN, insert_at(&client, level, id))
             .await
             .unwrap_or_else(|_| panic!("{level} waited for the standby's flush"))

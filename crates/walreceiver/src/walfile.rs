@@ -88,25 +88,6 @@ impl WalFileWriter {
         self
     }
 
-    /// A handle to fdatasync what was written so far on another thread while writing goes
-    /// on (`None` if nothing was written). Only the current file can hold unflushed bytes,
-    /// because leaving a segment flushes it.
-    pub fn flush_handle(&self) -> Result<Option<FlushHandle>, WalFileError> {
-        match self.cur.as_ref() {
-            Some(cur) if cur.dirty => {
-                let file = cur.file.try_clone().map_err(|source| WalFileError::Open {
-                    path: cur.path.clone(),
-                    source,
-                })?;
-                Ok(Some(FlushHandle {
-                    file,
-                    path: cur.path.clone(),
-                }))
-            }
-            _ => Ok(None),
-        }
-    }
-
     /// Continues on `timeline` from `at` (the switch point). Flushes and closes the current
     /// file first.
     pub fn switch_timeline(&mut self, timeline: TimelineId, at: Lsn) -> Result<(), WalFileError> {
@@ -244,18 +225,6 @@ impl WalFileWriter {
             source,
         })?;
         Ok(())
-    }
-}
-
-/// See [`WalFileWriter::flush_handle`].
-pub struct FlushHandle {
-    file: File,
-    path: PathBuf,
-}
-
-impl FlushHandle {
-    pub fn sync(self) -> Result<(), WalFileError> {
-        sync_file(&self.file, &self.path)
     }
 }
 

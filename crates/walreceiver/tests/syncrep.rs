@@ -97,15 +97,10 @@ async fn postgres_commits_wait_for_our_write_and_flush() {
         "a synchronous commit completes"
     );
 
-    // 2. Flush stalled: `on` waits, `remote_write` completes.
+    // 2. Flush stalled: `remote_write` completes, `on` waits. The remote_write commit comes
+    //    first: its WAL is written and reported before the (stalled) flush; WAL arriving
+    //    during a flush waits for it, as in PostgreSQL's walreceiver.
     std::fs::write(&flush_pause, b"").expect("pause flush");
-    let mut on = pg.psql_background("SET synchronous_commit = on; INSERT INTO t VALUES (2)");
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(
-        finished_within(&mut on, Duration::from_millis(10)).await,
-        None,
-        "an `on` commit waits for our flush"
-    );
     let mut rw =
         pg.psql_background("SET synchronous_commit = remote_write; INSERT INTO t VALUES (3)");
     assert_eq!(
@@ -113,9 +108,12 @@ async fn postgres_commits_wait_for_our_write_and_flush() {
         Some(true),
         "a remote_write commit completes on our write reply"
     );
+    let mut on = pg.psql_background("SET synchronous_commit = on; INSERT INTO t VALUES (2)");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(
         finished_within(&mut on, Duration::from_millis(10)).await,
-        None
+        None,
+        "an `on` commit waits for our flush"
     );
 
     // 3. Releasing the stall completes the waiting commit.
