@@ -20,5 +20,6 @@ pub use lsn::{Lsn, TimelineId};
 pub use types::DataType;
 pub use value::{Interval, Row, Value};
 pub mod pgio;
+pub mod spin;
 pub mod sync;
 pub use sync::SyncCommitLevel;

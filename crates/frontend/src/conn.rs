@@ -153,7 +153,7 @@ impl<S: BackendSession> Conn<S> {
 
     /// Serves the session until it ends; returns why, with the transport to close.
     pub(crate) async fn run(mut self) -> (Transport, ConnEnd) {
-        let _active = crate::transport::ActiveSession::enter();
+        let _active = base::spin::ActiveSession::enter();
         let end = loop {
             let (msg_type, body) = match self.next_message().await {
                 Ok(m) => m,

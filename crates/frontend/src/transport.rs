@@ -10,13 +10,12 @@
 //!
 //! Spinning: on the machines we run on, waking a thread that sleeps in `epoll` costs ~25 µs
 //! (a loopback round trip measured 54–68 µs with a sleeping server and 20 µs with a spinning
-//! one). A pgbench transaction is seven round trips. So while at most `SPIN_SESSIONS_MAX`
-//! sessions are being served, a connection that waits for its client's next message first
-//! polls the socket without sleeping for up to `SPIN_BUDGET`; with more sessions the CPU is
-//! better spent on them, and it sleeps at once.
+//! one). A pgbench transaction is seven round trips. So while `base::spin` allows it (few
+//! sessions), a connection that waits for its client's next message first polls the socket
+//! without sleeping for up to `SPIN_BUDGET`; with more sessions the CPU is better spent on
+//! them, and it sleeps at once.
 
 use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use base::PgError;
@@ -33,31 +32,10 @@ const READ_CHUNK: usize = 8 * 1024;
 /// or result does not keep that memory while idle.
 const BUFFER_KEEP_MAX: usize = 1 << 20;
 
-/// Sessions currently being served (after authentication), for the spin policy.
-pub(crate) static ACTIVE_SESSIONS: AtomicUsize = AtomicUsize::new(0);
-/// Spin only while this few sessions are served: one spinning session keeps one core busy,
-/// which pays off only when the client (on the other core) is the only other work.
-const SPIN_SESSIONS_MAX: usize = 1;
 /// How long to spin before sleeping: longer than a client's turnaround between a reply and
 /// its next request (pgbench: ~10–30 µs), short enough that an idle session costs nothing
 /// noticeable.
 const SPIN_BUDGET: Duration = Duration::from_micros(200);
-
-/// Counts a session as served while it lives.
-pub(crate) struct ActiveSession;
-
-impl ActiveSession {
-    pub(crate) fn enter() -> ActiveSession {
-        ACTIVE_SESSIONS.fetch_add(1, Ordering::Relaxed);
-        ActiveSession
-    }
-}
-
-impl Drop for ActiveSession {
-    fn drop(&mut self) {
-        ACTIVE_SESSIONS.fetch_sub(1, Ordering::Relaxed);
-    }
-}
 
 /// Why a connection ends.
 #[derive(Debug)]
@@ -102,7 +80,7 @@ impl Transport {
         if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 2 {
             self.rbuf.reserve(READ_CHUNK);
         }
-        if ACTIVE_SESSIONS.load(Ordering::Relaxed) <= SPIN_SESSIONS_MAX {
+        if base::spin::spinning_allowed() {
             let deadline = Instant::now() + SPIN_BUDGET;
             let mut chunk = [0u8; READ_CHUNK];
             loop {
