@@ -29,6 +29,18 @@ impl ClientStream {
         // The socket is non-blocking (tokio set O_NONBLOCK), so this read cannot block.
         (&*sock).read(buf)
     }
+
+    /// A second handle to the same socket (`dup`), non-blocking like the first, for a writer
+    /// on another thread (the walsender's direct send). Whoever uses it must keep its writes
+    /// from interleaving with the stream's own.
+    pub fn duplicate(&self) -> io::Result<socket2::Socket> {
+        use std::os::fd::AsFd;
+        let fd = match self {
+            ClientStream::Tcp(s) => s.as_fd().try_clone_to_owned()?,
+            ClientStream::Unix(s) => s.as_fd().try_clone_to_owned()?,
+        };
+        Ok(socket2::Socket::from(fd))
+    }
 }
 
 impl AsyncRead for ClientStream {

@@ -561,6 +561,29 @@ impl WalSender {
         self.last_receive.checked_add(wait)
     }
 
+    /// Whether the driver may let the WAL writer send the WAL that follows `sent_lsn` itself
+    /// (the walsender crate's direct send): streaming the current timeline, caught up, not
+    /// stopping.
+    pub fn direct_send_allowed(&self) -> bool {
+        self.state == WalSndState::Streaming
+            && !self.done
+            && !self.timeline_ended
+            && self.end_of_timeline.is_none()
+            && self.next_chunk().is_none()
+    }
+
+    /// WAL up to `end` was sent on this sender's behalf, announcing `wal_end` as the flush
+    /// LSN; `local` are the local positions now. The sender continues from `end`.
+    pub fn sent_directly(&mut self, local: LocalWal, end: Lsn, wal_end: Lsn) {
+        // Whoever sent it had written it: the write LSN covers it even if `local` was read
+        // a moment before the position was published.
+        self.local.write_lsn = self.local.write_lsn.max(local.write_lsn).max(end);
+        self.local.flush_lsn = self.local.flush_lsn.max(local.flush_lsn);
+        self.local.buffer_start_lsn = self.local.buffer_start_lsn.max(local.buffer_start_lsn);
+        self.sent_lsn = self.sent_lsn.max(end);
+        self.announced_flush = self.announced_flush.max(wal_end);
+    }
+
     /// Whether the driver should call [`WalSender::poll`] again right away (WAL is waiting
     /// to be sent).
     pub fn has_pending_wal(&self) -> bool {

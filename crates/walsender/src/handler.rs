@@ -9,7 +9,9 @@
 //! from the `WalBuffer`'s watch channel (written WAL, before the local fsync: shipping runs
 //! in parallel with the flush), standby messages from the reader, time from
 //! `next_deadline`. WAL bytes come from the in-memory window or, when the standby lags
-//! behind it, from segment files.
+//! behind it, from segment files. While the loop sleeps caught up, the WAL writer may send
+//! new WAL on the socket itself (`crate::direct`); the loop disarms that on every wake-up,
+//! before it decides what to send, and adopts what was sent.
 //!
 //! Failure: a malformed message ends the connection with FATAL 08P01 (never a panic, never
 //! an effect on other connections); command errors are ErrorResponse + ReadyForQuery;
@@ -34,6 +36,7 @@ use tokio::io::{AsyncWriteExt, WriteHalf};
 use tokio::sync::mpsc;
 
 use crate::ctl::{SenderEntry, WalSndCtl};
+use crate::direct::DirectSend;
 use crate::wire::{self, Frame};
 
 /// The walsender as the frontend's replication handler.
@@ -75,6 +78,8 @@ pub(crate) struct Conn {
     pub pid: i32,
     pub id: u64,
     pub shutdown: frontend::ShutdownWatch,
+    /// A second handle to the socket for the WAL writer's direct send (`crate::direct`).
+    pub direct_sock: Option<socket2::Socket>,
 }
 
 /// Why the connection ends.
@@ -147,6 +152,8 @@ async fn serve(ctl: Arc<WalSndCtl>, conn: ReplicationConnection) {
     };
     let params = server_params(&conn);
     let logical = conn.kind == auth::ReplicationKind::Logical;
+    // Without it streaming still works, only every WAL write waits for this task to wake.
+    let direct_sock = conn.stream.duplicate().ok();
     let (rd, mut wr) = tokio::io::split(conn.stream);
     if logical {
         // Only physical replication exists in lockstep.
@@ -180,6 +187,7 @@ async fn serve(ctl: Arc<WalSndCtl>, conn: ReplicationConnection) {
         slot,
         pid,
         shutdown: conn.shutdown,
+        direct_sock,
     };
     for (n, v) in &params {
         wire::parameter_status(&mut c.out, n, v);
@@ -511,6 +519,11 @@ async fn start_replication(
         return finish_stream(c, e).await;
     }
     c.flush().await?;
+    let direct = c
+        .direct_sock
+        .as_ref()
+        .and_then(|s| s.try_clone().ok())
+        .map(|s| DirectGuard::new(&ctl, s));
     let mut shutdown = c.shutdown.clone();
     // Once stopping, an unresponsive standby may delay shutdown by at most this long: what
     // it has not confirmed is still in our WAL, and a shutdown must finish.
@@ -567,21 +580,43 @@ async fn start_replication(
                 None => std::future::pending().await,
             }
         };
-        let actions = tokio::select! {
-            f = c.rx.recv() => {
-                if let Some(e) = on_frame(c, &mut sender, &mut lags, &mut reader, &slot_name, f, &mut end_of_tli)? {
+        // Idle and caught up with the output flushed: the WAL writer may send what comes
+        // next itself until this task wakes.
+        if let Some(d) = &direct
+            && stopping_since.is_none()
+            && end_of_tli.is_none()
+            && sender.direct_send_allowed()
+        {
+            d.direct.arm(sender.sent_lsn());
+        }
+        let event = tokio::select! {
+            f = c.rx.recv() => Event::Frame(f),
+            r = positions.changed() => Event::LocalWal(r.is_ok()),
+            _ = sleep => Event::Tick,
+            _ = ctl.stop_requested(&mut shutdown), if stopping_since.is_none() => Event::Stop,
+        };
+        if let Some(d) = &direct {
+            take_over_direct(c, &mut sender, &mut lags, &d.direct);
+        }
+        let actions = match event {
+            Event::Frame(f) => {
+                if let Some(e) = on_frame(
+                    c,
+                    &mut sender,
+                    &mut lags,
+                    &mut reader,
+                    &slot_name,
+                    f,
+                    &mut end_of_tli,
+                )? {
                     return finish_stream(c, e).await;
                 }
                 continue;
             }
-            r = positions.changed() => {
-                if r.is_err() {
-                    return Err(End::Quiet.into());
-                }
-                sender.on_local_wal(local_wal(&ctl), Instant::now())
-            }
-            _ = sleep => sender.poll(Instant::now()),
-            _ = ctl.stop_requested(&mut shutdown), if stopping_since.is_none() => {
+            Event::LocalWal(false) => return Err(End::Quiet.into()),
+            Event::LocalWal(true) => sender.on_local_wal(local_wal(&ctl), Instant::now()),
+            Event::Tick => sender.poll(Instant::now()),
+            Event::Stop => {
                 stopping_since = Some(Instant::now());
                 sender.on_shutdown(Instant::now())
             }
@@ -597,6 +632,56 @@ async fn start_replication(
         )? {
             return finish_stream(c, e).await;
         }
+    }
+}
+
+/// What woke the streaming loop.
+enum Event {
+    Frame(Option<Result<Frame, PgError>>),
+    /// The local WAL moved (`false`: the WAL is gone, the server is going away).
+    LocalWal(bool),
+    Tick,
+    Stop,
+}
+
+/// Registers a walsender for direct sends while it streams; unregisters when dropped.
+struct DirectGuard {
+    ctl: Arc<WalSndCtl>,
+    direct: Arc<DirectSend>,
+}
+
+impl DirectGuard {
+    fn new(ctl: &Arc<WalSndCtl>, sock: socket2::Socket) -> DirectGuard {
+        let direct = Arc::new(DirectSend::new(sock));
+        ctl.buffer.add_direct(&direct);
+        DirectGuard {
+            ctl: ctl.clone(),
+            direct,
+        }
+    }
+}
+
+impl Drop for DirectGuard {
+    fn drop(&mut self) {
+        self.ctl.buffer.remove_direct(&self.direct);
+    }
+}
+
+/// Disarms the direct send and makes what the WAL writer sent meanwhile our own: the sent
+/// LSN (state machine, lag tracker, `pg_stat_replication`) and the unsent rest of a message,
+/// which goes out before anything else.
+fn take_over_direct(c: &mut Conn, sender: &mut WalSender, lags: &mut LagTracker, d: &DirectSend) {
+    let taken = d.disarm();
+    if let Some((end, wal_end, at)) = taken.sent
+        && end > sender.sent_lsn()
+    {
+        sender.sent_directly(local_wal(&c.ctl), end, wal_end);
+        lags.sent(end, at);
+        let sent = sender.sent_lsn();
+        c.ctl.update(c.slot, |e| e.sent_lsn = sent);
+    }
+    if !taken.pending.is_empty() {
+        c.out.splice(0..0, taken.pending);
     }
 }
 

@@ -5,6 +5,7 @@
 //! |---|---|---|
 //! | [`handler`] | `walsender.c` | the replication connection: commands, START_REPLICATION streaming |
 //! | [`walbuf`] | WAL buffers + `WalSndWakeup` | recent WAL from the write hook; write/flush positions |
+//! | [`direct`] | — | the write hook sends new WAL to a caught-up standby itself |
 //! | [`ctl`] | `WalSndCtlData`, `syncrep.c` driver | walsender table, sync rep release, stats, slot API |
 //! | [`syncrep`] | `SyncRepReleaseWaiters` | the pure release rule (unit-tested) |
 //! | [`slots`] | `slot.c` | persistent physical slots, WAL retention, `lost` |
@@ -24,6 +25,7 @@
 
 pub mod basebackup;
 pub mod ctl;
+pub mod direct;
 pub mod handler;
 pub mod slots;
 pub mod syncrep;

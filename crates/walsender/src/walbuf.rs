@@ -2,7 +2,8 @@
 //! the WAL write hook, before the local fsync) and the current write/flush positions.
 //!
 //! Where it runs: `on_write` on the WAL writer thread, `on_flushed` on the flusher thread,
-//! readers on walsender tasks. Both callbacks are on every commit's path, so they only push
+//! readers on walsender tasks. `on_write` also ships the new WAL to armed walsenders itself
+//! (`crate::direct`). Both callbacks are on every commit's path, so they only push
 //! a refcounted `Bytes` (no copy), trim the window and publish positions on a `watch`
 //! channel that wakes the walsender tasks. (Syncrep's release on flush is driven by the
 //! server's progress listener, not from here.)
@@ -23,6 +24,8 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 use wal::{WalProgress, WalWriteHook};
+
+use crate::direct::DirectSend;
 
 /// How much recent WAL the window keeps: 16 MiB is one default segment, enough for a
 /// standby that lags by a few hundred milliseconds of heavy writing; older WAL is read back
@@ -46,6 +49,8 @@ struct Window {
 pub struct WalBuffer {
     window: Mutex<Window>,
     positions: watch::Sender<LocalPositions>,
+    /// Walsenders that may be sent to directly from the write hook (`crate::direct`).
+    direct: Mutex<Vec<Arc<DirectSend>>>,
 }
 
 impl WalBuffer {
@@ -61,7 +66,17 @@ impl WalBuffer {
                 end: write_lsn,
             }),
             positions: tx,
+            direct: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Lets the write hook send to this walsender directly while it is armed.
+    pub fn add_direct(&self, d: &Arc<DirectSend>) {
+        self.direct.lock().push(d.clone());
+    }
+
+    pub fn remove_direct(&self, d: &Arc<DirectSend>) {
+        self.direct.lock().retain(|x| !Arc::ptr_eq(x, d));
     }
 
     pub fn subscribe(&self) -> watch::Receiver<LocalPositions> {
@@ -130,6 +145,15 @@ impl WalWriteHook for WalBuffer {
         }
         self.positions
             .send_modify(|p| p.write_lsn = p.write_lsn.max(end));
+        // After publishing: a walsender that wakes for the new position either finds the WAL
+        // sent here (armed) or disarms first and sends it itself.
+        let direct = self.direct.lock();
+        if !direct.is_empty() {
+            let wal_end = self.positions.borrow().flush_lsn;
+            for d in direct.iter() {
+                d.try_send(start, bytes, wal_end);
+            }
+        }
         Ok(())
     }
 }

@@ -598,3 +598,47 @@ fn absurd_timeouts_never_overflow_the_clock() {
     assert_eq!(ws.poll(t0 + Duration::from_secs(1_000_000)), vec![]);
     assert_eq!(ws.next_deadline(), None);
 }
+
+#[test]
+fn direct_sends_are_allowed_only_when_streaming_and_caught_up_and_continue_the_stream() {
+    use WalSource::Buffer;
+    let t0 = Instant::now();
+    let mut ws = WalSender::new(CONFIG, t0);
+    assert!(!ws.direct_send_allowed(), "startup");
+    ws.start_streaming(plan(100), local(150, 100, 0), false, t0);
+    assert!(!ws.direct_send_allowed(), "catchup");
+    ws.on_standby_message(
+        StandbyMessage::StatusUpdate(StandbyStatusUpdate {
+            write_lsn: Lsn(150),
+            flush_lsn: Lsn(150),
+            apply_lsn: Lsn(0),
+            send_time: PgTimestamp(7),
+            reply_requested: false,
+        }),
+        t0,
+    );
+    assert_eq!(ws.state(), Streaming);
+    assert!(ws.direct_send_allowed(), "streaming and caught up");
+
+    // WAL 150..180 written and sent by the writer; the positions read afterwards may still
+    // lag behind that write.
+    ws.sent_directly(local(150, 150, 0), Lsn(180), Lsn(150));
+    assert_eq!(ws.sent_lsn(), Lsn(180));
+    assert!(ws.direct_send_allowed());
+    assert_eq!(ws.poll(t0), vec![], "nothing is sent twice");
+    // The next local WAL continues from there.
+    assert_eq!(
+        ws.on_local_wal(local(200, 180, 0), t0),
+        vec![wal(180, 200, Buffer, 180)]
+    );
+
+    // WAL waiting to be sent by the task: no direct send.
+    ws.on_local_wal(local(200, 200, 0), t0);
+    let mut behind = ws.clone();
+    // One chunk (max_send_size 100) goes out, the rest waits for the next poll.
+    behind.on_local_wal(local(400, 200, 0), t0);
+    assert!(!behind.direct_send_allowed(), "the task has WAL to send");
+    // Stopping: never.
+    ws.on_shutdown(t0);
+    assert!(!ws.direct_send_allowed(), "stopping");
+}
