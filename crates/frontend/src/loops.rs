@@ -13,7 +13,7 @@
 //! which registers it with its own reactor and runs the connection task there.
 //!
 //! Invariants: a connection task runs on exactly one loop for its whole life. `load[i]` counts
-//! the connections loop `i` serves. A loop thread ends when `SessionLoops` is dropped, after
+//! the client sessions loop `i` serves (replication connections stop counting once known). A loop thread ends when `SessionLoops` is dropped, after
 //! the tasks it runs have ended (the caller waits for them through its task tracker first).
 //!
 //! Failure: a loop that cannot be created makes `start` fail (the server does not start with
@@ -105,11 +105,26 @@ impl SessionLoops {
             load: Arc::clone(&self.load),
             index,
         };
-        self.handles[index].spawn(async move {
-            let _guard = guard;
+        self.handles[index].spawn(LOAD.scope(std::cell::Cell::new(Some(guard)), async move {
             make().await;
-        })
+        }))
     }
+}
+
+tokio::task_local! {
+    /// The load count of the connection task running on a loop (taken by `stop_counting`).
+    static LOAD: std::cell::Cell<Option<LoadGuard>>;
+}
+
+/// The current connection stops counting towards its loop's load (it stays on the loop).
+///
+/// Called for replication connections: a walsender is light work, and counted it would send
+/// the first session to the *other* loop. Uncounted, a lone session shares the walsender's
+/// loop, so while its commit waits for the standby (yielding, see `txn::waiters`) the same
+/// thread reads the standby's reply and releases it — no cross-thread wake-up on the
+/// synchronous commit's path. Under load the sessions spread evenly as before.
+pub(crate) fn stop_counting() {
+    let _ = LOAD.try_with(|l| drop(l.take()));
 }
 
 impl Drop for SessionLoops {

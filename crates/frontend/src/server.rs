@@ -599,6 +599,7 @@ async fn hand_off_replication<B: Backend>(
         return io.finish(ConnEnd::Io(e)).await;
     }
     tracing::debug!(user = %params.user, kind = ?params.replication, "replication connection handed off");
+    crate::loops::stop_counting();
     let conn = ReplicationConnection {
         stream: io.stream,
         read_buf: io.rbuf,
