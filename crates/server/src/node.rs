@@ -150,6 +150,21 @@ impl ServerHooks for NodeHooks {
         self.reload.notify_one();
         true
     }
+    fn alter_system(&self, name: Option<&str>, value: Option<&str>) -> Result<(), PgError> {
+        sql::guc::file::alter_auto_conf(&self.core.datadir.path, name, value).map_err(|e| {
+            PgError::new(
+                base::error::sqlstate::IO_ERROR,
+                format!(
+                    "could not write \"{}\": {e}",
+                    self.core
+                        .datadir
+                        .path
+                        .join(sql::guc::file::AUTO_CONF_FILE)
+                        .display()
+                ),
+            )
+        })
+    }
     fn request_checkpoint(&self) -> HookFuture<Result<(), PgError>> {
         let c = self.core.checkpointer.clone();
         Box::pin(async move {

@@ -1,7 +1,7 @@
 //! Operating a server the way a PostgreSQL DBA would: background workers in
 //! pg_stat_activity, WAL functions, `CHECKPOINT` and `lockstep checkpoint`, configuration
-//! reload by SIGHUP and `pg_reload_conf()`, roles and SCRAM passwords, smart and fast
-//! shutdown, and `wal_mirror_directory` set in the configuration.
+//! reload by SIGHUP and `pg_reload_conf()`, `ALTER SYSTEM`, roles and SCRAM passwords, smart
+//! and fast shutdown, and `wal_mirror_directory` set in the configuration.
 
 mod common;
 
@@ -117,6 +117,83 @@ async fn workers_functions_checkpoint_and_reload() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alter_system_takes_effect_at_reload_and_survives_restart() {
+    let mut srv = TestServer::init();
+    srv.start();
+    let c = srv.client().await;
+    let code = |r: Result<(), tokio_postgres::Error>| {
+        r.expect_err("refused").code().cloned().expect("sqlstate")
+    };
+    assert_eq!(
+        code(
+            c.batch_execute("ALTER SYSTEM SET no_such_setting = 1")
+                .await
+        ),
+        SqlState::UNDEFINED_OBJECT
+    );
+    assert_eq!(
+        code(
+            c.batch_execute("ALTER SYSTEM SET wal_segment_size = 1")
+                .await
+        ),
+        SqlState::CANT_CHANGE_RUNTIME_PARAM
+    );
+    assert_eq!(
+        code(
+            c.batch_execute("ALTER SYSTEM SET checkpoint_timeout = 'soon'")
+                .await
+        ),
+        SqlState::INVALID_PARAMETER_VALUE
+    );
+    assert_eq!(
+        code(
+            c.batch_execute("BEGIN; ALTER SYSTEM SET checkpoint_timeout = '20min'")
+                .await
+        ),
+        SqlState::ACTIVE_SQL_TRANSACTION
+    );
+    c.batch_execute("ROLLBACK").await.expect("rollback");
+
+    // Written to lockstep.auto.conf; in effect only after a reload, as in PostgreSQL.
+    c.batch_execute("ALTER SYSTEM SET checkpoint_timeout = '20min'")
+        .await
+        .expect("alter system");
+    c.batch_execute("ALTER SYSTEM SET synchronous_standby_names TO 'FIRST 1 (a, b)'")
+        .await
+        .expect("alter system");
+    let auto = std::fs::read_to_string(srv.datadir.join("lockstep.auto.conf")).expect("auto");
+    assert!(auto.contains("checkpoint_timeout = '20min'"), "{auto}");
+    assert_eq!(one_text(&c, "SHOW checkpoint_timeout").await, "5min");
+    assert_eq!(one_text(&c, "SELECT pg_reload_conf()").await, "t");
+    let mut shown = String::new();
+    for _ in 0..100 {
+        shown = one_text(&c, "SHOW checkpoint_timeout").await;
+        if shown == "20min" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(shown, "20min");
+
+    // It outlives a restart; RESET removes it again.
+    drop(c);
+    srv.stop();
+    srv.start();
+    let c = srv.client().await;
+    assert_eq!(one_text(&c, "SHOW checkpoint_timeout").await, "20min");
+    assert_eq!(
+        one_text(&c, "SHOW synchronous_standby_names").await,
+        "FIRST 1 (a, b)"
+    );
+    c.batch_execute("ALTER SYSTEM RESET checkpoint_timeout; ALTER SYSTEM RESET ALL")
+        .await
+        .expect("reset");
+    let auto = std::fs::read_to_string(srv.datadir.join("lockstep.auto.conf")).expect("auto");
+    assert!(!auto.contains('='), "{auto}");
+    srv.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn roles_and_scram_passwords() {
     let mut srv = TestServer::init();
     // Loopback connections need a password (the superuser keeps trust over... nothing: it
@@ -178,6 +255,11 @@ async fn roles_and_scram_passwords() {
     // A non-superuser cannot manage roles.
     let err = app
         .batch_execute("CREATE ROLE x")
+        .await
+        .expect_err("not superuser");
+    assert_eq!(err.code(), Some(&SqlState::INSUFFICIENT_PRIVILEGE));
+    let err = app
+        .batch_execute("ALTER SYSTEM SET work_mem = '8MB'")
         .await
         .expect_err("not superuser");
     assert_eq!(err.code(), Some(&SqlState::INSUFFICIENT_PRIVILEGE));

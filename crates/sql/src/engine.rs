@@ -144,6 +144,13 @@ pub trait ServerHooks: Send + Sync + std::fmt::Debug + 'static {
     fn reload_config(&self) -> bool;
     /// `CHECKPOINT`: completes when the checkpoint is done.
     fn request_checkpoint(&self) -> HookFuture<Result<(), PgError>>;
+    /// `ALTER SYSTEM` (already checked by the session): records `name = value`, or removes
+    /// `name` (`value` None), or every setting (`name` None), in the server's auto
+    /// configuration file. Takes effect at the next reload or restart.
+    fn alter_system(&self, name: Option<&str>, value: Option<&str>) -> Result<(), PgError> {
+        let _ = (name, value);
+        Err(PgError::feature_not_supported("ALTER SYSTEM"))
+    }
     /// Background workers for `pg_stat_activity`.
     fn background_workers(&self) -> Vec<BackgroundWorkerInfo>;
     /// `pg_stat_replication`: one row per walsender.

@@ -106,6 +106,12 @@ pub enum Statement {
         names: Vec<String>,
         if_exists: bool,
     },
+    /// `ALTER SYSTEM SET name = value` (`value` Some), `ALTER SYSTEM SET name TO DEFAULT` and
+    /// `ALTER SYSTEM RESET name` (`value` None), `ALTER SYSTEM RESET ALL` (`name` None).
+    AlterSystem {
+        name: Option<String>,
+        value: Option<String>,
+    },
     Copy(CopyStmt),
     Discard(String),
     DeallocateAll,
@@ -510,6 +516,36 @@ mod tests {
         assert_eq!(e.message, "syntax error at end of input");
         let e = parse("begin foo").expect_err("error");
         assert_eq!(e.message, "syntax error at or near \"foo\"");
+    }
+
+    #[test]
+    fn alter_system_forms() {
+        let got = |q: &str| match parse(q) {
+            Ok(Statement::AlterSystem { name, value }) => (name, value),
+            other => panic!("{q}: {other:?}"),
+        };
+        assert_eq!(
+            got("ALTER SYSTEM SET synchronous_standby_names = 'FIRST 1 (s1, s2)'"),
+            (
+                Some("synchronous_standby_names".into()),
+                Some("FIRST 1 (s1, s2)".into())
+            )
+        );
+        assert_eq!(
+            got("alter system set work_mem to '64MB'"),
+            (Some("work_mem".into()), Some("64MB".into()))
+        );
+        assert_eq!(
+            got("ALTER SYSTEM SET work_mem TO DEFAULT"),
+            (Some("work_mem".into()), None)
+        );
+        assert_eq!(
+            got("ALTER SYSTEM RESET work_mem"),
+            (Some("work_mem".into()), None)
+        );
+        assert_eq!(got("ALTER SYSTEM RESET ALL"), (None, None));
+        assert!(parse("ALTER SYSTEM SET work_mem").is_err());
+        assert!(parse("ALTER SYSTEM work_mem = 1").is_err());
     }
 
     #[test]

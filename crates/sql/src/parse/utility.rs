@@ -268,6 +268,7 @@ pub fn parse(src: &str, toks: &[Token]) -> Option<Result<Statement, PgError>> {
         "checkpoint" => c.expect_end().map(|()| Statement::Checkpoint),
         "create" if c.is_kw("role") || c.is_kw("user") => create_role(&mut c),
         "alter" if c.is_kw("role") || c.is_kw("user") => alter_role(&mut c),
+        "alter" if c.is_kw("system") => alter_system(&mut c),
         "drop" if c.is_kw("role") || c.is_kw("user") => drop_role(&mut c),
         "copy" => copy(&mut c),
         "discard" => {
@@ -310,6 +311,41 @@ fn alter_role(c: &mut Cur<'_>) -> Result<Statement, PgError> {
     }
     let options = role_options(c)?;
     Ok(Statement::AlterRole { name, options })
+}
+
+/// `ALTER SYSTEM SET name { TO | = } { value [, ...] | DEFAULT }`, `ALTER SYSTEM RESET
+/// { name | ALL }`.
+fn alter_system(c: &mut Cur<'_>) -> Result<Statement, PgError> {
+    c.expect_kw("system")?;
+    if c.eat_kw("reset") {
+        let name = if c.eat_kw("all") {
+            None
+        } else {
+            Some(c.dotted_name()?)
+        };
+        c.expect_end()?;
+        return Ok(Statement::AlterSystem { name, value: None });
+    }
+    c.expect_kw("set")?;
+    let name = c.dotted_name()?;
+    if !(c.eat_kw("to") || c.eat_op("=")) {
+        return Err(c.error());
+    }
+    if c.eat_kw("default") && c.at_end() {
+        return Ok(Statement::AlterSystem {
+            name: Some(name),
+            value: None,
+        });
+    }
+    let mut values = vec![c.value()?];
+    while c.eat_kind(TokenKind::Comma) {
+        values.push(c.value()?);
+    }
+    c.expect_end()?;
+    Ok(Statement::AlterSystem {
+        name: Some(name),
+        value: Some(values.join(", ")),
+    })
 }
 
 /// `DROP ROLE|USER [IF EXISTS] name [, ...]`.

@@ -115,6 +115,10 @@ impl Session {
             Statement::CreateRole { .. }
             | Statement::AlterRole { .. }
             | Statement::DropRole { .. } => self.role_command(stmt),
+            Statement::AlterSystem { name, value } => {
+                self.alter_system(name.as_deref(), value.as_deref())?;
+                command("ALTER SYSTEM")
+            }
             Statement::Copy(c) => self.copy_start(c).await,
             Statement::Discard(what) => {
                 if self.in_block() {
@@ -451,5 +455,54 @@ impl Session {
         let columns = fields.len();
         self.copy = Some(CopyIn::new(Arc::clone(&table), fields, defaults, c));
         Ok(ExecOutcome::CopyIn { columns })
+    }
+}
+
+impl Session {
+    /// `ALTER SYSTEM`: checks as PostgreSQL does (superuser, outside a transaction block, a
+    /// known parameter that may be set in the configuration file, a valid value), then has
+    /// the server record it in its auto configuration file. Like PostgreSQL, the new value
+    /// takes effect at the next reload (`pg_reload_conf()`) or restart.
+    fn alter_system(&mut self, name: Option<&str>, value: Option<&str>) -> Result<(), PgError> {
+        if !self.superuser {
+            return Err(PgError::new(
+                sqlstate::INSUFFICIENT_PRIVILEGE,
+                "must be superuser to execute ALTER SYSTEM command",
+            ));
+        }
+        if self.in_block() {
+            return Err(PgError::new(
+                sqlstate::ACTIVE_SQL_TRANSACTION,
+                "ALTER SYSTEM cannot run inside a transaction block",
+            ));
+        }
+        let name = match name {
+            None => None,
+            Some(n) => {
+                let n = n.to_ascii_lowercase();
+                match crate::guc::lookup(&n) {
+                    Some(def) => {
+                        if def.context == crate::guc::GucContext::Internal {
+                            return Err(PgError::new(
+                                sqlstate::CANT_CHANGE_RUNTIME_PARAM,
+                                format!("parameter \"{}\" cannot be changed", def.name),
+                            ));
+                        }
+                        if let Some(v) = value {
+                            crate::guc::parse_value(def, v)?;
+                        }
+                        Some(def.name.to_owned())
+                    }
+                    None if crate::guc::is_custom_name(&n) => Some(n),
+                    None => {
+                        return Err(PgError::new(
+                            sqlstate::UNDEFINED_OBJECT,
+                            format!("unrecognized configuration parameter \"{n}\""),
+                        ));
+                    }
+                }
+            }
+        };
+        self.engine.hooks.alter_system(name.as_deref(), value)
     }
 }
