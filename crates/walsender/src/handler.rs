@@ -501,21 +501,19 @@ async fn start_replication(
         segment_size: seg,
         ..WalSenderConfig::default()
     };
-    let mut sender = WalSender::new(config, Instant::now());
-    let mut lags = LagTracker::default();
-    let mut reader = wal::reader::WalReader::new(ctl.wal.dir(), seg, plan.timeline, start);
+    let mut st = Stream {
+        sender: WalSender::new(config, Instant::now()),
+        lags: LagTracker::default(),
+        reader: wal::reader::WalReader::new(ctl.wal.dir(), seg, plan.timeline, start),
+        slot_name,
+        end_of_tli: None,
+    };
     let mut positions = ctl.buffer.subscribe();
-    let actions = sender.start_streaming(plan, local, slot_name.is_some(), Instant::now());
-    let mut end_of_tli = None;
-    if let Some(e) = execute(
-        c,
-        &mut sender,
-        &mut lags,
-        &mut reader,
-        &slot_name,
-        actions,
-        &mut end_of_tli,
-    )? {
+    let uses_slot = st.slot_name.is_some();
+    let actions = st
+        .sender
+        .start_streaming(plan, local, uses_slot, Instant::now());
+    if let Some(e) = st.execute(c, actions)? {
         return finish_stream(c, e).await;
     }
     c.flush().await?;
@@ -537,30 +535,14 @@ async fn start_replication(
             );
             return Err(End::Quiet.into());
         }
-        while sender.has_pending_wal() && end_of_tli.is_none() {
-            let actions = sender.poll(Instant::now());
-            if let Some(e) = execute(
-                c,
-                &mut sender,
-                &mut lags,
-                &mut reader,
-                &slot_name,
-                actions,
-                &mut end_of_tli,
-            )? {
+        while st.sender.has_pending_wal() && st.end_of_tli.is_none() {
+            let actions = st.sender.poll(Instant::now());
+            if let Some(e) = st.execute(c, actions)? {
                 return finish_stream(c, e).await;
             }
             // Read standby replies between chunks.
             while let Ok(f) = c.rx.try_recv() {
-                if let Some(e) = on_frame(
-                    c,
-                    &mut sender,
-                    &mut lags,
-                    &mut reader,
-                    &slot_name,
-                    Some(f),
-                    &mut end_of_tli,
-                )? {
+                if let Some(e) = st.on_frame(c, Some(f))? {
                     return finish_stream(c, e).await;
                 }
             }
@@ -569,7 +551,7 @@ async fn start_replication(
             }
         }
         c.flush().await?;
-        let deadline = match (sender.next_deadline(), stopping_since) {
+        let deadline = match (st.sender.next_deadline(), stopping_since) {
             (d, None) => d,
             (Some(d), Some(t)) => Some(d.min(t + STOPPING_GRACE)),
             (None, Some(t)) => Some(t + STOPPING_GRACE),
@@ -584,10 +566,10 @@ async fn start_replication(
         // next itself until this task wakes.
         if let Some(d) = &direct
             && stopping_since.is_none()
-            && end_of_tli.is_none()
-            && sender.direct_send_allowed()
+            && st.end_of_tli.is_none()
+            && st.sender.direct_send_allowed()
         {
-            d.direct.arm(sender.sent_lsn());
+            d.direct.arm(st.sender.sent_lsn());
         }
         let event = tokio::select! {
             f = c.rx.recv() => Event::Frame(f),
@@ -596,40 +578,24 @@ async fn start_replication(
             _ = ctl.stop_requested(&mut shutdown), if stopping_since.is_none() => Event::Stop,
         };
         if let Some(d) = &direct {
-            take_over_direct(c, &mut sender, &mut lags, &d.direct);
+            st.take_over_direct(c, &d.direct);
         }
         let actions = match event {
             Event::Frame(f) => {
-                if let Some(e) = on_frame(
-                    c,
-                    &mut sender,
-                    &mut lags,
-                    &mut reader,
-                    &slot_name,
-                    f,
-                    &mut end_of_tli,
-                )? {
+                if let Some(e) = st.on_frame(c, f)? {
                     return finish_stream(c, e).await;
                 }
                 continue;
             }
             Event::LocalWal(false) => return Err(End::Quiet.into()),
-            Event::LocalWal(true) => sender.on_local_wal(local_wal(&ctl), Instant::now()),
-            Event::Tick => sender.poll(Instant::now()),
+            Event::LocalWal(true) => st.sender.on_local_wal(local_wal(&ctl), Instant::now()),
+            Event::Tick => st.sender.poll(Instant::now()),
             Event::Stop => {
                 stopping_since = Some(Instant::now());
-                sender.on_shutdown(Instant::now())
+                st.sender.on_shutdown(Instant::now())
             }
         };
-        if let Some(e) = execute(
-            c,
-            &mut sender,
-            &mut lags,
-            &mut reader,
-            &slot_name,
-            actions,
-            &mut end_of_tli,
-        )? {
+        if let Some(e) = st.execute(c, actions)? {
             return finish_stream(c, e).await;
         }
     }
@@ -667,21 +633,174 @@ impl Drop for DirectGuard {
     }
 }
 
-/// Disarms the direct send and makes what the WAL writer sent meanwhile our own: the sent
-/// LSN (state machine, lag tracker, `pg_stat_replication`) and the unsent rest of a message,
-/// which goes out before anything else.
-fn take_over_direct(c: &mut Conn, sender: &mut WalSender, lags: &mut LagTracker, d: &DirectSend) {
-    let taken = d.disarm();
-    if let Some((end, wal_end, at)) = taken.sent
-        && end > sender.sent_lsn()
-    {
-        sender.sent_directly(local_wal(&c.ctl), end, wal_end);
-        lags.sent(end, at);
-        let sent = sender.sent_lsn();
-        c.ctl.update(c.slot, |e| e.sent_lsn = sent);
+/// One START_REPLICATION stream: the sender state machine and what carrying out its actions
+/// needs (lag samples, the segment reader, the slot, a historic timeline's end).
+struct Stream {
+    sender: WalSender,
+    lags: LagTracker,
+    reader: wal::reader::WalReader,
+    slot_name: Option<String>,
+    end_of_tli: Option<(TimelineId, Lsn)>,
+}
+
+impl Stream {
+    /// Disarms the direct send and makes what the WAL writer sent meanwhile our own: the sent
+    /// LSN (state machine, lag tracker, `pg_stat_replication`) and the unsent rest of a
+    /// message, which goes out before anything else.
+    fn take_over_direct(&mut self, c: &mut Conn, d: &DirectSend) {
+        let taken = d.disarm();
+        if let Some((end, wal_end, at)) = taken.sent
+            && end > self.sender.sent_lsn()
+        {
+            self.sender.sent_directly(local_wal(&c.ctl), end, wal_end);
+            self.lags.sent(end, at);
+            let sent = self.sender.sent_lsn();
+            c.ctl.update(c.slot, |e| e.sent_lsn = sent);
+        }
+        if !taken.pending.is_empty() {
+            c.out.splice(0..0, taken.pending);
+        }
     }
-    if !taken.pending.is_empty() {
-        c.out.splice(0..0, taken.pending);
+
+    /// A message from the standby (`None`: the connection is gone).
+    fn on_frame(
+        &mut self,
+        c: &mut Conn,
+        f: Option<Result<Frame, PgError>>,
+    ) -> Result<Option<CopyEnd>, StreamEnd> {
+        let f = match f {
+            None => return Err(End::Closed.into()),
+            Some(Err(e)) => return Err(End::Fatal(e).into()),
+            Some(Ok(f)) => f,
+        };
+        match f.tag {
+            b'd' => {
+                let msg = StandbyMessage::decode(&f.body).map_err(|e| {
+                    let mut e = e.to_pg_error();
+                    e.severity = base::error::Severity::Fatal;
+                    End::Fatal(e)
+                })?;
+                let actions = self.sender.on_standby_message(msg, Instant::now());
+                self.execute(c, actions)
+            }
+            b'c' => match self.end_of_tli.take() {
+                Some((next, at)) => Ok(Some(CopyEnd::EndOfTimeline(next, at))),
+                None => Ok(Some(CopyEnd::ByStandby)),
+            },
+            b'X' => Err(End::Closed.into()),
+            b'f' => Err(End::Fatal(PgError::fatal(
+                sqlstate::QUERY_CANCELED,
+                "COPY failed on the standby",
+            ))
+            .into()),
+            other => Err(End::Fatal(PgError::fatal(
+                sqlstate::PROTOCOL_VIOLATION,
+                format!("invalid standby message type \"{}\"", other as char),
+            ))
+            .into()),
+        }
+    }
+
+    /// Carries out the state machine's actions in order.
+    fn execute(
+        &mut self,
+        c: &mut Conn,
+        actions: Vec<SenderAction>,
+    ) -> Result<Option<CopyEnd>, StreamEnd> {
+        let ctl = c.ctl.clone();
+        for a in actions {
+            match a {
+                SenderAction::SendWal {
+                    start,
+                    end,
+                    wal_end,
+                    ..
+                } => {
+                    let data = read_wal(&ctl, &mut self.reader, start, end)?;
+                    let h = encode_xlog_data_header(start, wal_end, PgTimestamp::now());
+                    let at = c.out.len();
+                    c.out.push(b'd');
+                    c.out
+                        .extend_from_slice(&((4 + h.len() + data.len()) as u32).to_be_bytes());
+                    c.out.extend_from_slice(&h);
+                    c.out.extend_from_slice(&data);
+                    debug_assert!(c.out.len() > at);
+                    let sent = self.sender.sent_lsn();
+                    self.lags.sent(end, Instant::now());
+                    ctl.update(c.slot, |e| e.sent_lsn = sent);
+                }
+                SenderAction::SendKeepalive {
+                    wal_end,
+                    reply_requested,
+                } => {
+                    let k = PrimaryMessage::Keepalive(PrimaryKeepalive {
+                        wal_end,
+                        send_time: PgTimestamp::now(),
+                        reply_requested,
+                    });
+                    wire::copy_data(&mut c.out, &k.encode());
+                }
+                SenderAction::StateChanged { to, .. } => {
+                    if to == WalSndState::Streaming {
+                        tracing::info!(
+                            "walsender {}: standby has now caught up with the primary",
+                            c.pid
+                        );
+                    }
+                    ctl.update(c.slot, |e| e.state = to);
+                }
+                SenderAction::StandbyProgressed {
+                    write_lsn,
+                    flush_lsn,
+                    apply_lsn,
+                } => {
+                    let reply = self.sender.stat().reply_time.map(|t| t.to_system_time());
+                    let now = Instant::now();
+                    let measured = [
+                        self.lags.reported(0, write_lsn, now),
+                        self.lags.reported(1, flush_lsn, now),
+                        self.lags.reported(2, apply_lsn, now),
+                    ];
+                    ctl.update(c.slot, |e| {
+                        for (lag, m) in e.lags.iter_mut().zip(measured) {
+                            if m.is_some() {
+                                *lag = m;
+                            }
+                        }
+                        e.write_lsn = write_lsn;
+                        e.flush_lsn = flush_lsn;
+                        e.replay_lsn = apply_lsn;
+                        e.reply_time = reply;
+                    });
+                }
+                SenderAction::AdvanceSlot { restart_lsn } => {
+                    if let Some(name) = &self.slot_name {
+                        ctl.slots.lock().advance(name, restart_lsn);
+                    }
+                }
+                SenderAction::HotStandbyFeedback(_) => {}
+                SenderAction::EndOfTimeline {
+                    next_timeline,
+                    switchpoint,
+                } => {
+                    wire::copy_done(&mut c.out);
+                    self.end_of_tli = Some((next_timeline, switchpoint));
+                }
+                SenderAction::Done => return Ok(Some(CopyEnd::Done)),
+                SenderAction::Terminate(e) => {
+                    tracing::warn!("walsender {}: {e}", c.pid);
+                    return Err(match e {
+                        SenderError::Timeout => End::Quiet.into(),
+                        other => {
+                            let mut pe = other.to_pg_error();
+                            pe.severity = base::error::Severity::Fatal;
+                            End::Fatal(pe).into()
+                        }
+                    });
+                }
+            }
+        }
+        Ok(None)
     }
 }
 
@@ -716,48 +835,6 @@ async fn finish_stream(c: &mut Conn, e: CopyEnd) -> Result<(), StreamEnd> {
     }
 }
 
-fn on_frame(
-    c: &mut Conn,
-    sender: &mut WalSender,
-    lags: &mut LagTracker,
-    reader: &mut wal::reader::WalReader,
-    slot_name: &Option<String>,
-    f: Option<Result<Frame, PgError>>,
-    end_of_tli: &mut Option<(TimelineId, Lsn)>,
-) -> Result<Option<CopyEnd>, StreamEnd> {
-    let f = match f {
-        None => return Err(End::Closed.into()),
-        Some(Err(e)) => return Err(End::Fatal(e).into()),
-        Some(Ok(f)) => f,
-    };
-    match f.tag {
-        b'd' => {
-            let msg = StandbyMessage::decode(&f.body).map_err(|e| {
-                let mut e = e.to_pg_error();
-                e.severity = base::error::Severity::Fatal;
-                End::Fatal(e)
-            })?;
-            let actions = sender.on_standby_message(msg, Instant::now());
-            execute(c, sender, lags, reader, slot_name, actions, end_of_tli)
-        }
-        b'c' => match end_of_tli.take() {
-            Some((next, at)) => Ok(Some(CopyEnd::EndOfTimeline(next, at))),
-            None => Ok(Some(CopyEnd::ByStandby)),
-        },
-        b'X' => Err(End::Closed.into()),
-        b'f' => Err(End::Fatal(PgError::fatal(
-            sqlstate::QUERY_CANCELED,
-            "COPY failed on the standby",
-        ))
-        .into()),
-        other => Err(End::Fatal(PgError::fatal(
-            sqlstate::PROTOCOL_VIOLATION,
-            format!("invalid standby message type \"{}\"", other as char),
-        ))
-        .into()),
-    }
-}
-
 fn read_wal(
     ctl: &WalSndCtl,
     reader: &mut wal::reader::WalReader,
@@ -779,111 +856,6 @@ fn read_wal(
             e.to_string(),
         ))),
     }
-}
-
-fn execute(
-    c: &mut Conn,
-    sender: &mut WalSender,
-    lags: &mut LagTracker,
-    reader: &mut wal::reader::WalReader,
-    slot_name: &Option<String>,
-    actions: Vec<SenderAction>,
-    end_of_tli: &mut Option<(TimelineId, Lsn)>,
-) -> Result<Option<CopyEnd>, StreamEnd> {
-    let ctl = c.ctl.clone();
-    for a in actions {
-        match a {
-            SenderAction::SendWal {
-                start,
-                end,
-                wal_end,
-                ..
-            } => {
-                let data = read_wal(&ctl, reader, start, end)?;
-                let h = encode_xlog_data_header(start, wal_end, PgTimestamp::now());
-                let at = c.out.len();
-                c.out.push(b'd');
-                c.out
-                    .extend_from_slice(&((4 + h.len() + data.len()) as u32).to_be_bytes());
-                c.out.extend_from_slice(&h);
-                c.out.extend_from_slice(&data);
-                debug_assert!(c.out.len() > at);
-                let sent = sender.sent_lsn();
-                lags.sent(end, Instant::now());
-                ctl.update(c.slot, |e| e.sent_lsn = sent);
-            }
-            SenderAction::SendKeepalive {
-                wal_end,
-                reply_requested,
-            } => {
-                let k = PrimaryMessage::Keepalive(PrimaryKeepalive {
-                    wal_end,
-                    send_time: PgTimestamp::now(),
-                    reply_requested,
-                });
-                wire::copy_data(&mut c.out, &k.encode());
-            }
-            SenderAction::StateChanged { to, .. } => {
-                if to == WalSndState::Streaming {
-                    tracing::info!(
-                        "walsender {}: standby has now caught up with the primary",
-                        c.pid
-                    );
-                }
-                ctl.update(c.slot, |e| e.state = to);
-            }
-            SenderAction::StandbyProgressed {
-                write_lsn,
-                flush_lsn,
-                apply_lsn,
-            } => {
-                let reply = sender.stat().reply_time.map(|t| t.to_system_time());
-                let now = Instant::now();
-                let measured = [
-                    lags.reported(0, write_lsn, now),
-                    lags.reported(1, flush_lsn, now),
-                    lags.reported(2, apply_lsn, now),
-                ];
-                ctl.update(c.slot, |e| {
-                    for (lag, m) in e.lags.iter_mut().zip(measured) {
-                        if m.is_some() {
-                            *lag = m;
-                        }
-                    }
-                    e.write_lsn = write_lsn;
-                    e.flush_lsn = flush_lsn;
-                    e.replay_lsn = apply_lsn;
-                    e.reply_time = reply;
-                });
-            }
-            SenderAction::AdvanceSlot { restart_lsn } => {
-                if let Some(name) = slot_name {
-                    ctl.slots.lock().advance(name, restart_lsn);
-                }
-            }
-            SenderAction::HotStandbyFeedback(_) => {}
-            SenderAction::EndOfTimeline {
-                next_timeline,
-                switchpoint,
-            } => {
-                wire::copy_done(&mut c.out);
-                *end_of_tli = Some((next_timeline, switchpoint));
-            }
-            SenderAction::Done => return Ok(Some(CopyEnd::Done)),
-            SenderAction::Terminate(e) => {
-                tracing::warn!("walsender {}: {e}", c.pid);
-                return Err(match e {
-                    SenderError::Timeout => End::Quiet.into(),
-                    other => {
-                        let mut pe = other.to_pg_error();
-                        pe.severity = base::error::Severity::Fatal;
-                        End::Fatal(pe).into()
-                    }
-                });
-            }
-        }
-    }
-    Ok(None)
 }
 
 /// `pg_stat_replication`'s `write_lag`/`flush_lag`/`replay_lag`, as PostgreSQL's
