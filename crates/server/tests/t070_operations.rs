@@ -23,6 +23,20 @@ async fn one_text(c: &tokio_postgres::Client, q: &str) -> String {
         .unwrap_or_default()
 }
 
+/// Polls `SHOW name` until it shows `want` (a reload is asynchronous) and returns what it
+/// showed last.
+async fn wait_for_setting(c: &tokio_postgres::Client, name: &str, want: &str) -> String {
+    let mut shown = String::new();
+    for _ in 0..100 {
+        shown = one_text(c, &format!("SHOW {name}")).await;
+        if shown == want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    shown
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workers_functions_checkpoint_and_reload() {
     let mut srv = TestServer::init();
@@ -88,15 +102,10 @@ async fn workers_functions_checkpoint_and_reload() {
     text.push_str("\ncheckpoint_timeout = 10min\n");
     std::fs::write(&conf, &text).expect("write conf");
     assert_eq!(one_text(&c, "SELECT pg_reload_conf()").await, "t");
-    let mut shown = String::new();
-    for _ in 0..100 {
-        shown = one_text(&c, "SHOW checkpoint_timeout").await;
-        if shown == "10min" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(shown, "10min");
+    assert_eq!(
+        wait_for_setting(&c, "checkpoint_timeout", "10min").await,
+        "10min"
+    );
     text.push_str("checkpoint_timeout = 15min\n");
     std::fs::write(&conf, &text).expect("write conf");
     let pid = srv.pid().expect("pid") as i32;
@@ -105,14 +114,10 @@ async fn workers_functions_checkpoint_and_reload() {
     unsafe {
         libc::kill(pid, libc::SIGHUP);
     }
-    for _ in 0..100 {
-        shown = one_text(&c, "SHOW checkpoint_timeout").await;
-        if shown == "15min" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(shown, "15min");
+    assert_eq!(
+        wait_for_setting(&c, "checkpoint_timeout", "15min").await,
+        "15min"
+    );
     srv.stop();
 }
 
@@ -165,15 +170,10 @@ async fn alter_system_takes_effect_at_reload_and_survives_restart() {
     assert!(auto.contains("checkpoint_timeout = '20min'"), "{auto}");
     assert_eq!(one_text(&c, "SHOW checkpoint_timeout").await, "5min");
     assert_eq!(one_text(&c, "SELECT pg_reload_conf()").await, "t");
-    let mut shown = String::new();
-    for _ in 0..100 {
-        shown = one_text(&c, "SHOW checkpoint_timeout").await;
-        if shown == "20min" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(shown, "20min");
+    assert_eq!(
+        wait_for_setting(&c, "checkpoint_timeout", "20min").await,
+        "20min"
+    );
 
     // It outlives a restart; RESET removes it again.
     drop(c);
