@@ -22,10 +22,7 @@ const BLOCKED_FOR: Duration = Duration::from_millis(800);
 const COMPLETES_WITHIN: Duration = Duration::from_secs(20);
 
 async fn reload(server: &TestServer) {
-    let c = server.client().await;
-    c.simple_query("SELECT pg_reload_conf()")
-        .await
-        .expect("reload");
+    server.reload_conf().await;
     // The reload is asynchronous (as PostgreSQL's SIGHUP); wait until sessions see it.
     tokio::time::sleep(Duration::from_millis(300)).await;
 }

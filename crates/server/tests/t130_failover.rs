@@ -117,12 +117,7 @@ async fn killing_the_primary_loses_no_acknowledged_commit() {
         // A fresh standby of the current primary (its config names s1 as synchronous).
         let mut standby = TestServer::standby_of(&primary, "s1");
         standby.start();
-        {
-            let c = primary.client().await;
-            c.simple_query("SELECT pg_reload_conf()")
-                .await
-                .expect("reload");
-        }
+        primary.reload_conf().await;
         primary
             .wait_for_standby("s1", "streaming", Some("sync"))
             .await;

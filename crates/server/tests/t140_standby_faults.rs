@@ -133,12 +133,7 @@ async fn a_killed_standby_resumes_from_its_flush_point() {
     let mut standby = TestServer::standby_of(&primary, "s1");
     standby.start();
     primary.set_conf("synchronous_standby_names", "s1");
-    primary
-        .client()
-        .await
-        .simple_query("SELECT pg_reload_conf()")
-        .await
-        .expect("reload");
+    primary.reload_conf().await;
     primary
         .wait_for_standby("s1", "streaming", Some("sync"))
         .await;
@@ -181,12 +176,7 @@ async fn a_network_cut_blocks_commits_until_the_standby_is_back() {
     standby.start();
     primary.set_conf("synchronous_standby_names", "s1");
     primary.set_conf("wal_sender_timeout", "2s");
-    primary
-        .client()
-        .await
-        .simple_query("SELECT pg_reload_conf()")
-        .await
-        .expect("reload");
+    primary.reload_conf().await;
     primary
         .wait_for_standby("s1", "streaming", Some("sync"))
         .await;

@@ -303,20 +303,7 @@ impl WalSndCtl {
         let mut sync = self.sync.lock();
         let local_flush = self.wal.flush_lsn();
         let senders = self.senders.lock();
-        let snaps: Vec<WalSenderSnapshot<'_>> = senders
-            .iter()
-            .enumerate()
-            .filter_map(|(i, e)| {
-                e.as_ref().map(|e| WalSenderSnapshot {
-                    slot: i,
-                    application_name: &e.application_name,
-                    state: e.state,
-                    write_lsn: e.write_lsn,
-                    flush_lsn: e.flush_lsn,
-                    apply_lsn: e.replay_lsn,
-                })
-            })
-            .collect();
+        let snaps = snapshots(&senders);
         let degraded = sync.fallback.is_degraded();
         let SyncShared {
             config, released, ..
@@ -399,20 +386,7 @@ impl WalSndCtl {
     pub fn replication_stats(&self) -> Vec<ReplicationStat> {
         let sync = self.sync.lock();
         let senders = self.senders.lock();
-        let snaps: Vec<WalSenderSnapshot<'_>> = senders
-            .iter()
-            .enumerate()
-            .filter_map(|(i, e)| {
-                e.as_ref().map(|e| WalSenderSnapshot {
-                    slot: i,
-                    application_name: &e.application_name,
-                    state: e.state,
-                    write_lsn: e.write_lsn,
-                    flush_lsn: e.flush_lsn,
-                    apply_lsn: e.replay_lsn,
-                })
-            })
-            .collect();
+        let snaps = snapshots(&senders);
         let ev = replication::syncrep::evaluate(sync.config.as_ref(), &snaps);
         let opt = |l: Lsn| (l != Lsn::ZERO).then_some(l);
         senders
@@ -553,6 +527,24 @@ impl WalSndCtl {
 /// The `synchronous_commit` levels that wait for standbys.
 pub fn is_remote(level: SyncCommitLevel) -> bool {
     level >= SyncCommitLevel::RemoteWrite
+}
+
+/// What the sync standby choice sees of each registered walsender.
+fn snapshots(senders: &[Option<SenderEntry>]) -> Vec<WalSenderSnapshot<'_>> {
+    senders
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| {
+            e.as_ref().map(|e| WalSenderSnapshot {
+                slot: i,
+                application_name: &e.application_name,
+                state: e.state,
+                write_lsn: e.write_lsn,
+                flush_lsn: e.flush_lsn,
+                apply_lsn: e.replay_lsn,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -97,6 +97,16 @@ impl TestServer {
         }
     }
 
+    /// `SELECT pg_reload_conf()`: asks the server to re-read its configuration (the reload
+    /// itself is asynchronous, as PostgreSQL's SIGHUP).
+    pub async fn reload_conf(&self) {
+        self.client()
+            .await
+            .simple_query("SELECT pg_reload_conf()")
+            .await
+            .expect("reload");
+    }
+
     /// Appends `name = 'value'` to lockstep.conf (takes effect at the next reload).
     pub fn set_conf(&self, name: &str, value: &str) {
         let conf = self.datadir.join("lockstep.conf");

@@ -52,12 +52,8 @@ fn check(out: Output, what: &str) -> String {
 }
 
 impl PgCluster {
-    /// initdb, configure (plus `extra_conf` lines), start.
-    pub fn start(extra_conf: &[&str]) -> PgCluster {
-        assert!(
-            Path::new(PG_BIN).join("postgres").exists(),
-            "PostgreSQL 15 is needed at {PG_BIN} (apt-get install postgresql-15)"
-        );
+    /// A fresh directory owned by `postgres` and a free port; nothing in it yet.
+    fn empty() -> PgCluster {
         let root = std::env::temp_dir().join(format!(
             "lockstep-pg-{}-{}",
             std::process::id(),
@@ -76,6 +72,16 @@ impl PgCluster {
                 .expect("chown"),
             "chown",
         );
+        cluster
+    }
+
+    /// initdb, configure (plus `extra_conf` lines), start.
+    pub fn start(extra_conf: &[&str]) -> PgCluster {
+        assert!(
+            Path::new(PG_BIN).join("postgres").exists(),
+            "PostgreSQL 15 is needed at {PG_BIN} (apt-get install postgresql-15)"
+        );
+        let cluster = PgCluster::empty();
         let data = cluster.data_dir();
         check(
             run_as_postgres(&[
@@ -135,24 +141,7 @@ impl PgCluster {
 
     /// A PostgreSQL streaming standby of `primary` (pg_basebackup -R), started.
     pub fn standby_of(primary: &PgCluster) -> PgCluster {
-        let root = std::env::temp_dir().join(format!(
-            "lockstep-pg-{}-{}",
-            std::process::id(),
-            free_port()
-        ));
-        std::fs::create_dir_all(&root).expect("mkdir");
-        let cluster = PgCluster {
-            root,
-            port: free_port(),
-        };
-        check(
-            Command::new("chown")
-                .arg("postgres:")
-                .arg(&cluster.root)
-                .output()
-                .expect("chown"),
-            "chown",
-        );
+        let cluster = PgCluster::empty();
         let data = cluster.data_dir();
         check(
             run_as_postgres(&[
