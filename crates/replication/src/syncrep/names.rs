@@ -28,6 +28,7 @@
 //! greater than zero` with the GUC default SQLSTATE 22023. One deliberate difference: a count
 //! above 2147483647 is rejected (22023) where PostgreSQL's `atoi` would silently wrap.
 
+use crate::commands::scanner::{is_ident_cont, is_ident_start};
 use std::fmt;
 
 use base::error::{PgError, sqlstate};
@@ -194,14 +195,6 @@ fn write_name(f: &mut fmt::Formatter<'_>, name: &str) -> fmt::Result {
     } else {
         write!(f, "\"{}\"", name.replace('"', "\"\""))
     }
-}
-
-fn is_ident_start(c: char) -> bool {
-    c.is_ascii_alphabetic() || c == '_' || !c.is_ascii()
-}
-
-fn is_ident_cont(c: char) -> bool {
-    is_ident_start(c) || c.is_ascii_digit() || c == '$'
 }
 
 fn is_identifier(s: &str) -> bool {
