@@ -9,6 +9,11 @@
 # of every round (from pgbench's per-transaction log), and lockstep/PostgreSQL ratios. Also
 # lockstep's peak RSS after loading.
 #
+# Transport: by default pgbench connects over each server's Unix-domain socket, as pgbench
+# and psql do when no host is given; TRANSPORT=tcp uses loopback TCP. Both servers always get
+# the same transport. The kernel's per-message cost is a large part of a lockstep
+# transaction, so the ratios differ between the two: quote both.
+#
 # With MODE=replica each side is a primary plus one synchronous standby on the same machine:
 # PostgreSQL's standby is made with `pg_basebackup -R` and named in synchronous_standby_names;
 # lockstep's with `lockstep basebackup -R`. Every commit then waits for the standby's flush
@@ -19,6 +24,7 @@
 # Usage: bench/pgbench-compare.sh            (defaults: ROUNDS=3 DURATION=15 SCALE=10 CLIENTS="1 32")
 #        ROUNDS=5 DURATION=20 CLIENTS="1 8 32" bench/pgbench-compare.sh
 #        MODE=replica bench/pgbench-compare.sh
+#        TRANSPORT=tcp bench/pgbench-compare.sh   (loopback TCP instead of Unix-domain sockets)
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
@@ -26,6 +32,7 @@ DURATION=${DURATION:-15}
 SCALE=${SCALE:-10}
 CLIENTS=${CLIENTS:-"1 32"}
 MODE=${MODE:-single}
+TRANSPORT=${TRANSPORT:-unix}
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 LOCKSTEP=${LOCKSTEP:-$ROOT/target/release/lockstep}
@@ -69,7 +76,8 @@ as_postgres "$PGBIN/pg_ctl" -D "$WORK/pg" -l "$WORK/pglog/pg.log" -w start -o \
   "-p $PG_PORT -k $WORK/pglog -c listen_addresses=127.0.0.1 -c fsync=on -c synchronous_commit=on -c max_connections=100 -c shared_buffers=512MB" >/dev/null
 
 "$LOCKSTEP" init -D "$WORK/ls" >/dev/null
-"$LOCKSTEP" start -D "$WORK/ls" -c port="$LS_PORT" -c listen_addresses=127.0.0.1 \
+mkdir -p "$WORK/lssock"
+"$LOCKSTEP" start -D "$WORK/ls" -c port="$LS_PORT" -c listen_addresses=127.0.0.1 -c unix_socket_directories="$WORK/lssock" \
   -c fsync=on -c synchronous_commit=on -c max_connections=100 2>"$WORK/ls.log" &
 LS_PID=$!
 for _ in $(seq 100); do pg_isready -q -h 127.0.0.1 -p "$LS_PORT" && break; sleep 0.1; done
@@ -85,9 +93,7 @@ if [ "$MODE" = replica ]; then
   "$LOCKSTEP" start -D "$WORK/ls-standby" -c port="$LS_STANDBY_PORT" -c listen_addresses=127.0.0.1 \
     -c fsync=on 2>"$WORK/ls-standby.log" &
   LS_STANDBY_PID=$!
-  # lockstep has no ALTER SYSTEM: the configuration file plus a reload does the same.
-  echo "synchronous_standby_names = 'standby1'" >>"$WORK/ls/lockstep.conf"
-  kill -HUP "$LS_PID"
+  psql -q -h 127.0.0.1 -p "$LS_PORT" -U postgres -c "ALTER SYSTEM SET synchronous_standby_names = 'standby1'" -c "SELECT pg_reload_conf()" postgres >/dev/null
   for name in pg ls; do
     port=$PG_PORT; [ $name = ls ] && port=$LS_PORT
     for _ in $(seq 300); do
@@ -102,8 +108,12 @@ if [ "$MODE" = replica ]; then
   done
 fi
 
-PG_CONN=(-h 127.0.0.1 -p "$PG_PORT" -U postgres postgres)
-LS_CONN=(-h 127.0.0.1 -p "$LS_PORT" -U postgres postgres)
+# TRANSPORT=unix runs pgbench over each server's Unix-domain socket (pgbench's and psql's
+# default when no host is given); tcp over loopback TCP. Set-up always uses TCP.
+PG_HOST=127.0.0.1; LS_HOST=127.0.0.1
+if [ "$TRANSPORT" = unix ]; then PG_HOST=$WORK/pglog; LS_HOST=$WORK/lssock; fi
+PG_CONN=(-h "$PG_HOST" -p "$PG_PORT" -U postgres postgres)
+LS_CONN=(-h "$LS_HOST" -p "$LS_PORT" -U postgres postgres)
 
 echo "== pgbench -i -s $SCALE" >&2
 pgbench -i -q -s "$SCALE" "${PG_CONN[@]}" >/dev/null 2>&1
@@ -135,7 +145,7 @@ for c in $CLIENTS; do
   done
 done
 
-MODE=$MODE DURATION=$DURATION SCALE=$SCALE python3 - "$WORK/logs" "$CLIENTS" "$LS_RSS_KB" "$LS_LOAD_S" "$WORK/tps.txt" <<'PY'
+MODE=$MODE TRANSPORT=$TRANSPORT DURATION=$DURATION SCALE=$SCALE python3 - "$WORK/logs" "$CLIENTS" "$LS_RSS_KB" "$LS_LOAD_S" "$WORK/tps.txt" <<'PY'
 import glob, os, statistics, sys
 logs, clients, rss_kb, load_s = sys.argv[1], sys.argv[2].split(), int(sys.argv[3]), sys.argv[4]
 tps = {}
@@ -158,8 +168,9 @@ def lat(name, c):
 
 replica = os.environ.get("MODE") == "replica"
 setup = "primary + 1 synchronous standby each" if replica else "single node"
+transport = "Unix-domain sockets" if os.environ.get("TRANSPORT") == "unix" else "loopback TCP"
 print(f"pgbench -M prepared -T {os.environ.get('DURATION', '15')}, scale {os.environ.get('SCALE', '10')}, {setup}, "
-      f"{os.cpu_count()} cores, fsync=on, synchronous_commit=on, interleaved rounds: {len(next(iter(tps.values())))}")
+      f"{os.cpu_count()} cores, {transport}, fsync=on, synchronous_commit=on, interleaved rounds: {len(next(iter(tps.values())))}")
 print(f"{'clients':>7} | {'PG tps':>9} {'LS tps':>9} {'ratio':>6} | {'PG med ms':>9} {'LS med ms':>9} {'ratio':>6} | {'PG p99 ms':>9} {'LS p99 ms':>9} {'ratio':>6}")
 for c in clients:
     pt, lt = statistics.median(tps[f"pg-{c}"]), statistics.median(tps[f"ls-{c}"])

@@ -179,9 +179,22 @@ impl Checkpointer {
         let Some(wal) = self.wal.get().cloned() else {
             return self.restartpoint(kind, started);
         };
-        // Pin a lower bound of C before choosing C, so no version the scan needs is pruned.
+        // What the synchronous standbys have confirmed (the lowest remote level): a restart
+        // keeps commits above it that waited for a standby invisible until one confirms
+        // them, so the snapshot keeps the older versions readers need meanwhile. Pinned
+        // before C is chosen (it is a lower bound of C), so no version the scan needs is
+        // pruned.
+        let sync_confirmed_lsn = [
+            SyncCommitLevel::RemoteWrite,
+            SyncCommitLevel::On,
+            SyncCommitLevel::RemoteApply,
+        ]
+        .into_iter()
+        .map(|l| self.mgr.watermarks.get(l))
+        .min()
+        .map_or(Lsn(0), Lsn);
         let slot = self.mgr.snapshots.register();
-        slot.pin(self.mgr.watermarks.get(SyncCommitLevel::RemoteApply));
+        slot.pin(sync_confirmed_lsn.0);
         let snapshot_lsn = if kind == CheckpointKind::Shutdown {
             wal.flush_all()?
         } else {
@@ -198,6 +211,7 @@ impl Checkpointer {
             next_xid: self.mgr.next_xid(),
             next_oid: self.mgr.catalog.next_oid(),
             time: txn::transaction::now_pg_micros(),
+            sync_confirmed_lsn,
         };
         let (file, stats) = write_snapshot(&self.datadir.path, &self.mgr.catalog, &header)?;
         drop(slot);
@@ -219,6 +233,7 @@ impl Checkpointer {
         {
             let mut c = self.control.lock();
             c.checkpoint_lsn = checkpoint_lsn;
+            c.sync_confirmed_lsn = sync_confirmed_lsn;
             c.redo_lsn = redo_lsn;
             c.snapshot_lsn = snapshot_lsn;
             c.snapshot_file = file.clone();
@@ -326,6 +341,7 @@ impl Checkpointer {
             next_xid: cand.next_xid,
             next_oid: self.mgr.catalog.next_oid(),
             time: txn::transaction::now_pg_micros(),
+            sync_confirmed_lsn: cand.lsn,
         };
         let (file, stats) = write_snapshot(&self.datadir.path, &self.mgr.catalog, &header)?;
         drop(slot);
@@ -340,6 +356,7 @@ impl Checkpointer {
             c.time = header.time;
             c.timeline = cand.timeline;
             c.min_recovery_point = cand.lsn;
+            c.sync_confirmed_lsn = cand.lsn;
             c.state = if kind == CheckpointKind::Shutdown {
                 ClusterState::ShutDownInRecovery
             } else {

@@ -232,17 +232,17 @@ impl Core {
         // Everything recovered is visible: recovery applied whole transactions only.
         let mut watermarks = Arc::new(Watermarks::new(end_lsn.0));
         if !standby_mode {
-            // Better than PostgreSQL: with synchronous standbys configured, commits recovered
-            // from WAL after the last checkpoint are not visible until a synchronous standby
-            // confirms them (the remote watermarks start at the checkpoint, not at the end of
-            // WAL). Limit: commits at or before the checkpoint are visible at once even if no
-            // standby ever confirmed them (the checkpoint snapshot does not record that).
+            // Better than PostgreSQL: with synchronous standbys configured, recovered commits
+            // that waited for a standby and were not confirmed when the last checkpoint was
+            // taken are not visible until a synchronous standby confirms them, whether they
+            // come from the snapshot or from WAL replay (the remote watermarks start at the
+            // checkpoint's `sync_confirmed_lsn`, not at the end of WAL).
             // A standby replays only what its primary made durable, and a promoted standby
             // keeps what it replayed visible, as PostgreSQL does.
             let remote_start = walsender::WalSndCtl::initial_remote_watermark(
                 &opts.synchronous_standby_names,
                 end_lsn,
-                control.checkpoint_lsn,
+                control.sync_confirmed_lsn,
             );
             let all = Watermarks::new(remote_start.0);
             all.advance(|w| {

@@ -268,6 +268,7 @@ impl DataDir {
             next_xid: 1,
             next_oid: catalog.next_oid(),
             time: txn::transaction::now_pg_micros(),
+            sync_confirmed_lsn: start,
         };
         let (snapshot_file, _) = write_snapshot(&self.path, &catalog, &header)
             .map_err(|e| DataDirError::Other(e.to_string()))?;
@@ -312,6 +313,7 @@ impl DataDir {
             next_oid: catalog.next_oid(),
             time: header.time,
             min_recovery_point: Lsn(0),
+            sync_confirmed_lsn: checkpoint_lsn,
         };
         control
             .write(&self.path)

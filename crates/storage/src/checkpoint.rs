@@ -8,14 +8,26 @@
 //! The caller pins `C` in the snapshot registry before choosing it, so version pruning cannot
 //! remove a version the scan still needs (see `visibility::SnapshotRegistry`).
 //!
+//! Versions not yet confirmed by the synchronous standbys: a commit that waited for a standby
+//! and was not confirmed when the checkpoint started (its LSN above the header's
+//! `sync_confirmed_lsn`) stays invisible after a restart until a standby confirms it. For such
+//! a row the file also holds the older versions back to the newest confirmed one (deletions
+//! included), so a reader after the restart sees the row as it was before the unconfirmed
+//! change, not as missing. Limit: the catalog keeps only its newest entry at or below `C`, so
+//! an unconfirmed DROP TABLE or TRUNCATE shows after a restart before it is confirmed.
+//!
 //! File: `base/snapshot.<LSN as 16 hex digits>`:
 //!
 //! ```text
-//! "LSSNAP01" header fields (snapshot LSN, redo LSN, timeline, next xid, next oid, time)
+//! "LSSNAP02" header fields (snapshot LSN, redo LSN, timeline, next xid, next oid, time,
+//!            sync-confirmed LSN)
 //! per table: 1, catalog stamp (commit LSN, level), table definition, end row id,
-//!            rows: 1, rowid, commit LSN, level, values ... 0
+//!            rows: 1, rowid, version count n, n x (commit LSN, level, 0 | 1 values),
+//!            oldest first ... 0
 //! 0, CRC-32C of everything before it, "LSSNAPEN"
 //! ```
+//!
+//! "LSSNAP01" files (one live version per row, no sync-confirmed LSN) still load.
 //!
 //! It is written to a temporary name, flushed, renamed, and the directory flushed, so a crash
 //! leaves the previous snapshot intact. Loading verifies the CRC before trusting anything.
@@ -33,7 +45,9 @@ use crate::catalog::Catalog;
 use crate::table::Table;
 use crate::version::Version;
 
-const MAGIC: &[u8; 8] = b"LSSNAP01";
+const MAGIC: &[u8; 8] = b"LSSNAP02";
+/// The format before version chains: one live version per row.
+const MAGIC_V1: &[u8; 8] = b"LSSNAP01";
 const END_MAGIC: &[u8; 8] = b"LSSNAPEN";
 /// Flush the encode buffer to the file at this size: bounds memory while writing large
 /// tables without making writes small.
@@ -47,6 +61,11 @@ pub struct SnapshotHeader {
     pub next_xid: u64,
     pub next_oid: u32,
     pub time: i64,
+    /// What the synchronous standbys had confirmed when the checkpoint started (the lowest
+    /// remote watermark): commits above it at a level that waits for a standby are written
+    /// with the older versions a reader after a restart needs. A restartpoint, or a server
+    /// without synchronous standbys, passes the snapshot LSN.
+    pub sync_confirmed_lsn: Lsn,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -121,7 +140,11 @@ pub fn write_snapshot(
     e.u64(header.next_xid);
     e.u32(header.next_oid);
     e.i64(header.time);
+    e.u64(header.sync_confirmed_lsn.0);
     let c = header.snapshot_lsn.0;
+    let confirmed = header.sync_confirmed_lsn.0;
+    let settled =
+        |lsn: u64, level: u8| lsn <= confirmed || level < base::SyncCommitLevel::RemoteWrite as u8;
     for (table, lsn, level) in catalog.tables_at(c) {
         stats.tables += 1;
         e.u8(1);
@@ -131,13 +154,25 @@ pub fn write_snapshot(
         e.u64(table.rows.end_rowid());
         let mut io_error = None;
         table.rows.for_each_slot(|rowid, slot| {
-            if let Some((lsn, level, Some(row))) = slot.committed_at(c) {
+            let chain = slot.committed_chain_at(c, settled);
+            if !chain.is_empty() {
                 e.u8(1);
                 e.varint(rowid);
-                e.u64(lsn);
-                e.u8(level);
-                e.row(row);
-                stats.rows += 1;
+                e.varint(chain.len() as u64);
+                for (lsn, level, data) in &chain {
+                    e.u64(*lsn);
+                    e.u8(*level);
+                    match data {
+                        Some(row) => {
+                            e.u8(1);
+                            e.row(row);
+                        }
+                        None => e.u8(0),
+                    }
+                }
+                if chain.last().is_some_and(|(_, _, d)| d.is_some()) {
+                    stats.rows += 1;
+                }
             }
             if e.buf.len() >= WRITE_CHUNK {
                 if let Err(err) = w.put(&e.buf) {
@@ -186,9 +221,14 @@ pub fn load_snapshot(
         path: path.display().to_string(),
         reason,
     };
-    if data.len() < MAGIC.len() + 12 || &data[..MAGIC.len()] != MAGIC {
+    if data.len() < MAGIC.len() + 12 {
         return Err(corrupt("bad magic number".into()));
     }
+    let chains = match &data[..MAGIC.len()] {
+        m if m == MAGIC => true,
+        m if m == MAGIC_V1 => false,
+        _ => return Err(corrupt("bad magic number".into())),
+    };
     let (body, trailer) = data.split_at(data.len() - 12);
     if &trailer[4..] != END_MAGIC {
         return Err(corrupt("missing end marker (truncated file?)".into()));
@@ -199,13 +239,19 @@ pub fn load_snapshot(
     }
     let mut d = Decoder::new(&body[MAGIC.len()..]);
     let derr = |e: DecodeError| corrupt(e.to_string());
+    let snapshot_lsn = Lsn(d.u64().map_err(derr)?);
     let header = SnapshotHeader {
-        snapshot_lsn: Lsn(d.u64().map_err(derr)?),
+        snapshot_lsn,
         redo_lsn: Lsn(d.u64().map_err(derr)?),
         timeline: TimelineId(d.u32().map_err(derr)?),
         next_xid: d.u64().map_err(derr)?,
         next_oid: d.u32().map_err(derr)?,
         time: d.i64().map_err(derr)?,
+        sync_confirmed_lsn: if chains {
+            Lsn(d.u64().map_err(derr)?)
+        } else {
+            snapshot_lsn
+        },
     };
     while d.u8().map_err(derr)? == 1 {
         let lsn = d.u64().map_err(derr)?;
@@ -216,17 +262,41 @@ pub fn load_snapshot(
         let table = Table::new(def);
         while d.u8().map_err(derr)? == 1 {
             let rowid = d.varint().map_err(derr)?;
-            let vlsn = d.u64().map_err(derr)?;
-            let vlevel = d.u8().map_err(derr)?;
-            let row: base::Row = Arc::from(d.row().map_err(derr)?);
             if rowid >= end_rowid {
                 return Err(corrupt(format!("row id {rowid} beyond end {end_rowid}")));
             }
+            let count = if chains { d.varint().map_err(derr)? } else { 1 };
+            // Each version takes at least 10 bytes; a larger count is damage, not a reason
+            // to reserve memory.
+            if count == 0 || count > d.remaining() as u64 / 10 {
+                return Err(corrupt(format!(
+                    "row id {rowid}: bad version count {count}"
+                )));
+            }
             table.rows.reserve(rowid);
-            table.index_row(rowid, &row);
-            table.rows.with_slot(rowid, |s| {
-                s.versions.push(Version::committed(vlsn, vlevel, Some(row)))
-            });
+            let mut previous: Option<u64> = None;
+            for _ in 0..count {
+                let vlsn = d.u64().map_err(derr)?;
+                let vlevel = d.u8().map_err(derr)?;
+                let live = !chains || d.bool().map_err(derr)?;
+                let row: Option<base::Row> = if live {
+                    Some(Arc::from(d.row().map_err(derr)?))
+                } else {
+                    None
+                };
+                if previous.is_some_and(|p| vlsn <= p) || vlsn > snapshot_lsn.0 {
+                    return Err(corrupt(format!(
+                        "row id {rowid}: version at {vlsn:X} out of order"
+                    )));
+                }
+                previous = Some(vlsn);
+                if let Some(row) = &row {
+                    table.index_row(rowid, row);
+                }
+                table.rows.with_slot(rowid, |s| {
+                    s.versions.push(Version::committed(vlsn, vlevel, row))
+                });
+            }
         }
         if end_rowid > 0 {
             table.rows.reserve(end_rowid - 1);
@@ -248,4 +318,95 @@ pub fn remove_old_snapshots(data_dir: &Path, keep: &str) -> std::io::Result<()> 
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::visibility::Snapshot;
+    use base::Value;
+
+    fn row(v: i32) -> base::Row {
+        Arc::from(vec![Value::Int4(v)])
+    }
+
+    fn header(snapshot: u64, confirmed: u64) -> SnapshotHeader {
+        SnapshotHeader {
+            snapshot_lsn: Lsn(snapshot),
+            redo_lsn: Lsn(snapshot),
+            timeline: TimelineId(1),
+            next_xid: 10,
+            next_oid: 20001,
+            time: 0,
+            sync_confirmed_lsn: Lsn(confirmed),
+        }
+    }
+
+    /// A row updated by a commit the standbys had not confirmed keeps its confirmed image in
+    /// the snapshot: after a restart (remote watermarks at the confirmed LSN) readers see the
+    /// old image, and once a standby confirms, the new one. A deleted row likewise.
+    #[test]
+    fn unconfirmed_versions_keep_their_predecessors() {
+        let on = base::SyncCommitLevel::On as u8;
+        let catalog = Catalog::new();
+        let table = Table::new(TableDef {
+            oid: 20000,
+            name: "t".into(),
+            columns: vec![],
+            indexes: vec![],
+        });
+        for rowid in 0..3 {
+            table.rows.reserve(rowid);
+        }
+        table.rows.with_slot(0, |s| {
+            s.versions.push(Version::committed(100, on, Some(row(1))));
+            s.versions.push(Version::committed(200, on, Some(row(2))));
+        });
+        table.rows.with_slot(1, |s| {
+            s.versions.push(Version::committed(100, on, Some(row(10))));
+            s.versions.push(Version::committed(210, on, None));
+        });
+        table.rows.with_slot(2, |s| {
+            s.versions.push(Version::committed(220, on, Some(row(20))));
+        });
+        catalog.install_committed("t", Some(Arc::new(table)), 50, on);
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("base")).expect("mkdir");
+        let (name, stats) = write_snapshot(dir.path(), &catalog, &header(300, 150)).expect("write");
+        assert_eq!(stats.rows, 2, "rows live at the snapshot LSN");
+
+        let loaded = Catalog::new();
+        let h = load_snapshot(dir.path(), &name, &loaded).expect("load");
+        assert_eq!(h, header(300, 150));
+        let restarted = Snapshot {
+            watermark: [300, 300, 150, 150, 150],
+            xid: 0,
+        };
+        let confirmed = Snapshot {
+            watermark: [300; 5],
+            xid: 0,
+        };
+        let t = loaded.lookup("t", &confirmed).expect("table");
+        let image = |rowid: u64, s: &Snapshot| {
+            t.rows
+                .with_slot(rowid, |slot| slot.visible(s).map(|r| r[0].clone()))
+                .flatten()
+        };
+        assert_eq!(image(0, &restarted), Some(Value::Int4(1)));
+        assert_eq!(image(0, &confirmed), Some(Value::Int4(2)));
+        assert_eq!(image(1, &restarted), Some(Value::Int4(10)));
+        assert_eq!(image(1, &confirmed), None);
+        assert_eq!(image(2, &restarted), None);
+        assert_eq!(image(2, &confirmed), Some(Value::Int4(20)));
+
+        // Everything confirmed: one version per live row, as before.
+        let (name, _) = write_snapshot(dir.path(), &catalog, &header(300, 300)).expect("write");
+        let again = Catalog::new();
+        load_snapshot(dir.path(), &name, &again).expect("load");
+        let t = again.lookup("t", &confirmed).expect("table");
+        let lens: Vec<usize> = (0..3)
+            .map(|r| t.rows.with_slot(r, |s| s.versions.len()).unwrap_or(0))
+            .collect();
+        assert_eq!(lens, vec![1, 0, 1]);
+    }
 }

@@ -71,6 +71,13 @@ pub struct ControlFile {
     /// On a standby: replay must reach this LSN before the data is consistent. Unused (0) on
     /// a primary.
     pub min_recovery_point: Lsn,
+    /// On a primary: when the newest checkpoint was taken, the synchronous standbys had
+    /// confirmed every commit at or below this LSN (or none was needed: no synchronous
+    /// standbys configured, or commits released by `synchronous_replication_timeout`). After
+    /// a restart, commits above it that waited for a standby stay invisible until a
+    /// synchronous standby confirms them, even when the snapshot holds them. On a standby:
+    /// the restartpoint's LSN (a standby replays only what its primary made durable).
+    pub sync_confirmed_lsn: Lsn,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +116,7 @@ impl ControlFile {
         e.u32(self.next_oid);
         e.i64(self.time);
         e.u64(self.min_recovery_point.0);
+        e.u64(self.sync_confirmed_lsn.0);
         let crc = crc32c::crc32c(&e.buf);
         e.u32(crc);
         e.buf
@@ -128,7 +136,7 @@ impl ControlFile {
         let system_identifier = d.u64().map_err(f)?;
         let segment_size = d.u64().map_err(f)?;
         let state = ClusterState::from_u8(d.u8().map_err(f)?).ok_or("invalid state")?;
-        Ok(ControlFile {
+        let mut c = ControlFile {
             system_identifier,
             segment_size,
             state,
@@ -141,7 +149,19 @@ impl ControlFile {
             next_oid: d.u32().map_err(f)?,
             time: d.i64().map_err(f)?,
             min_recovery_point: Lsn(d.u64().map_err(f)?),
-        })
+            sync_confirmed_lsn: Lsn(0),
+        };
+        // Control files written before `sync_confirmed_lsn` existed end here; for them the
+        // checkpoint itself counts as confirmed, which is what those versions assumed.
+        c.sync_confirmed_lsn = if d.is_empty() {
+            c.checkpoint_lsn
+        } else {
+            Lsn(d.u64().map_err(f)?)
+        };
+        if !d.is_empty() {
+            return Err("trailing bytes".into());
+        }
+        Ok(c)
     }
 
     pub fn read(data_dir: &Path) -> Result<ControlFile, ControlFileError> {
@@ -201,6 +221,7 @@ mod tests {
             next_oid: 16500,
             time: 12345,
             min_recovery_point: Lsn(0),
+            sync_confirmed_lsn: Lsn(0x0080_0000),
         };
         std::fs::create_dir_all(dir.path().join("global")).expect("mkdir");
         c.write(dir.path()).expect("write");
@@ -213,5 +234,39 @@ mod tests {
             ControlFile::read(dir.path()),
             Err(ControlFileError::Corrupt { .. })
         ));
+    }
+
+    /// A control file from before `sync_confirmed_lsn` (one field shorter) still reads, with
+    /// the checkpoint as the confirmed position.
+    #[test]
+    fn reads_the_format_without_sync_confirmed_lsn() {
+        let c = ControlFile {
+            system_identifier: 1,
+            segment_size: 16 << 20,
+            state: ClusterState::ShutDown,
+            timeline: TimelineId(1),
+            checkpoint_lsn: Lsn(0x0100_0100),
+            redo_lsn: Lsn(0x0100_0000),
+            snapshot_lsn: Lsn(0x0100_0000),
+            snapshot_file: "base/snapshot.0000000001000000".into(),
+            next_xid: 1,
+            next_oid: 16384,
+            time: 1,
+            min_recovery_point: Lsn(0),
+            sync_confirmed_lsn: Lsn(5),
+        };
+        let full = c.encode();
+        let mut old = full[..full.len() - 12].to_vec();
+        let crc = crc32c::crc32c(&old);
+        old.extend_from_slice(&crc.to_le_bytes());
+        let read = ControlFile::decode(&old).expect("old format");
+        assert_eq!(read.sync_confirmed_lsn, c.checkpoint_lsn);
+        assert_eq!(
+            ControlFile {
+                sync_confirmed_lsn: Lsn(5),
+                ..read
+            },
+            c
+        );
     }
 }

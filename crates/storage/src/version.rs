@@ -403,6 +403,35 @@ impl SlotState {
         }
         None
     }
+
+    /// The versions a checkpoint at `lsn` writes for this slot, oldest first: the newest
+    /// version committed at or below `lsn` and, while that one is not `settled` (after a
+    /// restart it stays hidden until a synchronous standby confirms it), older ones back to
+    /// the newest settled one, so a reader after the restart still finds the version it may
+    /// see. A deletion with nothing older is the same as no row and is left out; an empty
+    /// result means "no row".
+    pub fn committed_chain_at(
+        &self,
+        lsn: u64,
+        settled: impl Fn(u64, u8) -> bool,
+    ) -> SmallVec<[(u64, u8, Option<&Row>); 1]> {
+        let mut chain: SmallVec<[(u64, u8, Option<&Row>); 1]> = SmallVec::new();
+        for v in self.versions.iter().rev() {
+            if let VersionState::Committed { lsn: l, level } = v.state()
+                && l <= lsn
+            {
+                chain.push((l, level, v.data.as_ref()));
+                if settled(l, level) {
+                    break;
+                }
+            }
+        }
+        while chain.last().is_some_and(|(_, _, d)| d.is_none()) {
+            chain.pop();
+        }
+        chain.reverse();
+        chain
+    }
 }
 
 #[cfg(test)]
@@ -483,6 +512,45 @@ mod tests {
         assert_eq!(s.committed_at(150).map(|x| x.0), Some(100));
         assert_eq!(s.committed_at(200).map(|x| x.0), Some(200));
         assert_eq!(s.committed_at(50), None);
+    }
+
+    #[test]
+    fn committed_chain_reaches_back_to_a_settled_version() {
+        let mut s = SlotState::default();
+        s.versions.push(Version::committed(100, 3, Some(row(1))));
+        s.versions.push(Version::committed(200, 3, Some(row(2))));
+        s.versions.push(Version::committed(300, 3, None));
+        s.versions.push(Version::committed(400, 3, Some(row(4))));
+        let upto = |k: u64| move |l: u64, _level: u8| l <= k;
+        let lsns = |c: SmallVec<[(u64, u8, Option<&Row>); 1]>| -> Vec<u64> {
+            c.iter().map(|x| x.0).collect()
+        };
+        // Everything confirmed: only the newest version at or below the checkpoint.
+        assert_eq!(
+            lsns(s.committed_chain_at(350, upto(350))),
+            Vec::<u64>::new()
+        );
+        assert_eq!(lsns(s.committed_chain_at(450, upto(450))), vec![400]);
+        // Unconfirmed newer versions keep older ones, deletions included.
+        assert_eq!(
+            lsns(s.committed_chain_at(450, upto(250))),
+            vec![200, 300, 400]
+        );
+        assert_eq!(
+            lsns(s.committed_chain_at(350, upto(150))),
+            vec![100, 200, 300]
+        );
+        // A deletion with nothing older is no row.
+        let mut d = SlotState::default();
+        d.versions.push(Version::committed(100, 3, None));
+        d.versions.push(Version::committed(200, 3, Some(row(2))));
+        assert_eq!(lsns(d.committed_chain_at(250, upto(50))), vec![200]);
+        // A version committed at a level that needs no standby is settled at once.
+        let local = |_l: u64, level: u8| level < 2;
+        let mut m = SlotState::default();
+        m.versions.push(Version::committed(100, 3, Some(row(1))));
+        m.versions.push(Version::committed(200, 1, Some(row(2))));
+        assert_eq!(lsns(m.committed_chain_at(250, local)), vec![200]);
     }
 
     #[tokio::test]

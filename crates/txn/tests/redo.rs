@@ -169,6 +169,7 @@ async fn checkpoint_then_replay_of_the_rest_reproduces_the_state() {
         next_xid: 100,
         next_oid: at_cut.next_oid(),
         time: 0,
+        sync_confirmed_lsn: cut,
     };
     let (name, stats) = write_snapshot(dir.path(), &at_cut, &header).expect("snapshot");
     assert!(stats.rows > 0);

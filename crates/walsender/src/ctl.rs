@@ -513,11 +513,11 @@ impl WalSndCtl {
     }
 
     /// The remote watermarks to start with: the end of recovered WAL without synchronous
-    /// standbys; with them, `checkpoint_lsn`, so commits recovered from WAL after the last
-    /// checkpoint stay invisible until a synchronous standby confirms them.
-    pub fn initial_remote_watermark(names: &str, end_lsn: Lsn, checkpoint_lsn: Lsn) -> Lsn {
+    /// standbys; with them, what the standbys had confirmed at the last checkpoint, so
+    /// recovered commits beyond it stay invisible until a synchronous standby confirms them.
+    pub fn initial_remote_watermark(names: &str, end_lsn: Lsn, confirmed_lsn: Lsn) -> Lsn {
         if Self::names_configured(names) {
-            checkpoint_lsn.min(end_lsn)
+            confirmed_lsn.min(end_lsn)
         } else {
             end_lsn
         }
