@@ -9,9 +9,10 @@
 # of every round (from pgbench's per-transaction log), and lockstep/PostgreSQL ratios. Also
 # lockstep's peak RSS after loading.
 #
-# Transport: by default pgbench connects over each server's Unix-domain socket, as pgbench
-# and psql do when no host is given; TRANSPORT=tcp uses loopback TCP. Both servers always get
-# the same transport. The kernel's per-message cost is a large part of a lockstep
+# Transport: by default pgbench connects over loopback TCP, as a client on another machine
+# would; TRANSPORT=unix uses each server's Unix-domain socket (what pgbench and psql do when
+# no host is given). Both servers always get the same transport; replication between primary
+# and standby is TCP either way. The kernel's per-message cost is a large part of a lockstep
 # transaction, so the ratios differ between the two: quote both.
 #
 # With MODE=replica each side is a primary plus one synchronous standby on the same machine:
@@ -24,7 +25,7 @@
 # Usage: bench/pgbench-compare.sh            (defaults: ROUNDS=3 DURATION=15 SCALE=10 CLIENTS="1 32")
 #        ROUNDS=5 DURATION=20 CLIENTS="1 8 32" bench/pgbench-compare.sh
 #        MODE=replica bench/pgbench-compare.sh
-#        TRANSPORT=tcp bench/pgbench-compare.sh   (loopback TCP instead of Unix-domain sockets)
+#        TRANSPORT=unix bench/pgbench-compare.sh  (Unix-domain sockets instead of loopback TCP)
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
@@ -32,7 +33,7 @@ DURATION=${DURATION:-15}
 SCALE=${SCALE:-10}
 CLIENTS=${CLIENTS:-"1 32"}
 MODE=${MODE:-single}
-TRANSPORT=${TRANSPORT:-unix}
+TRANSPORT=${TRANSPORT:-tcp}
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 LOCKSTEP=${LOCKSTEP:-$ROOT/target/release/lockstep}
