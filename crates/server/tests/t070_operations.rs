@@ -185,6 +185,89 @@ async fn alter_system_takes_effect_at_reload_and_survives_restart() {
         one_text(&c, "SHOW synchronous_standby_names").await,
         "FIRST 1 (a, b)"
     );
+
+    // pg_settings says where each value came from, in PostgreSQL's base units.
+    c.batch_execute("SET statement_timeout = '2s'; SET myapp.flag = 'x'")
+        .await
+        .expect("set");
+    let row = c
+        .query_one(
+            "SELECT setting, unit, source, sourcefile LIKE '%lockstep.auto.conf', boot_val, \
+                    reset_val, context, vartype, pending_restart \
+             FROM pg_settings WHERE name = 'checkpoint_timeout'",
+            &[],
+        )
+        .await
+        .expect("pg_settings");
+    assert_eq!(
+        (
+            row.get::<_, String>(0),
+            row.get::<_, String>(1),
+            row.get::<_, String>(2),
+            row.get::<_, bool>(3),
+            row.get::<_, String>(4),
+            row.get::<_, String>(5),
+            row.get::<_, String>(6),
+            row.get::<_, String>(7),
+            row.get::<_, bool>(8),
+        ),
+        (
+            "1200".into(),
+            "s".into(),
+            "configuration file".into(),
+            true,
+            "300".into(),
+            "1200".into(),
+            "sighup".into(),
+            "integer".into(),
+            false
+        )
+    );
+    let rows = c
+        .query(
+            "SELECT name, setting, source, reset_val FROM pg_settings \
+             WHERE name IN ('statement_timeout', 'myapp.flag') ORDER BY name",
+            &[],
+        )
+        .await
+        .expect("pg_settings");
+    let got: Vec<(String, String, String, String)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("myapp.flag".into(), "x".into(), "session".into(), "".into()),
+            (
+                "statement_timeout".into(),
+                "2000".into(),
+                "session".into(),
+                "0".into()
+            ),
+        ]
+    );
+    assert_eq!(
+        one_text(
+            &c,
+            "SELECT enumvals FROM pg_settings WHERE name = 'synchronous_commit'"
+        )
+        .await,
+        "{local,remote_write,remote_apply,on,off}"
+    );
+    assert_eq!(
+        one_text(
+            &c,
+            "SELECT enumvals FROM pg_settings WHERE name = 'default_transaction_isolation'"
+        )
+        .await,
+        r#"{serializable,"repeatable read","read committed","read uncommitted"}"#
+    );
+    assert_eq!(
+        one_text(&c, "SELECT count(*) FROM pg_settings WHERE name = 'synchronous_standby_names' AND setting = 'FIRST 1 (a, b)'").await,
+        "1"
+    );
+
     c.batch_execute("ALTER SYSTEM RESET checkpoint_timeout; ALTER SYSTEM RESET ALL")
         .await
         .expect("reset");

@@ -1,13 +1,15 @@
 //! System views answered from the engine's state: `pg_stat_activity`, `pg_stat_replication`,
-//! `pg_stat_wal_receiver` and `pg_replication_slots`.
+//! `pg_stat_wal_receiver`, `pg_replication_slots`, and the session's `pg_settings`.
 //!
 //! Where it runs: in the session task executing a SELECT over a view; rows are built fresh
-//! per scan from the engine's backend registry and from `ServerHooks` (the walsender,
-//! walreceiver and slot code own the numbers; this module only lays them out).
+//! per scan from the engine's backend registry, from `ServerHooks` (the walsender,
+//! walreceiver and slot code own the numbers; this module only lays them out), and for
+//! `pg_settings` from the session's own settings (`SessionGucs::settings`).
 //!
 //! Every view has PostgreSQL 15's columns in PostgreSQL's order, so monitoring queries written
 //! for PostgreSQL run unchanged. Types lockstep lacks are mapped: `oid` → bigint, `name` and
-//! `inet` and `xid` → text. LSN columns are `pg_lsn` and lag columns `interval`, as in
+//! `inet` and `xid` → text, `text[]` (`pg_settings.enumvals`) → text in array-literal form
+//! (`{off,local,on}`). LSN columns are `pg_lsn` and lag columns `interval`, as in
 //! PostgreSQL. Rows of `pg_stat_activity`: one per session (backend_type `client backend`)
 //! and one per background worker the server reports through `ServerHooks`.
 //!
@@ -23,6 +25,7 @@
 use base::{DataType, Interval, Lsn, Value};
 
 use crate::engine::{Engine, system_time_micros};
+use crate::expr::Env;
 use crate::plan::View;
 use crate::plan::bind_expr::{Scope, ScopeCol};
 
@@ -115,12 +118,33 @@ const REPLICATION_SLOTS_COLUMNS: &[(&str, DataType)] = &[
     ("two_phase", DataType::Bool),
 ];
 
+const SETTINGS_COLUMNS: &[(&str, DataType)] = &[
+    ("name", DataType::Text),
+    ("setting", DataType::Text),
+    ("unit", DataType::Text),
+    ("category", DataType::Text),
+    ("short_desc", DataType::Text),
+    ("extra_desc", DataType::Text),
+    ("context", DataType::Text),
+    ("vartype", DataType::Text),
+    ("source", DataType::Text),
+    ("min_val", DataType::Text),
+    ("max_val", DataType::Text),
+    ("enumvals", DataType::Text),
+    ("boot_val", DataType::Text),
+    ("reset_val", DataType::Text),
+    ("sourcefile", DataType::Text),
+    ("sourceline", DataType::Int4),
+    ("pending_restart", DataType::Bool),
+];
+
 pub fn name(v: View) -> &'static str {
     match v {
         View::StatActivity => "pg_stat_activity",
         View::StatReplication => "pg_stat_replication",
         View::StatWalReceiver => "pg_stat_wal_receiver",
         View::ReplicationSlots => "pg_replication_slots",
+        View::Settings => "pg_settings",
     }
 }
 
@@ -131,6 +155,7 @@ pub fn by_name(name: &str) -> Option<View> {
         "pg_stat_replication" => View::StatReplication,
         "pg_stat_wal_receiver" => View::StatWalReceiver,
         "pg_replication_slots" => View::ReplicationSlots,
+        "pg_settings" => View::Settings,
         _ => return None,
     })
 }
@@ -141,6 +166,7 @@ pub fn columns(v: View) -> &'static [(&'static str, DataType)] {
         View::StatReplication => REPLICATION_COLUMNS,
         View::StatWalReceiver => WAL_RECEIVER_COLUMNS,
         View::ReplicationSlots => REPLICATION_SLOTS_COLUMNS,
+        View::Settings => SETTINGS_COLUMNS,
     }
 }
 
@@ -205,14 +231,75 @@ fn client(addr: Option<std::net::SocketAddr>) -> (Value, Value) {
     }
 }
 
-/// The view's rows now, as the session's role may see them (`superuser`: every detail).
-pub fn rows(v: View, engine: &Engine, superuser: bool) -> Vec<Vec<Value>> {
+/// The view's rows now, as the session's role may see them (a superuser: every detail).
+pub fn rows(v: View, env: &Env<'_>) -> Vec<Vec<Value>> {
+    let (engine, superuser) = (env.engine, env.superuser);
     match v {
         View::StatActivity => activity_rows(engine),
         View::StatReplication => replication_rows(engine, superuser),
         View::StatWalReceiver => wal_receiver_rows(engine, superuser),
         View::ReplicationSlots => slot_rows(engine),
+        View::Settings => settings_rows(env),
     }
+}
+
+/// PostgreSQL leaves `category` and `extra_desc` to its translated catalogs; lockstep has
+/// none and shows NULL. `pending_restart` is false: a reload applies every parameter it can,
+/// and the rest are reported in the server log (`postmaster` context).
+fn settings_rows(env: &Env<'_>) -> Vec<Vec<Value>> {
+    env.gucs
+        .settings()
+        .into_iter()
+        .map(|s| {
+            let (file, line) = match s.sourcefile {
+                Some((f, l)) => (
+                    Value::Text(f.into()),
+                    Value::Int4(i32::try_from(l).unwrap_or(i32::MAX)),
+                ),
+                None => (Value::Null, Value::Null),
+            };
+            vec![
+                Value::Text(s.name.into()),
+                Value::Text(s.setting.into()),
+                opt_text(s.unit),
+                Value::Null,
+                Value::text(s.short_desc),
+                Value::Null,
+                Value::text(s.context),
+                Value::text(s.vartype),
+                Value::text(s.source),
+                opt_text(s.min_val.as_deref()),
+                opt_text(s.max_val.as_deref()),
+                s.enumvals.map_or(Value::Null, |v| {
+                    Value::Text(format!("{{{}}}", array_items(v)).into())
+                }),
+                Value::Text(s.boot_val.into()),
+                Value::Text(s.reset_val.into()),
+                file,
+                line,
+                Value::Bool(false),
+            ]
+        })
+        .collect()
+}
+
+/// Elements of a text array literal, quoted where PostgreSQL's `array_out` quotes them.
+fn array_items(items: &[&str]) -> String {
+    items
+        .iter()
+        .map(|i| {
+            if i.is_empty()
+                || i.eq_ignore_ascii_case("null")
+                || i.chars()
+                    .any(|c| matches!(c, ' ' | ',' | '{' | '}' | '"' | '\\'))
+            {
+                format!("\"{}\"", i.replace('\\', "\\\\").replace('"', "\\\""))
+            } else {
+                (*i).to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn replication_rows(engine: &Engine, superuser: bool) -> Vec<Vec<Value>> {

@@ -303,6 +303,21 @@ impl ServerConfig {
         }
     }
 
+    /// Where the server configuration's value of `name` came from (`None`: built-in default).
+    pub(crate) fn source_of(&self, name: &str) -> Option<&ConfigSource> {
+        self.values
+            .get(name)
+            .map(|(_, s)| s)
+            .or_else(|| self.custom.get(name).map(|(_, s)| s))
+    }
+
+    /// Custom (`prefix.name`) parameters set in the configuration, sorted.
+    pub(crate) fn custom_names(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self.custom.keys().map(String::as_str).collect();
+        v.sort_unstable();
+        v
+    }
+
     pub(crate) fn custom(&self, name: &str) -> Option<&str> {
         self.custom.get(name).map(|(v, _)| v.as_str())
     }

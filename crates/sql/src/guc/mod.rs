@@ -44,6 +44,38 @@ pub enum GucContext {
 }
 
 impl GucContext {
+    /// The name `pg_settings.context` shows.
+    pub fn pg_name(self) -> &'static str {
+        match self {
+            GucContext::Internal => "internal",
+            GucContext::Postmaster => "postmaster",
+            GucContext::Sighup => "sighup",
+            GucContext::Superuser => "superuser",
+            GucContext::User => "user",
+        }
+    }
+}
+
+/// One row of `pg_settings` (see `SessionGucs::settings`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SettingRow {
+    pub name: String,
+    pub setting: String,
+    pub unit: Option<&'static str>,
+    pub short_desc: &'static str,
+    pub context: &'static str,
+    pub vartype: &'static str,
+    pub source: &'static str,
+    pub min_val: Option<String>,
+    pub max_val: Option<String>,
+    pub enumvals: Option<&'static [&'static str]>,
+    pub boot_val: String,
+    pub reset_val: String,
+    /// The configuration file and line the value came from (superusers only).
+    pub sourcefile: Option<(String, usize)>,
+}
+
+impl GucContext {
     pub fn as_str(self) -> &'static str {
         match self {
             GucContext::Internal => "internal",
@@ -87,6 +119,20 @@ impl Unit {
             Unit::Mb => 1024 * 1024,
             Unit::S => 1000,
             Unit::Min => 60_000,
+        }
+    }
+
+    /// The unit as `pg_settings.unit` names it (`None` for unitless parameters).
+    pub fn pg_settings_name(self) -> Option<&'static str> {
+        match self {
+            Unit::None => None,
+            Unit::Bytes => Some("B"),
+            Unit::Kb => Some("kB"),
+            Unit::Blocks => Some("8kB"),
+            Unit::Mb => Some("MB"),
+            Unit::Ms => Some("ms"),
+            Unit::S => Some("s"),
+            Unit::Min => Some("min"),
         }
     }
 
@@ -370,7 +416,7 @@ pub fn show(def: &GucDef, value: &GucValue) -> String {
     }
 }
 
-fn format_real(r: f64) -> String {
+pub(crate) fn format_real(r: f64) -> String {
     // PostgreSQL prints reals with %g: no trailing ".0".
     if r.fract() == 0.0 && r.abs() < 1e15 {
         format!("{}", r as i64)

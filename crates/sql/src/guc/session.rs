@@ -21,11 +21,19 @@ use std::time::Duration;
 use base::error::sqlstate;
 use base::{PgError, SyncCommitLevel};
 
-use super::file::default_value;
+use super::file::{ConfigSource, default_value};
 use super::{
-    GUCS, GucContext, GucDef, GucValue, ServerConfig, cannot_change_now, is_custom_name, lookup,
-    parse_value, show, unrecognized,
+    GUCS, GucContext, GucDef, GucType, GucValue, ServerConfig, SettingRow, cannot_change_now,
+    format_real, is_custom_name, lookup, parse_value, show, unrecognized,
 };
+
+/// Parameters stored as strings because a check hook normalises their spellings
+/// (`synchronous_commit = true` is `on`), which PostgreSQL lists as enums in `pg_settings`;
+/// the values in PostgreSQL's order.
+const STRING_ENUMS: &[(&str, &[&str])] = &[(
+    "synchronous_commit",
+    &["local", "remote_write", "remote_apply", "on", "off"],
+)];
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum Key {
@@ -303,6 +311,132 @@ impl SessionGucs {
         rows
     }
 
+    /// `pg_settings`: every built-in parameter and every custom one this session can see,
+    /// as PostgreSQL 15 lays them out. Integers are in their base unit (`setting` 16384 with
+    /// `unit` 8kB), as PostgreSQL shows them; the file and line a value came from are shown
+    /// to superusers only.
+    pub fn settings(&self) -> Vec<SettingRow> {
+        let mut rows: Vec<SettingRow> = GUCS
+            .iter()
+            .map(|d| {
+                let key = Key::Builtin(d.name);
+                let raw = |v: &GucValue| match v {
+                    GucValue::Int(i) => i.to_string(),
+                    other => show(d, other),
+                };
+                let (vartype, unit, min, max, enumvals) = match d.ty {
+                    GucType::Bool => ("bool", None, None, None, None),
+                    GucType::Int { min, max, unit } => (
+                        "integer",
+                        unit.pg_settings_name(),
+                        Some(min.to_string()),
+                        Some(max.to_string()),
+                        None,
+                    ),
+                    GucType::Real { min, max } => (
+                        "real",
+                        None,
+                        Some(format_real(min)),
+                        Some(format_real(max)),
+                        None,
+                    ),
+                    GucType::String => match STRING_ENUMS.iter().find(|(n, _)| *n == d.name) {
+                        Some((_, vals)) => ("enum", None, None, None, Some(*vals)),
+                        None => ("string", None, None, None, None),
+                    },
+                    GucType::Enum(vals) => ("enum", None, None, None, Some(vals)),
+                };
+                let (source, file) = self.source(&key, d.name);
+                SettingRow {
+                    name: d.name.to_owned(),
+                    setting: raw(&self.builtin(d)),
+                    unit,
+                    short_desc: d.description,
+                    context: d.context.pg_name(),
+                    vartype,
+                    source,
+                    min_val: min,
+                    max_val: max,
+                    enumvals,
+                    boot_val: raw(&default_value(d)),
+                    reset_val: raw(&self.reset_value(&key, d)),
+                    sourcefile: file.filter(|_| self.superuser),
+                }
+            })
+            .collect();
+        let mut customs: Vec<String> = self
+            .config
+            .custom_names()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        for layer in [&self.startup, &self.session, &self.local] {
+            customs.extend(layer.keys().filter_map(|k| match k {
+                Key::Custom(n) => Some(n.clone()),
+                Key::Builtin(_) => None,
+            }));
+        }
+        customs.sort_unstable();
+        customs.dedup();
+        for name in customs {
+            let key = Key::Custom(name.clone());
+            let (source, file) = self.source(&key, &name);
+            let below_session = self
+                .startup
+                .get(&key)
+                .map(|v| v.as_str().to_owned())
+                .unwrap_or_else(|| self.config.custom(&name).unwrap_or("").to_owned());
+            rows.push(SettingRow {
+                setting: self.value(&key, None).as_str().to_owned(),
+                name,
+                unit: None,
+                short_desc: "",
+                context: GucContext::User.pg_name(),
+                vartype: "string",
+                source,
+                min_val: None,
+                max_val: None,
+                enumvals: None,
+                boot_val: String::new(),
+                reset_val: below_session,
+                sourcefile: file.filter(|_| self.superuser),
+            });
+        }
+        rows.sort_by_key(|r| r.name.to_ascii_lowercase());
+        rows
+    }
+
+    /// PostgreSQL's `GucSource` name for where `key`'s current value comes from, and the
+    /// configuration file and line when it comes from one.
+    fn source(&self, key: &Key, name: &str) -> (&'static str, Option<(String, usize)>) {
+        if self.local.contains_key(key) || self.session.contains_key(key) {
+            return ("session", None);
+        }
+        if self.startup.contains_key(key) {
+            return ("client", None);
+        }
+        match self.config.source_of(name) {
+            None | Some(ConfigSource::Default) => ("default", None),
+            Some(ConfigSource::File { path, line }) => {
+                ("configuration file", Some((path.clone(), *line)))
+            }
+            Some(ConfigSource::CommandLine) => ("command line", None),
+            Some(ConfigSource::Server) => ("override", None),
+        }
+    }
+
+    /// What RESET would return `key` to: the startup packet's value, else the server's.
+    fn reset_value(&self, key: &Key, def: &'static GucDef) -> GucValue {
+        match def.name {
+            "is_superuser" | "session_authorization" | "in_hot_standby" => self.builtin(def),
+            _ => self
+                .startup
+                .get(key)
+                .cloned()
+                .unwrap_or_else(|| self.config.value_of(def)),
+        }
+    }
+
     /// Changes whenever any setting's value may have changed.
     pub fn generation(&self) -> u64 {
         self.generation
@@ -387,6 +521,57 @@ mod tests {
 
     fn gucs() -> SessionGucs {
         SessionGucs::new(Arc::new(ServerConfig::new()), "alice", false)
+    }
+
+    #[test]
+    fn pg_settings_rows_name_their_source() {
+        let cfg = ServerConfig::load(
+            None,
+            &[("checkpoint_timeout".to_owned(), "10min".to_owned())],
+        )
+        .expect("config");
+        let mut g = SessionGucs::new(Arc::new(cfg), "alice", false);
+        g.apply_startup("application_name", "app").expect("startup");
+        g.set("work_mem", Some("8MB"), false).expect("set");
+        g.set("myapp.flag", Some("x"), true).expect("set local");
+        let rows = g.settings();
+        let row = |n: &str| {
+            rows.iter()
+                .find(|r| r.name == n)
+                .unwrap_or_else(|| panic!("{n} missing"))
+        };
+        let ct = row("checkpoint_timeout");
+        assert_eq!(
+            (
+                ct.setting.as_str(),
+                ct.unit,
+                ct.source,
+                ct.boot_val.as_str()
+            ),
+            ("600", Some("s"), "command line", "300")
+        );
+        assert_eq!(ct.context, "sighup");
+        let wm = row("work_mem");
+        assert_eq!(
+            (
+                wm.setting.as_str(),
+                wm.unit,
+                wm.source,
+                wm.reset_val.as_str()
+            ),
+            ("8192", Some("kB"), "session", "4096")
+        );
+        assert_eq!((wm.min_val.as_deref(), wm.vartype), (Some("64"), "integer"));
+        let app = row("application_name");
+        assert_eq!((app.setting.as_str(), app.source), ("app", "client"));
+        assert_eq!(app.reset_val, "app");
+        assert_eq!(row("fsync").source, "default");
+        assert_eq!(row("myapp.flag").setting, "x");
+        assert_eq!(row("synchronous_commit").vartype, "enum");
+        assert!(
+            rows.windows(2)
+                .all(|w| { w[0].name.to_ascii_lowercase() <= w[1].name.to_ascii_lowercase() })
+        );
     }
 
     #[test]

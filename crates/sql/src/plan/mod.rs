@@ -48,6 +48,7 @@ pub enum View {
     StatReplication,
     StatWalReceiver,
     ReplicationSlots,
+    Settings,
 }
 
 #[derive(Clone, Debug)]
