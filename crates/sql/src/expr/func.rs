@@ -88,6 +88,11 @@ pub enum Func {
     CurrentDatabase,
     CurrentSchema,
     InetServerPort,
+    /// `~` / `~*` / `!~` / `!~*` (bound from the operators, see `expr::regex`).
+    RegexMatch {
+        case_insensitive: bool,
+        negated: bool,
+    },
 }
 
 impl Func {
@@ -707,6 +712,15 @@ pub fn call(f: Func, args: &[Expr], row: &[Value], cx: &EvalCx<'_>) -> Result<Va
             })
             .unwrap_or(i32::MAX),
         ),
+        Func::RegexMatch {
+            case_insensitive,
+            negated,
+        } => {
+            let (Some(text), Some(pattern)) = (text_arg(&v0), text_arg(&v1)) else {
+                return Ok(Value::Null);
+            };
+            Value::Bool(super::regex::matches(text, pattern, case_insensitive)? != negated)
+        }
         Func::Lower => Value::Text(text_arg(&v0).unwrap_or("").to_lowercase().into()),
         Func::Upper => Value::Text(text_arg(&v0).unwrap_or("").to_uppercase().into()),
         Func::Substr => {

@@ -17,6 +17,7 @@ pub mod agg;
 pub mod func;
 pub mod like;
 pub mod ops;
+pub mod regex;
 
 use std::cmp::Ordering;
 

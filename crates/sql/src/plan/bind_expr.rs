@@ -638,7 +638,7 @@ impl Binder {
             E::Array(_) => Err(unsupported("arrays")),
             E::Extract { .. } => Err(unsupported("EXTRACT")),
             E::AtTimeZone { .. } => Err(unsupported("AT TIME ZONE")),
-            E::Collate { .. } => Err(unsupported("COLLATE")),
+            E::Collate { expr, collation } => self.collate(expr, collation, scope),
             E::AnyOp { .. } | E::AllOp { .. } => Err(unsupported("ANY/ALL")),
             E::SimilarTo { .. } => Err(unsupported("SIMILAR TO")),
             E::Wildcard(_) | E::QualifiedWildcard(..) => {
@@ -810,8 +810,69 @@ impl Binder {
                 )?;
                 Ok((Expr::Concat(l.boxed(), r.boxed()), DataType::Text))
             }
+            B::PGRegexMatch | B::PGRegexIMatch | B::PGRegexNotMatch | B::PGRegexNotIMatch => {
+                let sym = op.to_string();
+                let l = self.expr(left, scope)?;
+                let r = self.expr(right, scope)?;
+                let stringy = |t: DataType| t.is_string() || t == DataType::Unknown;
+                if !stringy(l.1) || !stringy(r.1) {
+                    return Err(no_operator(&sym, l.1, r.1));
+                }
+                let l = self.coerce(l, DataType::Text, How::Implicit)?;
+                let r = self.coerce(r, DataType::Text, How::Implicit)?;
+                let func = crate::expr::func::Func::RegexMatch {
+                    case_insensitive: matches!(op, B::PGRegexIMatch | B::PGRegexNotIMatch),
+                    negated: matches!(op, B::PGRegexNotMatch | B::PGRegexNotIMatch),
+                };
+                Ok((Expr::Func(func, vec![l, r]), DataType::Bool))
+            }
+            // `OPERATOR(pg_catalog.~)` (psql writes operators this way): the built-in
+            // operator of that name.
+            B::PGCustomBinaryOperator(parts) => match builtin_operator(parts) {
+                Some(op) => self.binary(left, &op, right, scope),
+                None => Err(unsupported(format!("operator {op}"))),
+            },
             other => Err(unsupported(format!("operator {other}"))),
         }
+    }
+
+    /// `expr COLLATE name`. lockstep compares text by bytes (the "C" order) and has no other
+    /// collation, so the names of that order and the default collation are accepted and
+    /// change nothing (psql's `\dconfig pattern` writes `COLLATE pg_catalog.default`); any
+    /// other collation does not exist here.
+    fn collate(
+        &mut self,
+        inner: &ast::Expr,
+        collation: &ast::ObjectName,
+        scope: &Scope,
+    ) -> Result<Bound, PgError> {
+        let parts: Vec<String> = collation
+            .0
+            .iter()
+            .map(|p| match p {
+                ast::ObjectNamePart::Identifier(id) => ident_name(id),
+                other => other.to_string(),
+            })
+            .collect();
+        let name = match parts.as_slice() {
+            [n] => n.as_str(),
+            [schema, n] if schema == "pg_catalog" => n.as_str(),
+            _ => "",
+        };
+        if !matches!(name, "default" | "C" | "POSIX" | "ucs_basic") {
+            return Err(PgError::new(
+                sqlstate::UNDEFINED_OBJECT,
+                format!("collation \"{}\" does not exist", parts.join(".")),
+            ));
+        }
+        let b = self.expr(inner, scope)?;
+        if !b.1.is_string() {
+            return Err(PgError::new(
+                sqlstate::DATATYPE_MISMATCH,
+                format!("collations are not supported by type {}", b.1.sql_name()),
+            ));
+        }
+        Ok(b)
     }
 
     fn arith(
@@ -1022,4 +1083,33 @@ pub fn column_name(e: &ast::Expr) -> String {
         E::Position { .. } => "position".into(),
         _ => "?column?".into(),
     }
+}
+
+/// The operator `OPERATOR([pg_catalog.]sym)` names, if lockstep has it.
+fn builtin_operator(parts: &[String]) -> Option<BinaryOperator> {
+    use BinaryOperator as B;
+    let sym = match parts {
+        [sym] => sym,
+        [schema, sym] if schema.eq_ignore_ascii_case("pg_catalog") => sym,
+        _ => return None,
+    };
+    Some(match sym.as_str() {
+        "=" => B::Eq,
+        "<>" | "!=" => B::NotEq,
+        "<" => B::Lt,
+        "<=" => B::LtEq,
+        ">" => B::Gt,
+        ">=" => B::GtEq,
+        "+" => B::Plus,
+        "-" => B::Minus,
+        "*" => B::Multiply,
+        "/" => B::Divide,
+        "%" => B::Modulo,
+        "||" => B::StringConcat,
+        "~" => B::PGRegexMatch,
+        "~*" => B::PGRegexIMatch,
+        "!~" => B::PGRegexNotMatch,
+        "!~*" => B::PGRegexNotIMatch,
+        _ => return None,
+    })
 }
