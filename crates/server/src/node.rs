@@ -42,6 +42,9 @@ const WORKER_PID_FIRST: i32 = 100;
 struct NodeHooks {
     core: Arc<Core>,
     reload: Arc<Notify>,
+    /// `pg_stat_wal`'s zero point: the WAL counters at the last `pg_stat_reset_shared('wal')`
+    /// (zeros before any) and when that was.
+    wal_stats_base: parking_lot::Mutex<(wal::WalStats, std::time::SystemTime)>,
 }
 
 impl std::fmt::Debug for Core {
@@ -96,6 +99,26 @@ impl ServerHooks for NodeHooks {
             .standby
             .as_ref()
             .and_then(|s| s.last_commit_time())
+    }
+    fn wal_stats(&self) -> Option<sql::engine::WalStatInfo> {
+        // A standby writes no WAL of its own (the walreceiver's writes are not counted, as in
+        // PostgreSQL): zeros until promotion opens the WAL, whose counters start at zero.
+        let now = self.core.wal().map(|w| w.stats()).unwrap_or_default();
+        let (base, reset) = *self.wal_stats_base.lock();
+        let d = now.since(&base);
+        Some(sql::engine::WalStatInfo {
+            records: d.records,
+            bytes: d.bytes,
+            writes: d.writes,
+            syncs: d.syncs,
+            write_time: d.write_time,
+            sync_time: d.sync_time,
+            stats_reset: reset,
+        })
+    }
+    fn reset_wal_stats(&self) {
+        let now = self.core.wal().map(|w| w.stats()).unwrap_or_default();
+        *self.wal_stats_base.lock() = (now, std::time::SystemTime::now());
     }
     fn wal_receiver_stat(&self) -> Option<WalReceiverStat> {
         let s = self.core.standby.as_ref()?;
@@ -367,6 +390,10 @@ pub async fn run(
     let hooks = Arc::new(NodeHooks {
         core: core.clone(),
         reload: reload.clone(),
+        wal_stats_base: parking_lot::Mutex::new((
+            wal::WalStats::default(),
+            std::time::SystemTime::now(),
+        )),
     });
     // Replication: settings, the BASE_BACKUP checkpoint, WAL retention for slots and base
     // backups, the sync rep timeout checker. Run when the walsender control exists: now on a

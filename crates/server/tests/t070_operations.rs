@@ -37,6 +37,25 @@ async fn wait_for_setting(c: &tokio_postgres::Client, name: &str, want: &str) ->
     shown
 }
 
+/// pg_stat_wal's (records, bytes, writes, syncs, times and reset time present).
+async fn wal_stats(c: &tokio_postgres::Client) -> (i64, u64, i64, i64, bool) {
+    let r = c
+        .query_one(
+            "SELECT wal_records, wal_bytes::text, wal_write, wal_sync, \
+                    wal_sync_time >= 0, stats_reset IS NOT NULL FROM pg_stat_wal",
+            &[],
+        )
+        .await
+        .expect("pg_stat_wal");
+    (
+        r.get::<_, i64>(0),
+        r.get::<_, String>(1).parse::<u64>().expect("bytes"),
+        r.get::<_, i64>(2),
+        r.get::<_, i64>(3),
+        r.get::<_, bool>(4) && r.get::<_, bool>(5),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workers_functions_checkpoint_and_reload() {
     let mut srv = TestServer::init();
@@ -77,6 +96,34 @@ async fn workers_functions_checkpoint_and_reload() {
     assert_eq!(file.len(), 24, "{file}");
     assert!(file.starts_with("00000001"), "{file}");
     assert_eq!(one_text(&c, "SELECT pg_is_in_recovery()").await, "f");
+
+    // pg_stat_wal counts records, bytes, writes and syncs; pg_stat_reset_shared('wal')
+    // starts it again.
+    for k in 2..5 {
+        c.execute("INSERT INTO t VALUES ($1)", &[&k])
+            .await
+            .expect("insert");
+    }
+    let (records, bytes, writes, syncs, ok) = wal_stats(&c).await;
+    assert!(
+        records >= 4 && bytes > 0 && writes >= 1 && syncs >= 1 && ok,
+        "{records} records, {bytes} bytes, {writes} writes, {syncs} syncs"
+    );
+    one_text(&c, "SELECT pg_stat_reset_shared('wal')").await;
+    c.batch_execute("INSERT INTO t VALUES (5)")
+        .await
+        .expect("insert");
+    let (after, _, _, after_syncs, _) = wal_stats(&c).await;
+    // One commit record, plus at most one a background worker may have written meanwhile.
+    assert!(
+        (1..=2).contains(&after) && after_syncs >= 1,
+        "after reset: {after} records, {after_syncs} syncs (before: {records})"
+    );
+    let err = c
+        .batch_execute("SELECT pg_stat_reset_shared('nonsense')")
+        .await
+        .expect_err("bad target");
+    assert_eq!(err.code(), Some(&SqlState::INVALID_PARAMETER_VALUE));
 
     // CHECKPOINT by SQL and by the command line, each logged.
     let from = srv.log_text().len();

@@ -76,6 +76,18 @@ pub struct ReplicationStat {
     pub reply_time: Option<SystemTime>,
 }
 
+/// The WAL activity `pg_stat_wal` shows, since `stats_reset`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WalStatInfo {
+    pub records: u64,
+    pub bytes: u64,
+    pub writes: u64,
+    pub syncs: u64,
+    pub write_time: std::time::Duration,
+    pub sync_time: std::time::Duration,
+    pub stats_reset: SystemTime,
+}
+
 /// The walreceiver as `pg_stat_wal_receiver` shows it (one row on a standby whose
 /// walreceiver runs; no row otherwise).
 #[derive(Clone, Debug, PartialEq)]
@@ -165,6 +177,12 @@ pub trait ServerHooks: Send + Sync + std::fmt::Debug + 'static {
     fn replication_slots(&self) -> Vec<ReplicationSlotInfo> {
         Vec::new()
     }
+    /// `pg_stat_wal` (`None`: no WAL statistics, a row of zeros).
+    fn wal_stats(&self) -> Option<WalStatInfo> {
+        None
+    }
+    /// `pg_stat_reset_shared('wal')`.
+    fn reset_wal_stats(&self) {}
     /// `pg_create_physical_replication_slot(name, immediately_reserve)`: returns the slot's
     /// restart LSN (NULL unless reserved).
     fn create_physical_replication_slot(

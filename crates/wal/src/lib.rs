@@ -11,4 +11,4 @@ pub mod segment;
 pub mod writer;
 
 pub use reader::{RawRecord, ReadOutcome, WalReader};
-pub use writer::{Wal, WalConfig, WalError, WalProgress, WalWriteHook};
+pub use writer::{Wal, WalConfig, WalError, WalProgress, WalStats, WalWriteHook};

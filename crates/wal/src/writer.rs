@@ -152,6 +152,69 @@ struct Shared {
     stopping: AtomicBool,
     prealloc: Mutex<Option<std::sync::mpsc::Sender<u64>>>,
     prealloc_rx: Mutex<Option<std::sync::mpsc::Receiver<u64>>>,
+    stats: Counters,
+}
+
+/// Activity counters for `pg_stat_wal` (relaxed atomics: each is a count on its own, read
+/// without a consistent cut, as PostgreSQL's shared statistics are).
+#[derive(Default)]
+struct Counters {
+    records: AtomicU64,
+    bytes: AtomicU64,
+    writes: AtomicU64,
+    syncs: AtomicU64,
+    write_ns: AtomicU64,
+    sync_ns: AtomicU64,
+}
+
+/// What `pg_stat_wal` reports: records and bytes inserted, `write` and `fdatasync` calls and
+/// the time spent in them, since the WAL was opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WalStats {
+    pub records: u64,
+    pub bytes: u64,
+    pub writes: u64,
+    pub syncs: u64,
+    pub write_time: std::time::Duration,
+    pub sync_time: std::time::Duration,
+}
+
+impl WalStats {
+    /// The activity between `earlier` and `self` (for resets).
+    pub fn since(&self, earlier: &WalStats) -> WalStats {
+        WalStats {
+            records: self.records.saturating_sub(earlier.records),
+            bytes: self.bytes.saturating_sub(earlier.bytes),
+            writes: self.writes.saturating_sub(earlier.writes),
+            syncs: self.syncs.saturating_sub(earlier.syncs),
+            write_time: self.write_time.saturating_sub(earlier.write_time),
+            sync_time: self.sync_time.saturating_sub(earlier.sync_time),
+        }
+    }
+}
+
+impl Counters {
+    fn snapshot(&self) -> WalStats {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        WalStats {
+            records: get(&self.records),
+            bytes: get(&self.bytes),
+            writes: get(&self.writes),
+            syncs: get(&self.syncs),
+            write_time: std::time::Duration::from_nanos(get(&self.write_ns)),
+            sync_time: std::time::Duration::from_nanos(get(&self.sync_ns)),
+        }
+    }
+
+    /// Counts one call of `count` and its duration into `time`.
+    fn timed<T>(count: &AtomicU64, time: &AtomicU64, f: impl FnOnce() -> T) -> T {
+        let t0 = std::time::Instant::now();
+        let r = f();
+        let ns = u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        count.fetch_add(1, Ordering::Relaxed);
+        time.fetch_add(ns, Ordering::Relaxed);
+        r
+    }
 }
 
 /// The WAL of one running server.
@@ -208,6 +271,7 @@ impl Wal {
             stopping: AtomicBool::new(false),
             prealloc: Mutex::new(None),
             prealloc_rx: Mutex::new(None),
+            stats: Counters::default(),
         });
         let segno = start.segment_number(shared.segment_size);
         segment::create_segment(
@@ -301,6 +365,11 @@ impl Wal {
         self.shared.hooks.write().retain(|h| h.name() != name);
     }
 
+    /// Counters for `pg_stat_wal`, since the WAL was opened.
+    pub fn stats(&self) -> WalStats {
+        self.shared.stats.snapshot()
+    }
+
     pub fn add_progress_listener(&self, listener: Arc<dyn WalProgress>) {
         self.shared.progress.write().push(listener);
     }
@@ -366,6 +435,9 @@ impl Wal {
         self.shared.insert_lsn.store(end.0, Ordering::Release);
         on_assigned(start, end);
         drop(st);
+        let c = &self.shared.stats;
+        c.records.fetch_add(1, Ordering::Relaxed);
+        c.bytes.fetch_add(end.0 - start.0, Ordering::Relaxed);
         Ok(end)
     }
 
@@ -619,12 +691,15 @@ impl Shared {
             let offset = pos % self.segment_size;
             let n = rest.len().min((self.segment_size - offset) as usize);
             let file = self.segment_for_write(segno)?;
-            file.write_all_at(&rest[..n], offset)
-                .map_err(|e| WalError::Write {
-                    path: self.path(segno),
-                    offset,
-                    source: e,
-                })?;
+            let c = &self.stats;
+            Counters::timed(&c.writes, &c.write_ns, || {
+                file.write_all_at(&rest[..n], offset)
+            })
+            .map_err(|e| WalError::Write {
+                path: self.path(segno),
+                offset,
+                source: e,
+            })?;
             pos += n as u64;
             rest = &rest[n..];
         }
@@ -643,9 +718,12 @@ impl Shared {
             && self.fsync
         {
             // The flusher only flushes the current segment: finish the old one here.
-            file.sync_data().map_err(|e| WalError::Flush {
-                path: self.path(cur),
-                source: e,
+            let c = &self.stats;
+            Counters::timed(&c.syncs, &c.sync_ns, || file.sync_data()).map_err(|e| {
+                WalError::Flush {
+                    path: self.path(cur),
+                    source: e,
+                }
             })?;
         }
         segment::create_segment(
@@ -722,7 +800,8 @@ impl Shared {
                     "injected fdatasync failure (test failpoint)",
                 ))
             } else {
-                file.sync_data()
+                let c = &self.stats;
+                Counters::timed(&c.syncs, &c.sync_ns, || file.sync_data())
             };
             result.map_err(|e| WalError::Flush {
                 path: self.path(*segno),

@@ -130,6 +130,13 @@ fn concurrent_commits_share_flushes() {
         flushes < 400,
         "group commit: {flushes} flushes for 400 commits"
     );
+    // pg_stat_wal's counters: every record and byte, and the calls that group commit saved.
+    let st = wal.stats();
+    assert_eq!(st.records, 400);
+    assert_eq!(st.bytes, end.0 - Lsn::FIRST.0);
+    assert!(st.syncs >= 1 && st.syncs <= flushes + 1, "{st:?}");
+    assert!(st.writes >= 1 && st.writes <= 400, "{st:?}");
+    assert!(st.sync_time > std::time::Duration::ZERO, "{st:?}");
 }
 
 #[test]

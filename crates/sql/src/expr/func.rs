@@ -88,6 +88,7 @@ pub enum Func {
     CurrentDatabase,
     CurrentSchema,
     InetServerPort,
+    StatResetShared,
     /// `~` / `~*` / `!~` / `!~*` (bound from the operators, see `expr::regex`).
     RegexMatch {
         case_insensitive: bool,
@@ -115,6 +116,7 @@ impl Func {
                 | Func::Promote
                 | Func::CreatePhysicalReplicationSlot
                 | Func::DropReplicationSlot
+                | Func::StatResetShared
         )
     }
 }
@@ -404,6 +406,9 @@ pub fn resolve(name: &str, args: &[DataType]) -> Result<Resolved, PgError> {
         // PostgreSQL returns void, whose text form is empty; lockstep has no void type.
         ("pg_drop_replication_slot", 1) if is_text(a0) => {
             ok(Func::DropReplicationSlot, vec![T::Text], T::Text)
+        }
+        ("pg_stat_reset_shared", 1) if is_text(a0) => {
+            ok(Func::StatResetShared, vec![T::Text], T::Text)
         }
         ("pg_walfile_name", 1) if is_lsn(a0) => ok(Func::WalfileName, vec![T::PgLsn], T::Text),
         ("current_user" | "user" | "current_role", 0) => ok(Func::CurrentUser, vec![], T::Text),
@@ -867,6 +872,30 @@ pub fn call(f: Func, args: &[Expr], row: &[Value], cx: &EvalCx<'_>) -> Result<Va
             let name = text_arg(&v0).unwrap_or("");
             validate_slot_name(name)?;
             env.engine.hooks.drop_replication_slot(name)?;
+            Value::text("")
+        }
+        Func::StatResetShared => {
+            // PostgreSQL 15 revokes EXECUTE from PUBLIC; lockstep has no GRANT on functions.
+            if !env.superuser {
+                return Err(PgError::new(
+                    sqlstate::INSUFFICIENT_PRIVILEGE,
+                    "permission denied for function pg_stat_reset_shared",
+                ));
+            }
+            match text_arg(&v0).unwrap_or("") {
+                "wal" => env.engine.hooks.reset_wal_stats(),
+                // lockstep keeps no statistics for these; resetting them is a no-op.
+                "archiver" | "bgwriter" | "recovery_prefetch" => {}
+                other => {
+                    return Err(PgError::new(
+                        sqlstate::INVALID_PARAMETER_VALUE,
+                        format!("unrecognized reset target: \"{other}\""),
+                    )
+                    .with_hint(
+                        "Target must be \"archiver\", \"bgwriter\", \"recovery_prefetch\", or \"wal\".",
+                    ));
+                }
+            }
             Value::text("")
         }
         Func::WalfileName => {

@@ -49,6 +49,7 @@ pub enum View {
     StatWalReceiver,
     ReplicationSlots,
     Settings,
+    StatWal,
 }
 
 #[derive(Clone, Debug)]
