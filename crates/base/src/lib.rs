@@ -22,4 +22,5 @@ pub use value::{Interval, Row, Value};
 pub mod pgio;
 pub mod spin;
 pub mod sync;
+pub mod testing;
 pub use sync::SyncCommitLevel;

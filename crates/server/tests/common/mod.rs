@@ -16,11 +16,7 @@ pub mod standby;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_lockstep");
 
-/// A port that was free a moment ago on 127.0.0.1.
-pub fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
+pub use base::testing::free_port;
 
 pub struct TestServer {
     _tmp: Option<tempfile::TempDir>,

@@ -26,10 +26,7 @@ pub struct PgCluster {
     pub port: u16,
 }
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
+use base::testing::free_port;
 
 fn run_as_postgres(args: &[&str]) -> Output {
     Command::new("runuser")
