@@ -118,6 +118,17 @@ impl Scope {
     }
 }
 
+/// The parts of a dotted name (`pg_catalog.pg_settings`), each as `ident_name` folds it.
+pub fn name_parts(name: &ast::ObjectName) -> Vec<String> {
+    name.0
+        .iter()
+        .map(|p| match p {
+            ast::ObjectNamePart::Identifier(id) => ident_name(id),
+            other => other.to_string(),
+        })
+        .collect()
+}
+
 /// The name of an identifier as PostgreSQL sees it: unquoted names fold to lower case.
 pub fn ident_name(id: &ast::Ident) -> String {
     if id.quote_style.is_none() {
@@ -846,14 +857,7 @@ impl Binder {
         collation: &ast::ObjectName,
         scope: &Scope,
     ) -> Result<Bound, PgError> {
-        let parts: Vec<String> = collation
-            .0
-            .iter()
-            .map(|p| match p {
-                ast::ObjectNamePart::Identifier(id) => ident_name(id),
-                other => other.to_string(),
-            })
-            .collect();
+        let parts = name_parts(collation);
         let name = match parts.as_slice() {
             [n] => n.as_str(),
             [schema, n] if schema == "pg_catalog" => n.as_str(),

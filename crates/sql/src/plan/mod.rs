@@ -31,7 +31,7 @@ use crate::api::FieldInfo;
 use crate::expr::Expr;
 use crate::expr::agg::AggCall;
 pub use access::Access;
-use bind_expr::ident_name;
+use bind_expr::name_parts;
 
 /// The table a plan was made for: execution re-opens it by name and re-plans if the opened
 /// definition is not this one.
@@ -183,14 +183,7 @@ pub enum Relation {
 
 /// Resolves a written relation name: `t`, `public.t`, `pg_catalog.pg_stat_activity`.
 pub fn relation_name(name: &ast::ObjectName) -> Result<Relation, PgError> {
-    let parts: Vec<String> = name
-        .0
-        .iter()
-        .map(|p| match p {
-            ast::ObjectNamePart::Identifier(id) => ident_name(id),
-            other => other.to_string(),
-        })
-        .collect();
+    let parts = name_parts(name);
     let (schema, rel) = match parts.as_slice() {
         [r] => (None, r.clone()),
         [s, r] => (Some(s.clone()), r.clone()),

@@ -13,7 +13,7 @@ use base::error::sqlstate;
 use base::{DataType, PgError, Value};
 use sqlparser::ast;
 
-use super::bind_expr::{AggMode, Binder, How, Scope, column_name, ident_name};
+use super::bind_expr::{AggMode, Binder, How, Scope, column_name, ident_name, name_parts};
 use super::{
     AggPlan, Relation, Resolver, SelectPlan, SortKey, Source, TableBinding, View, access, field,
     relation_name, resolve_table,
@@ -393,14 +393,7 @@ fn bind_from_function(
     args: &[ast::FunctionArg],
     alias: Option<String>,
 ) -> Result<(SourceKind, Scope), PgError> {
-    let parts: Vec<String> = name
-        .0
-        .iter()
-        .map(|p| match p {
-            ast::ObjectNamePart::Identifier(id) => ident_name(id),
-            other => other.to_string(),
-        })
-        .collect();
+    let parts = name_parts(name);
     let fname = match parts.as_slice() {
         [n] => n.as_str(),
         [s, n] if s == "pg_catalog" => n.as_str(),

@@ -48,15 +48,7 @@ impl Binder {
     }
 
     pub(super) fn function(&mut self, f: &ast::Function, scope: &Scope) -> Result<Bound, PgError> {
-        let parts: Vec<String> = f
-            .name
-            .0
-            .iter()
-            .map(|p| match p {
-                ast::ObjectNamePart::Identifier(id) => ident_name(id),
-                other => other.to_string(),
-            })
-            .collect();
+        let parts = name_parts(&f.name);
         let name = match parts.as_slice() {
             [n] => n.clone(),
             [schema, n] if schema == "pg_catalog" || schema == "public" => n.clone(),
