@@ -180,7 +180,8 @@ async fn acknowledged_commits_survive_kill_9() {
     let acked = Arc::new(Mutex::new(Vec::new()));
     let mut rng = rand::rngs::StdRng::seed_from_u64(0x010C_57E9);
     let mut checked_total = 0;
-    for round in 0..ROUNDS {
+    let rounds = common::soak_rounds(ROUNDS);
+    for round in 0..rounds {
         let stop = Arc::new(AtomicBool::new(false));
         let clients: Vec<_> = (0..CLIENTS)
             .map(|i| {
@@ -230,7 +231,7 @@ async fn acknowledged_commits_survive_kill_9() {
         "the workload committed too little ({checked_total}) to mean much"
     );
     eprintln!(
-        "crash test: {ROUNDS} kill -9 rounds, {checked_total} acknowledged commits checked, 0 missing"
+        "crash test: {rounds} kill -9 rounds, {checked_total} acknowledged commits checked, 0 missing"
     );
     srv.stop();
 }

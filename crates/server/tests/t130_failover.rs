@@ -113,7 +113,8 @@ async fn killing_the_primary_loses_no_acknowledged_commit() {
     let mut total_checked = 0usize;
     let mut rng = rand::rng();
 
-    for round in 0..ROUNDS {
+    let rounds = common::soak_rounds(ROUNDS);
+    for round in 0..rounds {
         // A fresh standby of the current primary (its config names s1 as synchronous).
         let mut standby = TestServer::standby_of(&primary, "s1");
         standby.start();
@@ -235,10 +236,10 @@ async fn killing_the_primary_loses_no_acknowledged_commit() {
         primary = standby;
     }
     eprintln!(
-        "failover: {ROUNDS} rounds, {total_acked} acknowledged commits checked, 0 missing, {total_checked} history rows checked in total"
+        "failover: {rounds} rounds, {total_acked} acknowledged commits checked, 0 missing, {total_checked} history rows checked in total"
     );
     assert!(
-        total_acked > ROUNDS,
+        total_acked > rounds,
         "the workload acknowledged almost nothing"
     );
 }

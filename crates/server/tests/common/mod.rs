@@ -18,6 +18,16 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_lockstep");
 
 pub use base::testing::free_port;
 
+/// Rounds for a kill -9 test: `default` in CI; `LOCKSTEP_SOAK_ROUNDS=N` runs a longer soak
+/// by hand (`LOCKSTEP_SOAK_ROUNDS=200 cargo test --release -p server --test t130_failover --
+/// --nocapture`), never fewer rounds than the default.
+pub fn soak_rounds(default: usize) -> usize {
+    std::env::var("LOCKSTEP_SOAK_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .map_or(default, |n| n.max(default))
+}
+
 pub struct TestServer {
     _tmp: Option<tempfile::TempDir>,
     pub datadir: PathBuf,
