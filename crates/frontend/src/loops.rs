@@ -13,8 +13,9 @@
 //! which registers it with its own reactor and runs the connection task there.
 //!
 //! Invariants: a connection task runs on exactly one loop for its whole life. `load[i]` counts
-//! the client sessions loop `i` serves (replication connections stop counting once known). A loop thread ends when `SessionLoops` is dropped, after
-//! the tasks it runs have ended (the caller waits for them through its task tracker first).
+//! the client sessions loop `i` serves (replication connections stop counting once known).
+//! A loop thread ends when `SessionLoops` is dropped, after the tasks it runs have ended (the
+//! caller waits for them through its task tracker first).
 //!
 //! Failure: a loop that cannot be created makes `start` fail (the server does not start with
 //! fewer cores than asked silently).

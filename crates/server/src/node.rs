@@ -100,21 +100,21 @@ impl ServerHooks for NodeHooks {
             .as_ref()
             .and_then(|s| s.last_commit_time())
     }
-    fn wal_stats(&self) -> Option<sql::engine::WalStatInfo> {
+    fn wal_stats(&self) -> sql::engine::WalStatInfo {
         // A standby writes no WAL of its own (the walreceiver's writes are not counted, as in
         // PostgreSQL): zeros until promotion opens the WAL, whose counters start at zero.
         let now = self.core.wal().map(|w| w.stats()).unwrap_or_default();
         let (base, reset) = *self.wal_stats_base.lock();
         let d = now.since(&base);
-        Some(sql::engine::WalStatInfo {
+        sql::engine::WalStatInfo {
             records: d.records,
             bytes: d.bytes,
             writes: d.writes,
             syncs: d.syncs,
             write_time: d.write_time,
             sync_time: d.sync_time,
-            stats_reset: reset,
-        })
+            stats_reset: Some(reset),
+        }
     }
     fn reset_wal_stats(&self) {
         let now = self.core.wal().map(|w| w.stats()).unwrap_or_default();

@@ -76,8 +76,9 @@ pub struct ReplicationStat {
     pub reply_time: Option<SystemTime>,
 }
 
-/// The WAL activity `pg_stat_wal` shows, since `stats_reset`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The WAL activity `pg_stat_wal` shows, since `stats_reset` (all zero and no reset time
+/// where there are no WAL statistics).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct WalStatInfo {
     pub records: u64,
     pub bytes: u64,
@@ -85,7 +86,7 @@ pub struct WalStatInfo {
     pub syncs: u64,
     pub write_time: std::time::Duration,
     pub sync_time: std::time::Duration,
-    pub stats_reset: SystemTime,
+    pub stats_reset: Option<SystemTime>,
 }
 
 /// The walreceiver as `pg_stat_wal_receiver` shows it (one row on a standby whose
@@ -177,9 +178,9 @@ pub trait ServerHooks: Send + Sync + std::fmt::Debug + 'static {
     fn replication_slots(&self) -> Vec<ReplicationSlotInfo> {
         Vec::new()
     }
-    /// `pg_stat_wal` (`None`: no WAL statistics, a row of zeros).
-    fn wal_stats(&self) -> Option<WalStatInfo> {
-        None
+    /// `pg_stat_wal`.
+    fn wal_stats(&self) -> WalStatInfo {
+        WalStatInfo::default()
     }
     /// `pg_stat_reset_shared('wal')`.
     fn reset_wal_stats(&self) {}

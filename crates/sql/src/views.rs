@@ -268,26 +268,18 @@ pub fn rows(v: View, env: &Env<'_>) -> Vec<Vec<Value>> {
 fn stat_wal_row(engine: &Engine) -> Vec<Value> {
     let int8 = |v: u64| Value::Int8(i64::try_from(v).unwrap_or(i64::MAX));
     let ms = |d: std::time::Duration| Value::Float8(d.as_secs_f64() * 1000.0);
-    match engine.hooks.wal_stats() {
-        Some(s) => vec![
-            int8(s.records),
-            Value::Int8(0),
-            Value::Numeric(rust_decimal::Decimal::from(s.bytes)),
-            Value::Int8(0),
-            int8(s.writes),
-            int8(s.syncs),
-            ms(s.write_time),
-            ms(s.sync_time),
-            Value::TimestampTz(system_time_micros(s.stats_reset)),
-        ],
-        None => {
-            let mut row = vec![Value::Int8(0); 2];
-            row.push(Value::Numeric(rust_decimal::Decimal::ZERO));
-            row.extend([Value::Int8(0), Value::Int8(0), Value::Int8(0)]);
-            row.extend([Value::Float8(0.0), Value::Float8(0.0), Value::Null]);
-            row
-        }
-    }
+    let s = engine.hooks.wal_stats();
+    vec![
+        int8(s.records),
+        Value::Int8(0),
+        Value::Numeric(rust_decimal::Decimal::from(s.bytes)),
+        Value::Int8(0),
+        int8(s.writes),
+        int8(s.syncs),
+        ms(s.write_time),
+        ms(s.sync_time),
+        time(s.stats_reset),
+    ]
 }
 
 /// PostgreSQL leaves `category` and `extra_desc` to its translated catalogs; lockstep has

@@ -391,19 +391,6 @@ impl SlotState {
         removed
     }
 
-    /// The newest version committed at or below `lsn` (for checkpoints): its LSN, level and
-    /// data (`None` data = deleted).
-    pub fn committed_at(&self, lsn: u64) -> Option<(u64, u8, Option<&Row>)> {
-        for v in self.versions.iter().rev() {
-            if let VersionState::Committed { lsn: l, level } = v.state()
-                && l <= lsn
-            {
-                return Some((l, level, v.data.as_ref()));
-            }
-        }
-        None
-    }
-
     /// The versions a checkpoint at `lsn` writes for this slot, oldest first: the newest
     /// version committed at or below `lsn` and, while that one is not `settled` (after a
     /// restart it stays hidden until a synchronous standby confirms it), older ones back to
@@ -505,13 +492,19 @@ mod tests {
     }
 
     #[test]
-    fn committed_at_picks_newest_at_or_below() {
+    fn settled_chain_is_the_newest_version_at_or_below() {
         let mut s = SlotState::default();
         s.versions.push(Version::committed(100, 3, Some(row(1))));
         s.versions.push(Version::committed(200, 3, Some(row(2))));
-        assert_eq!(s.committed_at(150).map(|x| x.0), Some(100));
-        assert_eq!(s.committed_at(200).map(|x| x.0), Some(200));
-        assert_eq!(s.committed_at(50), None);
+        // Everything settled: the chain is the newest version at or below the LSN alone.
+        let newest = |lsn: u64| {
+            let chain = s.committed_chain_at(lsn, |_, _| true);
+            assert!(chain.len() <= 1);
+            chain.first().map(|x| x.0)
+        };
+        assert_eq!(newest(150), Some(100));
+        assert_eq!(newest(200), Some(200));
+        assert_eq!(newest(50), None);
     }
 
     #[test]

@@ -115,6 +115,9 @@ struct InsertState {
     buf: Vec<u8>,
     buf_start: Lsn,
     insert_lsn: Lsn,
+    /// Records inserted since the WAL was opened (`pg_stat_wal.wal_records`); counted under
+    /// the lock the insert already holds, so the commit path pays no extra atomic.
+    records: u64,
 }
 
 struct Shared {
@@ -152,15 +155,16 @@ struct Shared {
     stopping: AtomicBool,
     prealloc: Mutex<Option<std::sync::mpsc::Sender<u64>>>,
     prealloc_rx: Mutex<Option<std::sync::mpsc::Receiver<u64>>>,
+    /// Where the WAL was opened: `pg_stat_wal.wal_bytes` is the insert position minus this.
+    opened_at: Lsn,
     stats: Counters,
 }
 
-/// Activity counters for `pg_stat_wal` (relaxed atomics: each is a count on its own, read
-/// without a consistent cut, as PostgreSQL's shared statistics are).
+/// The writer's and flusher's counters for `pg_stat_wal` (relaxed atomics: each is a count
+/// on its own, read without a consistent cut, as PostgreSQL's shared statistics are).
+/// Records and bytes come from the insert state instead.
 #[derive(Default)]
 struct Counters {
-    records: AtomicU64,
-    bytes: AtomicU64,
     writes: AtomicU64,
     syncs: AtomicU64,
     write_ns: AtomicU64,
@@ -194,11 +198,11 @@ impl WalStats {
 }
 
 impl Counters {
-    fn snapshot(&self) -> WalStats {
+    fn snapshot(&self, records: u64, bytes: u64) -> WalStats {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         WalStats {
-            records: get(&self.records),
-            bytes: get(&self.bytes),
+            records,
+            bytes,
             writes: get(&self.writes),
             syncs: get(&self.syncs),
             write_time: std::time::Duration::from_nanos(get(&self.write_ns)),
@@ -253,6 +257,7 @@ impl Wal {
                 buf: Vec::with_capacity(64 << 10),
                 buf_start: start,
                 insert_lsn: start,
+                records: 0,
             }),
             insert_cv: Condvar::new(),
             insert_lsn: AtomicU64::new(start.0),
@@ -271,6 +276,7 @@ impl Wal {
             stopping: AtomicBool::new(false),
             prealloc: Mutex::new(None),
             prealloc_rx: Mutex::new(None),
+            opened_at: start,
             stats: Counters::default(),
         });
         let segno = start.segment_number(shared.segment_size);
@@ -367,7 +373,12 @@ impl Wal {
 
     /// Counters for `pg_stat_wal`, since the WAL was opened.
     pub fn stats(&self) -> WalStats {
-        self.shared.stats.snapshot()
+        let (records, insert_lsn) = {
+            let st = self.shared.insert.lock();
+            (st.records, st.insert_lsn)
+        };
+        let bytes = insert_lsn.0 - self.shared.opened_at.0;
+        self.shared.stats.snapshot(records, bytes)
     }
 
     pub fn add_progress_listener(&self, listener: Arc<dyn WalProgress>) {
@@ -432,12 +443,10 @@ impl Wal {
         let padded = st.buf.len() + (end.0 - start.0) as usize - total;
         st.buf.resize(padded, 0);
         st.insert_lsn = end;
+        st.records += 1;
         self.shared.insert_lsn.store(end.0, Ordering::Release);
         on_assigned(start, end);
         drop(st);
-        let c = &self.shared.stats;
-        c.records.fetch_add(1, Ordering::Relaxed);
-        c.bytes.fetch_add(end.0 - start.0, Ordering::Relaxed);
         Ok(end)
     }
 

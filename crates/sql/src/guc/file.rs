@@ -29,11 +29,10 @@ const AUTO_CONF_HEADER: &str =
 
 /// Applies one `ALTER SYSTEM` to the auto configuration file in `dir`: `name = value`
 /// (`value` Some) replaces or adds the setting, `value` None removes it, `name` None removes
-/// every setting. The new file is written beside the old one, fsynced, renamed over it and
-/// the directory fsynced, so a crash leaves either the old or the new file, never a mix.
+/// every setting. The file is replaced atomically (`write_atomically`), so a crash leaves
+/// either the old or the new file, never a mix.
 /// `name` is the canonical name and `value` has been validated by the caller.
 pub fn alter_auto_conf(dir: &Path, name: Option<&str>, value: Option<&str>) -> std::io::Result<()> {
-    use std::io::Write;
     let path = dir.join(AUTO_CONF_FILE);
     let old = match std::fs::read_to_string(&path) {
         Ok(t) => t,
@@ -62,14 +61,7 @@ pub fn alter_auto_conf(dir: &Path, name: Option<&str>, value: Option<&str>) -> s
     for (n, v) in &entries {
         text.push_str(&format!("{n} = {v}\n"));
     }
-    let tmp = dir.join(format!("{AUTO_CONF_FILE}.tmp"));
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, &path)?;
-    std::fs::File::open(dir)?.sync_all()
+    storage::controlfile::write_atomically(&path, text.as_bytes())
 }
 
 /// A value as a single-quoted configuration-file string (quotes doubled, backslashes

@@ -43,19 +43,6 @@ pub enum GucContext {
     User,
 }
 
-impl GucContext {
-    /// The name `pg_settings.context` shows.
-    pub fn pg_name(self) -> &'static str {
-        match self {
-            GucContext::Internal => "internal",
-            GucContext::Postmaster => "postmaster",
-            GucContext::Sighup => "sighup",
-            GucContext::Superuser => "superuser",
-            GucContext::User => "user",
-        }
-    }
-}
-
 /// One row of `pg_settings` (see `SessionGucs::settings`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct SettingRow {

@@ -243,7 +243,15 @@ impl SessionGucs {
     }
 
     fn value_below_local(&self, key: &Key, def: Option<&'static GucDef>) -> GucValue {
-        if let Some(v) = self.session.get(key).or_else(|| self.startup.get(key)) {
+        match self.session.get(key) {
+            Some(v) => v.clone(),
+            None => self.value_below_session(key, def),
+        }
+    }
+
+    /// The startup packet's value, else the server's: what RESET returns to.
+    fn value_below_session(&self, key: &Key, def: Option<&'static GucDef>) -> GucValue {
+        if let Some(v) = self.startup.get(key) {
             return v.clone();
         }
         match (key, def) {
@@ -263,13 +271,18 @@ impl SessionGucs {
     }
 
     fn builtin(&self, def: &'static GucDef) -> GucValue {
+        self.derived(def)
+            .unwrap_or_else(|| self.value(&Key::Builtin(def.name), Some(def)))
+    }
+
+    /// Parameters whose value is the session's state rather than a setting.
+    fn derived(&self, def: &'static GucDef) -> Option<GucValue> {
         match def.name {
-            "is_superuser" => return GucValue::Bool(self.superuser),
-            "session_authorization" => return GucValue::Str(self.user.clone()),
-            "in_hot_standby" => return GucValue::Bool(self.in_hot_standby),
-            _ => {}
+            "is_superuser" => Some(GucValue::Bool(self.superuser)),
+            "session_authorization" => Some(GucValue::Str(self.user.clone())),
+            "in_hot_standby" => Some(GucValue::Bool(self.in_hot_standby)),
+            _ => None,
         }
-        self.value(&Key::Builtin(def.name), Some(def))
     }
 
     /// SHOW / current_setting: the value as text. Unknown custom names are 42704.
@@ -352,14 +365,16 @@ impl SessionGucs {
                     setting: raw(&self.builtin(d)),
                     unit,
                     short_desc: d.description,
-                    context: d.context.pg_name(),
+                    context: d.context.as_str(),
                     vartype,
                     source,
                     min_val: min,
                     max_val: max,
                     enumvals,
                     boot_val: raw(&default_value(d)),
-                    reset_val: raw(&self.reset_value(&key, d)),
+                    reset_val: raw(&self
+                        .derived(d)
+                        .unwrap_or_else(|| self.value_below_session(&key, Some(d)))),
                     sourcefile: file.filter(|_| self.superuser),
                 }
             })
@@ -381,24 +396,19 @@ impl SessionGucs {
         for name in customs {
             let key = Key::Custom(name.clone());
             let (source, file) = self.source(&key, &name);
-            let below_session = self
-                .startup
-                .get(&key)
-                .map(|v| v.as_str().to_owned())
-                .unwrap_or_else(|| self.config.custom(&name).unwrap_or("").to_owned());
             rows.push(SettingRow {
                 setting: self.value(&key, None).as_str().to_owned(),
                 name,
                 unit: None,
                 short_desc: "",
-                context: GucContext::User.pg_name(),
+                context: GucContext::User.as_str(),
                 vartype: "string",
                 source,
                 min_val: None,
                 max_val: None,
                 enumvals: None,
                 boot_val: String::new(),
-                reset_val: below_session,
+                reset_val: self.value_below_session(&key, None).as_str().to_owned(),
                 sourcefile: file.filter(|_| self.superuser),
             });
         }
@@ -422,18 +432,6 @@ impl SessionGucs {
             }
             Some(ConfigSource::CommandLine) => ("command line", None),
             Some(ConfigSource::Server) => ("override", None),
-        }
-    }
-
-    /// What RESET would return `key` to: the startup packet's value, else the server's.
-    fn reset_value(&self, key: &Key, def: &'static GucDef) -> GucValue {
-        match def.name {
-            "is_superuser" | "session_authorization" | "in_hot_standby" => self.builtin(def),
-            _ => self
-                .startup
-                .get(key)
-                .cloned()
-                .unwrap_or_else(|| self.config.value_of(def)),
         }
     }
 

@@ -825,8 +825,7 @@ impl Binder {
                 let sym = op.to_string();
                 let l = self.expr(left, scope)?;
                 let r = self.expr(right, scope)?;
-                let stringy = |t: DataType| t.is_string() || t == DataType::Unknown;
-                if !stringy(l.1) || !stringy(r.1) {
+                if !l.1.is_string() || !r.1.is_string() {
                     return Err(no_operator(&sym, l.1, r.1));
                 }
                 let l = self.coerce(l, DataType::Text, How::Implicit)?;
