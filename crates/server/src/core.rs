@@ -493,11 +493,19 @@ fn start_walreceiver(
     supervisor.register(WorkerSpec {
         name: WALRECEIVER.into(),
         backend_type: "walreceiver",
-        main: WorkerMain::Task(Arc::new(move |ctx| {
+        // Its own thread with its own event loop, not a task on the shared multi-thread
+        // runtime: when WAL arrives, the epoll wake-up lands on the thread that runs the
+        // receiver, with no work-stealing sibling woken and no task migration in between
+        // (measured with the replica benchmark at 1 client: ~5% more transactions per second).
+        main: WorkerMain::Thread(Arc::new(move |ctx| {
             let shared = shared.clone();
             let wal_dir = wal_dir.clone();
             let on_fatal = on_fatal.clone();
-            Box::pin(async move {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| format!("could not start the walreceiver's event loop: {e}"))?;
+            rt.block_on(async move {
                 let s = &shared.settings;
                 let mut cfg = walreceiver::WalRcvConfig::new(
                     s.primary_conninfo.clone(),

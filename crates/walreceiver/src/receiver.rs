@@ -22,7 +22,8 @@
 //! floods its log and ours). The backoff restarts from the minimum after a connection that
 //! reached streaming.
 //!
-//! Where it runs: one tokio task on a standby ([`run`]). Small WAL writes (the common case:
+//! Where it runs: one tokio task on a standby ([`run`]); the server gives it a thread and
+//! event loop of its own, so a wake-up for arriving WAL goes straight to it. Small WAL writes (the common case:
 //! a commit's record) and the fdatasync run on the task itself; large writes, segment
 //! creation and truncation run on `spawn_blocking` threads. The fdatasync is inline on
 //! purpose, as in PostgreSQL's walreceiver: the state machine asks for a flush only when the
@@ -477,6 +478,7 @@ async fn session(
         shared,
         rcv,
         writer: Some(writer),
+        unpublished_flush: None,
     };
     // The primary ended the timeline: everything received is flushed before we go on.
     let (next, switchpoint) = s.stream().await?;
@@ -613,6 +615,10 @@ struct Streamer<'a> {
     rcv: WalReceiver,
     /// `None` only while a write runs on a blocking thread.
     writer: Option<WalFileWriter>,
+    /// Flushed here but not yet published in `shared`: `execute` publishes it after the
+    /// actions the flush caused (the flush status update a synchronous commit waits for),
+    /// because publishing wakes redo, which would compete with that reply for the CPU.
+    unpublished_flush: Option<Lsn>,
 }
 
 impl Streamer<'_> {
@@ -715,8 +721,17 @@ impl Streamer<'_> {
         Ok((TimelineId(next), at))
     }
 
-    /// Executes actions in order; actions that result from one run right after it.
+    /// Executes actions in order; actions that result from one run right after it. A flush
+    /// among them is published to redo at the end, whatever the outcome.
     async fn execute(&mut self, actions: Vec<ReceiverAction>) -> Result<(), WalRcvError> {
+        let result = self.execute_queue(actions).await;
+        if let Some(lsn) = self.unpublished_flush.take() {
+            self.shared.set_flushed(lsn);
+        }
+        result
+    }
+
+    async fn execute_queue(&mut self, actions: Vec<ReceiverAction>) -> Result<(), WalRcvError> {
         let mut queue: VecDeque<ReceiverAction> = actions.into();
         while let Some(action) = queue.pop_front() {
             let more = match action {
@@ -804,7 +819,7 @@ impl Streamer<'_> {
         writer.flush()?;
         // A segment switch may have made more durable meanwhile.
         if upto > self.rcv.flushed_lsn() {
-            self.shared.set_flushed(upto);
+            self.unpublished_flush = Some(upto);
             Ok(self.rcv.on_flushed(upto, Instant::now()))
         } else {
             Ok(Vec::new())

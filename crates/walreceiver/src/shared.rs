@@ -128,19 +128,25 @@ impl WalRcvShared {
         self.written.fetch_max(lsn.0, Ordering::AcqRel);
     }
 
-    /// The walreceiver flushed up to `lsn`.
+    /// The walreceiver flushed up to `lsn`. Redo is woken only if its replay limit grew:
+    /// with a synchronous primary our flush usually runs ahead of the primary's announced
+    /// flush, and a useless wake-up here would compete for the CPU with the flush status
+    /// update the primary's commit is waiting for.
     pub fn set_flushed(&self, lsn: Lsn) {
         self.written.fetch_max(lsn.0, Ordering::AcqRel);
         let before = self.flushed.fetch_max(lsn.0, Ordering::AcqRel);
-        if lsn.0 > before {
+        let primary = self.primary_flush.load(Ordering::Acquire);
+        if lsn.0.min(primary) > before.min(primary) {
             self.wal_arrived.notify_waiters();
         }
     }
 
-    /// The primary announced its flush LSN (walEnd of 'w' and 'k' messages).
+    /// The primary announced its flush LSN (walEnd of 'w' and 'k' messages). Redo is woken
+    /// only if its replay limit grew (see `set_flushed`).
     pub fn set_primary_flush(&self, lsn: Lsn) {
         let before = self.primary_flush.fetch_max(lsn.0, Ordering::AcqRel);
-        if lsn.0 > before {
+        let flushed = self.flushed.load(Ordering::Acquire);
+        if lsn.0.min(flushed) > before.min(flushed) {
             self.wal_arrived.notify_waiters();
         }
     }

@@ -61,6 +61,16 @@ pub fn replay_limit(bound: ReplayBound) -> Option<Lsn> {
     }
 }
 
+/// Whether redo, finding no valid record at `pos`, must look closer (reopen the files,
+/// classify the bytes there as end of WAL or corruption, look for a newer timeline). While
+/// streaming, a position at or beyond the replay limit is simply the end of the WAL that is
+/// durable on both sides: the normal state between two commits, so nothing to look at — the
+/// look costs a directory listing and a file reopen, which on every commit would compete
+/// with the walreceiver for the CPU. `force` (promotion, first stop) always looks.
+pub fn stuck_needs_look(pos: Lsn, limit: Option<Lsn>, force: bool) -> bool {
+    force || limit.is_none_or(|l| pos < l)
+}
+
 /// A whole record may be applied only if it ends at or below the limit: a record beyond it
 /// may be a commit the primary could still lose, or bytes not yet durable here.
 pub fn may_apply(record_end: Lsn, limit: Option<Lsn>) -> bool {
@@ -189,6 +199,19 @@ mod tests {
         assert_eq!(replay_limit(b(200, 300)), Some(Lsn(200)));
         assert!(may_apply(Lsn(200), replay_limit(b(200, 300))));
         assert!(!may_apply(Lsn(201), replay_limit(b(200, 300))));
+    }
+
+    #[test]
+    fn stuck_at_the_limit_is_just_waiting() {
+        // Streaming, everything durable on both sides replayed: nothing to look at.
+        assert!(!stuck_needs_look(Lsn(300), Some(Lsn(300)), false));
+        assert!(!stuck_needs_look(Lsn(300), Some(Lsn(200)), false));
+        // Durable WAL beyond the position that does not read: classify it (corruption, a
+        // new timeline).
+        assert!(stuck_needs_look(Lsn(300), Some(Lsn(301)), false));
+        // Archive mode and forced looks always look.
+        assert!(stuck_needs_look(Lsn(300), None, false));
+        assert!(stuck_needs_look(Lsn(300), Some(Lsn(300)), true));
     }
 
     #[test]

@@ -246,9 +246,12 @@ impl Replayer {
     /// No valid record at the position: decide between "wait", "corrupt" and "continue on a
     /// newer timeline". Returns whether replay can go on at once.
     fn on_stuck(&mut self, force: bool) -> Result<bool, StartupError> {
+        let pos = self.reader.position();
+        if !decide::stuck_needs_look(pos, self.limit, force) {
+            return Ok(false);
+        }
         // Files may have been replaced (renamed into place) since they were opened.
         self.reader.reset_files();
-        let pos = self.reader.position();
         let due = force
             || self
                 .last_classified
@@ -505,6 +508,11 @@ impl Startup {
             if self.shared.promotion_requested() || self.datadir.promote_requested() {
                 return self.promote(rp).await;
             }
+            // Registered before the limit is read: a limit raised while this batch runs then
+            // still ends the wait below (`notify_waiters` wakes only registered waiters).
+            let arrived = self.shared.walrcv.wal_arrived.notified();
+            tokio::pin!(arrived);
+            arrived.as_mut().enable();
             let limit = decide::replay_limit(self.bound());
             let (back, result) = tokio::task::spawn_blocking(move || {
                 let r = rp.replay_batch(limit).and_then(|b| match b {
@@ -528,7 +536,7 @@ impl Startup {
                 continue;
             }
             tokio::select! {
-                _ = self.shared.walrcv.wal_arrived.notified() => {}
+                _ = &mut arrived => {}
                 _ = self.shared.promote_wakeup.notified() => {}
                 _ = ctx.stopped() => return Ok(()),
                 _ = tokio::time::sleep(ARCHIVE_POLL) => {}
