@@ -93,7 +93,9 @@ impl Transport {
                         if Instant::now() >= deadline {
                             break;
                         }
-                        std::hint::spin_loop();
+                        // Not a pause but sched_yield: if the client (or any thread) was woken
+                        // onto this core, it runs now instead of after our time slice.
+                        std::thread::yield_now();
                     }
                     Err(e) => return Err(e),
                 }

@@ -54,6 +54,10 @@ impl CommitWaiters {
             let deadline = Instant::now() + COMMIT_SPIN_BUDGET;
             loop {
                 tokio::task::yield_now().await;
+                // Also give the core away if another thread is waiting for it: the thread
+                // that will release us (the standby's walreceiver when it shares the machine,
+                // the flusher) may have been woken onto this very core.
+                std::thread::yield_now();
                 if watermarks.get(level) >= lsn {
                     return;
                 }

@@ -571,7 +571,10 @@ async fn start_replication(
         {
             d.direct.arm(st.sender.sent_lsn());
         }
+        // Biased: a standby's reply that is already here is handled before a keepalive goes
+        // out for a local flush, so the commits it confirms are released first.
         let event = tokio::select! {
+            biased;
             f = c.rx.recv() => Event::Frame(f),
             r = positions.changed() => Event::LocalWal(r.is_ok()),
             _ = sleep => Event::Tick,
