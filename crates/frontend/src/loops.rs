@@ -13,7 +13,10 @@
 //! which registers it with its own reactor and runs the connection task there.
 //!
 //! Invariants: a connection task runs on exactly one loop for its whole life. `load[i]` counts
-//! the client sessions loop `i` serves (replication connections stop counting once known).
+//! the client sessions loop `i` serves (replication connections stop counting once known);
+//! `walsenders[i]` counts the replication connections it serves. A new connection goes to
+//! the loop with the fewest sessions and, among those, the most walsenders (see
+//! [`stop_counting`] for why).
 //! A loop thread ends when `SessionLoops` is dropped, after the tasks it runs have ended (the
 //! caller waits for them through its task tracker first).
 //!
@@ -31,20 +34,40 @@ use tokio::sync::oneshot;
 pub(crate) struct SessionLoops {
     handles: Vec<Handle>,
     load: Arc<Vec<AtomicUsize>>,
+    walsenders: Arc<Vec<AtomicUsize>>,
     stops: Vec<oneshot::Sender<()>>,
     threads: Vec<JoinHandle<()>>,
 }
 
-/// Decrements a loop's load when the connection ends.
-struct LoadGuard {
-    load: Arc<Vec<AtomicUsize>>,
+/// Decrements one of a loop's counts (`load` or `walsenders`) when the connection ends.
+struct CountGuard {
+    counts: Arc<Vec<AtomicUsize>>,
     index: usize,
 }
 
-impl Drop for LoadGuard {
-    fn drop(&mut self) {
-        self.load[self.index].fetch_sub(1, Ordering::Relaxed);
+impl CountGuard {
+    fn new(counts: &Arc<Vec<AtomicUsize>>, index: usize) -> CountGuard {
+        counts[index].fetch_add(1, Ordering::Relaxed);
+        CountGuard {
+            counts: Arc::clone(counts),
+            index,
+        }
     }
+}
+
+impl Drop for CountGuard {
+    fn drop(&mut self) {
+        self.counts[self.index].fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// What a connection task counts towards its loop: first as a session, then (once it turns
+/// out to be a replication connection) as a walsender.
+struct Counted {
+    walsenders: Arc<Vec<AtomicUsize>>,
+    index: usize,
+    load: Option<CountGuard>,
+    walsender: Option<CountGuard>,
 }
 
 impl SessionLoops {
@@ -83,9 +106,11 @@ impl SessionLoops {
             threads.push(thread);
         }
         let load = Arc::new((0..n).map(|_| AtomicUsize::new(0)).collect());
+        let walsenders = Arc::new((0..n).map(|_| AtomicUsize::new(0)).collect());
         Ok(SessionLoops {
             handles,
             load,
+            walsenders,
             stops,
             threads,
         })
@@ -98,34 +123,56 @@ impl SessionLoops {
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let index = (0..self.handles.len())
-            .min_by_key(|&i| self.load[i].load(Ordering::Relaxed))
-            .unwrap_or(0);
-        self.load[index].fetch_add(1, Ordering::Relaxed);
-        let guard = LoadGuard {
-            load: Arc::clone(&self.load),
+        let index = pick_loop(
+            self.load.iter().map(|l| l.load(Ordering::Relaxed)),
+            self.walsenders.iter().map(|w| w.load(Ordering::Relaxed)),
+        );
+        let counted = Counted {
+            walsenders: Arc::clone(&self.walsenders),
             index,
+            load: Some(CountGuard::new(&self.load, index)),
+            walsender: None,
         };
-        self.handles[index].spawn(LOAD.scope(std::cell::Cell::new(Some(guard)), async move {
+        self.handles[index].spawn(COUNTED.scope(std::cell::RefCell::new(counted), async move {
             make().await;
         }))
     }
 }
 
-tokio::task_local! {
-    /// The load count of the connection task running on a loop (taken by `stop_counting`).
-    static LOAD: std::cell::Cell<Option<LoadGuard>>;
+/// The loop for a new connection: the fewest sessions; among those, the most walsenders (so
+/// a lone session shares its walsender's loop, see [`stop_counting`]); then the lowest index.
+fn pick_loop(load: impl Iterator<Item = usize>, walsenders: impl Iterator<Item = usize>) -> usize {
+    load.zip(walsenders)
+        .enumerate()
+        .min_by_key(|&(i, (l, w))| (l, std::cmp::Reverse(w), i))
+        .map_or(0, |(i, _)| i)
 }
 
-/// The current connection stops counting towards its loop's load (it stays on the loop).
+tokio::task_local! {
+    /// What the connection task running on a loop counts towards it.
+    static COUNTED: std::cell::RefCell<Counted>;
+}
+
+/// The current connection stops counting towards its loop's load (it stays on the loop) and
+/// counts as a walsender instead.
 ///
 /// Called for replication connections: a walsender is light work, and counted it would send
-/// the first session to the *other* loop. Uncounted, a lone session shares the walsender's
-/// loop, so while its commit waits for the standby (yielding, see `txn::waiters`) the same
-/// thread reads the standby's reply and releases it — no cross-thread wake-up on the
-/// synchronous commit's path. Under load the sessions spread evenly as before.
+/// the first session to the *other* loop. Uncounted, and preferred on ties, its loop gets a
+/// lone session, so while that session's commit waits for the standby (yielding, see
+/// `txn::waiters`) the same thread reads the standby's reply and releases it — no cross-thread
+/// wake-up on the synchronous commit's path. The tie-break matters when the walsender arrived
+/// while a short-lived connection occupied the first loop: it then sits on another loop, and
+/// the next lone session must follow it there. (A client that keeps a first connection open
+/// while it opens its real one — pgbench does — still gets the other loop for the second.)
+/// Under load the sessions spread evenly.
 pub(crate) fn stop_counting() {
-    let _ = LOAD.try_with(|l| drop(l.take()));
+    let _ = COUNTED.try_with(|c| {
+        let mut c = c.borrow_mut();
+        if c.load.take().is_some() && c.walsender.is_none() {
+            let walsenders = Arc::clone(&c.walsenders);
+            c.walsender = Some(CountGuard::new(&walsenders, c.index));
+        }
+    });
 }
 
 impl Drop for SessionLoops {
@@ -136,5 +183,22 @@ impl Drop for SessionLoops {
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pick_loop;
+
+    #[test]
+    fn a_lone_session_joins_the_walsenders_loop() {
+        // The walsender arrived on loop 1 (loop 0 was busy with a short-lived connection).
+        assert_eq!(pick_loop([0, 0].into_iter(), [0, 1].into_iter()), 1);
+        // Fewer sessions still win over walsenders: load spreads evenly.
+        assert_eq!(pick_loop([0, 1].into_iter(), [0, 1].into_iter()), 0);
+        assert_eq!(pick_loop([1, 1].into_iter(), [1, 0].into_iter()), 0);
+        // Plain ties go to the first loop.
+        assert_eq!(pick_loop([2, 2, 2].into_iter(), [0, 0, 0].into_iter()), 0);
+        assert_eq!(pick_loop(std::iter::empty(), std::iter::empty()), 0);
     }
 }

@@ -281,6 +281,7 @@ impl Core {
         let walsnd = WalSenderSlot::new();
         let pids_for_walsnd = pids.clone();
         let fail = opts.on_wal_failure.clone();
+        let server_runtime = runtime.clone();
         let supervisor = Supervisor::new(
             runtime,
             pids,
@@ -373,8 +374,10 @@ impl Core {
             supervisor.register(WorkerSpec {
                 name: "startup".into(),
                 backend_type: "startup",
-                main: WorkerMain::Task(Arc::new(move |ctx| {
-                    Box::pin(startup.clone().worker_main(ctx))
+                // A thread of its own, driving the async code with the server runtime's
+                // handle: redo blocks it while applying (see the module header of startup).
+                main: WorkerMain::Thread(Arc::new(move |ctx| {
+                    server_runtime.block_on(startup.clone().worker_main(ctx))
                 })),
                 // Never restarted: its failures stop the server (it calls the fatal handler),
                 // and after promotion it has finished for good.

@@ -2,10 +2,15 @@
 //! (PostgreSQL's `xlogrecovery.c` main loop, `rescanLatestTimeLine` and the end of
 //! `StartupXLOG`).
 //!
-//! Where it runs: the registered worker `startup` (backend type `startup`), a tokio task
-//! that does its file reading and applying on a blocking thread in batches of at most
-//! `BATCH_RECORDS`, and waits between batches for `WalRcvShared::wal_arrived`, a promotion
-//! request, the stop signal, or `ARCHIVE_POLL`.
+//! Where it runs: the registered worker `startup` (backend type `startup`), on a thread of
+//! its own that drives this module's async code with the server runtime's handle
+//! (`Handle::block_on`): file reading and applying happen right on that thread in batches of
+//! at most `BATCH_RECORDS`, and between batches it waits for `WalRcvShared::wal_arrived`, a
+//! promotion request, the stop signal, or `ARCHIVE_POLL`. A thread of its own because a
+//! synchronous primary sends a commit or two per batch: a runtime task that handed each batch
+//! to the blocking pool paid three thread wake-ups per commit, and that CPU is taken from the
+//! walreceiver, whose flush reply the primary's commit waits for. (Promotion's own blocking
+//! steps still go to the blocking pool; tasks it spawns land on the server runtime.)
 //!
 //! Loop: read the next whole valid record at the replay position; apply it only if it ends at
 //! or below the replay limit (`decide::replay_limit`: the walreceiver's and the primary's
@@ -50,9 +55,8 @@ use crate::bgworker::{Supervisor, WorkerContext};
 use crate::checkpointer::{CheckpointKind, Checkpointer};
 use crate::datadir::DataDir;
 
-/// Records applied per blocking batch: large enough that the hand-over to the blocking pool
-/// is amortised (~10 µs against thousands of records), small enough that a stop or promotion
-/// request waits at most a few milliseconds.
+/// Records applied per batch: large enough that the checks between batches are amortised,
+/// small enough that a stop or promotion request waits at most a few milliseconds.
 const BATCH_RECORDS: usize = 2_000;
 
 /// Recompute the prune horizon every this many records: old versions are pruned while
@@ -209,7 +213,7 @@ impl Replayer {
 
     fn apply(&mut self, rec: &RawRecord) -> Result<(), StartupError> {
         // Tests stall replay here (`pause_while_exists`) to show that remote_apply waits for
-        // it; this runs on a blocking thread, so pausing it blocks no session.
+        // it; this runs on the startup process's own thread, so pausing it blocks no session.
         base::failpoint::hit("startup-before-apply");
         if self.since_horizon == 0 {
             self.horizon = self.mgr.recompute_horizon();
@@ -514,18 +518,13 @@ impl Startup {
             tokio::pin!(arrived);
             arrived.as_mut().enable();
             let limit = decide::replay_limit(self.bound());
-            let (back, result) = tokio::task::spawn_blocking(move || {
-                let r = rp.replay_batch(limit).and_then(|b| match b {
-                    Batch::Stuck => rp
-                        .on_stuck(false)
-                        .map(|go_on| if go_on { Batch::More } else { Batch::Stuck }),
-                    other => Ok(other),
-                });
-                (rp, r)
-            })
-            .await
-            .map_err(|e| StartupError::Task(e.to_string()))?;
-            rp = back;
+            // Blocking, on purpose: this is the startup process's own thread (module header).
+            let result = rp.replay_batch(limit).and_then(|b| match b {
+                Batch::Stuck => rp
+                    .on_stuck(false)
+                    .map(|go_on| if go_on { Batch::More } else { Batch::Stuck }),
+                other => Ok(other),
+            });
             if !self.shared.settings.streaming() {
                 // Archive mode: what redo found in the files is "received and flushed".
                 let pos = rp.position();
