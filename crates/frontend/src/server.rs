@@ -338,7 +338,7 @@ fn serve_accepted<B: Backend>(
     shared: Arc<Shared<B>>,
     shutdown: ShutdownWatch,
     tracker: &TaskTracker,
-    loops: Option<&SessionLoops>,
+    loops: Option<&Arc<SessionLoops>>,
 ) {
     let Some(loops) = loops else {
         tracker.spawn(connection_task(stream, peer, shared, shutdown));
@@ -351,13 +351,15 @@ fn serve_accepted<B: Backend>(
             return;
         }
     };
-    let handle = loops.spawn(move || async move {
-        match handoff.register() {
-            Ok(stream) => connection_task(stream, peer, shared, shutdown).await,
-            Err(e) => tracing::warn!(error = %e, "could not register connection"),
-        }
-    });
+    let loops = Arc::clone(loops);
     tracker.spawn(async move {
+        loops.settle().await;
+        let handle = loops.spawn(move || async move {
+            match handoff.register() {
+                Ok(stream) => connection_task(stream, peer, shared, shutdown).await,
+                Err(e) => tracing::warn!(error = %e, "could not register connection"),
+            }
+        });
         let _ = handle.await;
     });
 }
@@ -392,7 +394,7 @@ async fn accept_tcp<B: Backend>(
                     Arc::clone(&shared),
                     shutdown.clone(),
                     &tracker,
-                    loops.as_deref(),
+                    loops.as_ref(),
                 );
             }
             Err(e) => {
@@ -430,7 +432,7 @@ async fn accept_unix<B: Backend>(
                     Arc::clone(&shared),
                     shutdown.clone(),
                     &tracker,
-                    loops.as_deref(),
+                    loops.as_ref(),
                 );
             }
             Err(e) => {
