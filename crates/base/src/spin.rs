@@ -7,11 +7,13 @@
 //! something that is about to happen polls for it for a short budget before it sleeps; with
 //! more sessions the CPU is better spent on them, and it sleeps at once.
 //!
-//! Spinning politely: every poll also calls `sched_yield`. A thread that the waiter depends on
-//! (its client, the flusher, a standby's walreceiver sharing the machine) may be woken onto the
-//! spinning thread's core; without the yield it waits for the end of our time slice (traced:
-//! a standby's flush reply delayed by ~300 µs on one commit in eight, p99 of a synchronous
-//! commit 0.85 ms → 0.47 ms once yielded). With nothing else runnable the yield returns at once.
+//! Spinning politely in the commit wait: each poll there also calls `sched_yield`. The thread
+//! the commit depends on (the flusher, a standby's walreceiver sharing the machine) may be
+//! woken onto the spinning thread's core; without the yield it waits for the end of our time
+//! slice (traced: a standby's flush reply delayed by ~300 µs on one commit in eight; p99 of a
+//! 1-client synchronous commit 0.85 ms → 0.53-0.58 ms in the benchmark once yielded). With
+//! nothing else runnable the yield returns at once. The socket read's spin does not yield
+//! (see `frontend::transport`).
 //!
 //! Who owns what: the frontend counts the sessions it serves ([`ActiveSession`]); the socket
 //! read (frontend) and the commit wait (txn) ask [`spinning_allowed`].

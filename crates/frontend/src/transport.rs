@@ -93,9 +93,11 @@ impl Transport {
                         if Instant::now() >= deadline {
                             break;
                         }
-                        // Not a pause but sched_yield: if the client (or any thread) was woken
-                        // onto this core, it runs now instead of after our time slice.
-                        std::thread::yield_now();
+                        // A pause, not sched_yield (unlike the commit wait, `txn::waiters`):
+                        // here the thread we wait for is the client, which the scheduler keeps
+                        // on the other core while we spin; yielding gained nothing in
+                        // interleaved 1-client A/B runs and made them vary more.
+                        std::hint::spin_loop();
                     }
                     Err(e) => return Err(e),
                 }
