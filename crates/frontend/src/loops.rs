@@ -125,22 +125,18 @@ impl SessionLoops {
     /// median latency 0.343 ms beside the walsender, 0.372 ms on the other loop, 3 rounds each).
     pub(crate) async fn settle(&self) {
         for _ in 0..SETTLE_MAX.as_millis() {
-            if !lone_session_beside_walsenders(
-                &self
-                    .load
-                    .iter()
-                    .map(|l| l.load(Ordering::Relaxed))
-                    .collect::<Vec<_>>(),
-                &self
-                    .walsenders
-                    .iter()
-                    .map(|w| w.load(Ordering::Relaxed))
-                    .collect::<Vec<_>>(),
-            ) {
+            let (load, walsenders) = self.counts();
+            if !lone_session_beside_walsenders(&load, &walsenders) {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
+    }
+
+    /// Each loop's session count and walsender count, now.
+    fn counts(&self) -> (Vec<usize>, Vec<usize>) {
+        let now = |c: &Vec<AtomicUsize>| c.iter().map(|n| n.load(Ordering::Relaxed)).collect();
+        (now(&self.load), now(&self.walsenders))
     }
 
     /// Runs `make()`'s future on the least-loaded loop. `make` runs on that loop, so it can
@@ -150,10 +146,8 @@ impl SessionLoops {
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let index = pick_loop(
-            self.load.iter().map(|l| l.load(Ordering::Relaxed)),
-            self.walsenders.iter().map(|w| w.load(Ordering::Relaxed)),
-        );
+        let (load, walsenders) = self.counts();
+        let index = pick_loop(load.into_iter(), walsenders.into_iter());
         let counted = Counted {
             walsenders: Arc::clone(&self.walsenders),
             index,

@@ -135,18 +135,21 @@ impl WalRcvShared {
     pub fn set_flushed(&self, lsn: Lsn) {
         self.written.fetch_max(lsn.0, Ordering::AcqRel);
         let before = self.flushed.fetch_max(lsn.0, Ordering::AcqRel);
-        let primary = self.primary_flush.load(Ordering::Acquire);
-        if lsn.0.min(primary) > before.min(primary) {
-            self.wal_arrived.notify_waiters();
-        }
+        self.wake_redo_if_limit_grew(before, lsn.0, &self.primary_flush);
     }
 
     /// The primary announced its flush LSN (walEnd of 'w' and 'k' messages). Redo is woken
     /// only if its replay limit grew (see `set_flushed`).
     pub fn set_primary_flush(&self, lsn: Lsn) {
         let before = self.primary_flush.fetch_max(lsn.0, Ordering::AcqRel);
-        let flushed = self.flushed.load(Ordering::Acquire);
-        if lsn.0.min(flushed) > before.min(flushed) {
+        self.wake_redo_if_limit_grew(before, lsn.0, &self.flushed);
+    }
+
+    /// One of the two bounds of `replay_limit` went from `before` to `after`; `other` is the
+    /// other bound. Wakes redo if the limit (their minimum) grew.
+    fn wake_redo_if_limit_grew(&self, before: u64, after: u64, other: &AtomicU64) {
+        let other = other.load(Ordering::Acquire);
+        if after.min(other) > before.min(other) {
             self.wal_arrived.notify_waiters();
         }
     }
