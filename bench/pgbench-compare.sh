@@ -22,6 +22,13 @@
 # in the same interleaving ("ls-local"), which gives lockstep's own sync-vs-local ratio: the
 # price of replication when WAL is shipped in parallel with the local flush.
 #
+# CPU: around every run the script also reads how much CPU each side's server processes used
+# (from /proc: every live process of the server's tree plus the children the postmaster has
+# reaped, standby included in MODE=replica) and how much pgbench itself used, and prints both
+# per transaction with the throughput they allow on this machine's cores. At 32 clients both
+# servers keep the cores busy, so this shows where each one's ceiling is and how much of it
+# pgbench, which shares the machine, takes.
+#
 # Usage: bench/pgbench-compare.sh            (defaults: ROUNDS=3 DURATION=15 SCALE=10 CLIENTS="1 32")
 #        ROUNDS=5 DURATION=20 CLIENTS="1 8 32" bench/pgbench-compare.sh
 #        MODE=replica bench/pgbench-compare.sh
@@ -124,13 +131,63 @@ t1=$(date +%s.%N)
 LS_LOAD_S=$(python3 -c "print(f'{$t1-$t0:.1f}')")
 LS_RSS_KB=$(awk '/VmHWM/ {print $2}' "/proc/$LS_PID/status")
 
+HZ=$(getconf CLK_TCK)
+# CPU ticks used so far by the process tree rooted at $1: every live process's user+system
+# time, plus the root's reaped children (PostgreSQL's backends exit when pgbench disconnects
+# and the postmaster reaps them, which moves their time into its cutime/cstime).
+tree_ticks() {
+  python3 - "$1" <<'PY'
+import os, sys
+root = int(sys.argv[1])
+stat = {}
+for d in os.listdir("/proc"):
+    if d.isdigit():
+        try:
+            raw = open(f"/proc/{d}/stat").read()
+        except OSError:
+            continue
+        f = raw[raw.rindex(")") + 2:].split()
+        stat[int(d)] = (int(f[1]), int(f[11]) + int(f[12]), int(f[13]) + int(f[14]))
+tree, total = {root}, 0
+changed = True
+while changed:
+    changed = False
+    for pid, (ppid, _, _) in stat.items():
+        if ppid in tree and pid not in tree:
+            tree.add(pid); changed = True
+for pid in tree:
+    if pid in stat:
+        total += stat[pid][1]
+total += stat.get(root, (0, 0, 0))[2]
+print(total)
+PY
+}
+server_ticks() { # name -> CPU ticks of that side's servers (primary and, in replica mode, standby)
+  local t=0 pid
+  if [ "$1" = pg ]; then
+    for d in pg pg-standby; do
+      [ -f "$WORK/$d/postmaster.pid" ] || continue
+      pid=$(head -n 1 "$WORK/$d/postmaster.pid")
+      t=$((t + $(tree_ticks "$pid")))
+    done
+  else
+    for pid in $LS_PID $LS_STANDBY_PID; do t=$((t + $(tree_ticks "$pid"))); done
+  fi
+  echo "$t"
+}
+
 run() { # name clients round -> tps
   local name=$1 c=$2 r=$3 conn opts=""
   if [ "$name" = pg ]; then conn=("${PG_CONN[@]}"); else conn=("${LS_CONN[@]}"); fi
   [ "$name" = ls-local ] && opts="-c synchronous_commit=local"
   local j=2; [ "$c" -lt 2 ] && j=1
   local dir="$WORK/logs/$name-$c-$r"; mkdir -p "$dir"
-  (cd "$dir" && PGOPTIONS="$opts" pgbench -M prepared -c "$c" -j "$j" -T "$DURATION" -l --log-prefix=tx "${conn[@]}" >out.txt 2>&1) || true
+  local side=ls; [ "$name" = pg ] && side=pg
+  local before; before=$(server_ticks "$side")
+  # `times` in the subshell reports its children's CPU, i.e. pgbench's own.
+  (cd "$dir" && { PGOPTIONS="$opts" pgbench -M prepared -c "$c" -j "$j" -T "$DURATION" -l --log-prefix=tx "${conn[@]}" >out.txt 2>&1 || true; times >times.txt; })
+  sleep 0.5 # lets the postmaster reap the backends pgbench just closed
+  echo $(( $(server_ticks "$side") - before )) >"$dir/server_ticks.txt"
   grep -E "number of failed transactions" "$dir/out.txt" | grep -vq ": 0 " && echo "WARNING: failed transactions in $name c=$c round $r" >&2
   awk '/^tps = / {print $3}' "$dir/out.txt"
 }
@@ -146,7 +203,7 @@ for c in $CLIENTS; do
   done
 done
 
-MODE=$MODE TRANSPORT=$TRANSPORT DURATION=$DURATION SCALE=$SCALE python3 - "$WORK/logs" "$CLIENTS" "$LS_RSS_KB" "$LS_LOAD_S" "$WORK/tps.txt" <<'PY'
+MODE=$MODE TRANSPORT=$TRANSPORT DURATION=$DURATION SCALE=$SCALE HZ=$HZ python3 - "$WORK/logs" "$CLIENTS" "$LS_RSS_KB" "$LS_LOAD_S" "$WORK/tps.txt" <<'PY'
 import glob, os, statistics, sys
 logs, clients, rss_kb, load_s = sys.argv[1], sys.argv[2].split(), int(sys.argv[3]), sys.argv[4]
 tps = {}
@@ -184,5 +241,32 @@ if "ls-local-1" in tps:
     llm, ll99 = lat("ls-local", 1)
     print(f"lockstep at 1 client, synchronous_commit=local: {llt:.0f} tps, median {llm:.3f} ms, p99 {ll99:.3f} ms; "
           f"sync/local median latency ratio {lm/llm:.2f}x")
+
+def cpu(name, c):
+    # Median over rounds of (server CPU, pgbench CPU) in microseconds per transaction.
+    hz = int(os.environ["HZ"])
+    srv, bench = [], []
+    for d in glob.glob(os.path.join(logs, f"{name}-{c}-*")):
+        try:
+            out = open(os.path.join(d, "out.txt")).read()
+            tx = int(out.split("number of transactions actually processed: ")[1].split()[0])
+            ticks = int(open(os.path.join(d, "server_ticks.txt")).read())
+            kids = open(os.path.join(d, "times.txt")).read().split("\n")[1].split()
+        except (OSError, IndexError, ValueError):
+            continue
+        secs = lambda t: int(t.split("m")[0]) * 60 + float(t.split("m")[1].rstrip("s"))
+        if tx:
+            srv.append(ticks / hz * 1e6 / tx)
+            bench.append((secs(kids[0]) + secs(kids[1])) * 1e6 / tx)
+    if not srv:
+        return float("nan"), float("nan")
+    return statistics.median(srv), statistics.median(bench)
+
+cores = os.cpu_count()
+print(f"CPU per transaction, us (servers{' incl. standby' if replica else ''} | pgbench), and the tps {cores} fully busy cores would allow:")
+for c in clients:
+    ps, pb = cpu("pg", c)
+    ls_, lb = cpu("ls", c)
+    print(f"{c:>7} | PG {ps:6.0f} | {pb:4.0f}  -> {cores*1e6/(ps+pb):6.0f} tps | LS {ls_:6.0f} | {lb:4.0f}  -> {cores*1e6/(ls_+lb):6.0f} tps")
 print(f"lockstep peak RSS after pgbench -i -s {os.environ.get('SCALE', '10')}: {rss_kb/1024:.0f} MB (load took {load_s} s)")
 PY
