@@ -594,7 +594,7 @@ impl<S: BackendSession> Conn<S> {
 
         let mut held = Vec::new();
         let mut row_ends = Vec::new();
-        let (result, returned_rows) = {
+        let (result, returned_rows, copied_out) = {
             let mut sink = match limit {
                 None => {
                     WireSink::extended(&mut self.io.out, &mut self.columns, &portal.result_formats)
@@ -610,8 +610,12 @@ impl<S: BackendSession> Conn<S> {
                 .session
                 .execute(&portal.stmt, &portal.params, &mut sink)
                 .await;
-            (result, sink.began)
+            (result, sink.began, sink.copied_out)
         };
+        if copied_out && limit.is_some() {
+            // COPY TO ignores the row limit, as in PostgreSQL: its whole stream goes out.
+            self.io.out.append(&mut held);
+        }
         self.send_notices();
         match result? {
             ExecOutcome::Command(tag) => {

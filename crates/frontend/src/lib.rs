@@ -14,7 +14,8 @@
 //! What it deliberately does not do: SQL (parsing, planning, transactions, pid/secret
 //! bookkeeping for cancel: all in `sql`), TLS and GSS encryption (SSLRequest and GSSENCRequest
 //! are refused with `N`), the replication protocol itself (the walsender behind
-//! `ReplicationHandler`), COPY TO STDOUT and fastpath function calls.
+//! `ReplicationHandler`), formatting COPY's lines (the `sql` crate hands them over whole; here
+//! they only become CopyOutResponse/CopyData/CopyDone) and fastpath function calls.
 //!
 //! Invariants: no input from a client can panic the server (every length is checked before
 //! use, every decode is bounds-checked); output is written only at PostgreSQL's flush points

@@ -44,6 +44,8 @@ pub(crate) struct WireSink<'a> {
     row_ends: Option<&'a mut Vec<usize>>,
     /// Whether `begin` was called, i.e. the statement returns rows.
     pub(crate) began: bool,
+    /// Whether a COPY TO STDOUT wrote its stream (into `out`, held or not).
+    pub(crate) copied_out: bool,
 }
 
 impl<'a> WireSink<'a> {
@@ -56,6 +58,7 @@ impl<'a> WireSink<'a> {
             describe: true,
             row_ends: None,
             began: false,
+            copied_out: false,
         }
     }
 
@@ -72,6 +75,7 @@ impl<'a> WireSink<'a> {
             describe: false,
             row_ends: None,
             began: false,
+            copied_out: false,
         }
     }
 
@@ -89,6 +93,7 @@ impl<'a> WireSink<'a> {
             describe: false,
             row_ends: Some(row_ends),
             began: false,
+            copied_out: false,
         }
     }
 }
@@ -167,6 +172,25 @@ impl RowSink for WireSink<'_> {
         if let Some(ends) = self.row_ends.as_deref_mut() {
             ends.push(out.len());
         }
+        Ok(())
+    }
+
+    fn copy_out_begin(&mut self, columns: usize) -> PgResult<()> {
+        wire::copy_out_response(self.out, columns);
+        self.copied_out = true;
+        Ok(())
+    }
+
+    fn copy_out_data(&mut self, data: &[u8]) -> PgResult<()> {
+        if data.len() > DATA_ROW_MAX_LEN {
+            return Err(row_too_large(data.len()));
+        }
+        wire::copy_data(self.out, data);
+        Ok(())
+    }
+
+    fn copy_out_end(&mut self) -> PgResult<()> {
+        wire::copy_done(self.out);
         Ok(())
     }
 }

@@ -539,6 +539,31 @@ pub(crate) fn row_description(
 }
 
 /// CopyInResponse for a text-format COPY of `columns` columns.
+/// CopyOutResponse ('H'): text format overall and per column.
+pub(crate) fn copy_out_response(out: &mut Vec<u8>, columns: usize) {
+    let at = begin(out, b'H');
+    out.push(0);
+    let n = i16::try_from(columns).unwrap_or(i16::MAX);
+    out.extend_from_slice(&n.to_be_bytes());
+    for _ in 0..n {
+        out.extend_from_slice(&0i16.to_be_bytes());
+    }
+    end(out, at);
+}
+
+/// CopyData ('d') from the server.
+pub(crate) fn copy_data(out: &mut Vec<u8>, data: &[u8]) {
+    let at = begin(out, b'd');
+    out.extend_from_slice(data);
+    end(out, at);
+}
+
+/// CopyDone ('c') from the server.
+pub(crate) fn copy_done(out: &mut Vec<u8>) {
+    let at = begin(out, b'c');
+    end(out, at);
+}
+
 pub(crate) fn copy_in_response(out: &mut Vec<u8>, columns: usize) {
     let at = begin(out, b'G');
     out.push(0);

@@ -82,6 +82,42 @@ fn psql_everyday_use() {
         "the failed transaction left nothing:\n{out}"
     );
 
+    // \copy out to a client-side CSV file and back in (COPY TO STDOUT / FROM STDIN).
+    let csv = srv.base_dir().join("t.csv");
+    let csv_path = csv.to_str().expect("path");
+    let (ok, out, err) = psql(
+        &srv,
+        &[
+            "-c",
+            &format!(
+                "\\copy (SELECT id, name, price FROM t ORDER BY id) TO '{csv_path}' WITH (FORMAT csv, HEADER)"
+            ),
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    assert_eq!(
+        std::fs::read_to_string(&csv).expect("csv written"),
+        "id,name,price\n1,apple,1.50\n2,pear,\n"
+    );
+    let (ok, out, err) = psql(
+        &srv,
+        &[
+            "-c",
+            "CREATE TABLE t2 (id int, name text, price numeric(10,2))",
+            "-c",
+            &format!("\\copy t2 FROM '{csv_path}' WITH (FORMAT csv, HEADER)"),
+            "-c",
+            "SELECT count(*) AS n, sum(price) AS total FROM t2",
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("COPY 2"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.trim_start().starts_with("2 |") && l.contains("1.50")),
+        "the CSV came back whole, the empty price as NULL:\n{out}"
+    );
+
     // Catalog commands answer or fail cleanly, and the connection stays usable.
     let (_, out, err) = psql(&srv, &["-c", "\\d", "-c", "SELECT 42 AS answer"]);
     assert!(out.contains("42") || err.contains("ERROR"), "{out}{err}");

@@ -227,6 +227,75 @@ async fn errors_transactions_copy_and_cancel() {
     // special meaning stands for that character, as in PostgreSQL.
     assert_eq!(v, "Nx");
 
+    // COPY TO STDOUT (tokio-postgres runs it through the extended protocol), then the same
+    // lines read back by COPY FROM STDIN into a second table.
+    {
+        use futures::{SinkExt, StreamExt};
+        let stream = c
+            .copy_out("COPY (SELECT k, v FROM kv WHERE k >= 100 ORDER BY k) TO STDOUT")
+            .await
+            .expect("copy out");
+        futures::pin_mut!(stream);
+        let mut data = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            data.extend_from_slice(&chunk.expect("copy data"));
+        }
+        assert_eq!(
+            String::from_utf8(data.clone()).expect("utf8"),
+            "100\thundred\n101\twith\\ttab\n102\tNx\n"
+        );
+        c.batch_execute("CREATE TABLE kv2 (k int PRIMARY KEY, v text)")
+            .await
+            .expect("create kv2");
+        let sink = c.copy_in("COPY kv2 FROM STDIN").await.expect("copy in");
+        futures::pin_mut!(sink);
+        sink.send(bytes::Bytes::from(data)).await.expect("send");
+        assert_eq!(sink.finish().await.expect("finish"), 3);
+        let v: String = c
+            .query_one("SELECT v FROM kv2 WHERE k = 101", &[])
+            .await
+            .expect("round trip")
+            .get(0);
+        assert_eq!(v, "with\ttab");
+        let csv = c
+            .copy_out("COPY kv2 (v, k) TO STDOUT (FORMAT csv, HEADER)")
+            .await
+            .expect("copy out csv");
+        futures::pin_mut!(csv);
+        let mut text = Vec::new();
+        while let Some(chunk) = csv.next().await {
+            text.extend_from_slice(&chunk.expect("copy data"));
+        }
+        let text = String::from_utf8(text).expect("utf8");
+        assert!(text.starts_with("v,k\n"), "{text}");
+        assert!(text.contains("with\ttab,101\n"), "{text}");
+        // An error inside COPY TO reaches the client and leaves the connection usable.
+        let err = c
+            .copy_out("COPY (SELECT 1 / (k - 100) FROM kv2) TO STDOUT")
+            .await;
+        let err = match err {
+            Err(e) => e,
+            Ok(s) => {
+                futures::pin_mut!(s);
+                let mut last = None;
+                while let Some(item) = s.next().await {
+                    if let Err(e) = item {
+                        last = Some(e);
+                        break;
+                    }
+                }
+                last.expect("division by zero")
+            }
+        };
+        assert_eq!(err.code(), Some(&SqlState::DIVISION_BY_ZERO));
+        let n: i64 = c
+            .query_one("SELECT count(*) FROM kv2", &[])
+            .await
+            .expect("usable after error")
+            .get(0);
+        assert_eq!(n, 3);
+    }
+
     // Cancel: a statement waiting for a row lock is cancelled with 57014.
     let holder = srv.client().await;
     holder

@@ -17,6 +17,8 @@
 //! 4. COPY FROM STDIN: `execute` returns `ExecOutcome::CopyIn`; then `copy_data` per CopyData,
 //!    `copy_done` on CopyDone (returns the command tag), `copy_fail` on CopyFail. After an
 //!    error from `copy_data`, discard the rest of the copy stream (see `copy_data`).
+//!    COPY TO STDOUT needs nothing extra: `execute` drives the sink's `copy_out_*` methods
+//!    and returns the `COPY n` tag as a command.
 //! 5. After every message batch: `take_notices()` and `take_reported_parameters()` are sent
 //!    as NoticeResponse / ParameterStatus before ReadyForQuery with `transaction_status()`.
 //! 6. While idle, select on `terminated()` (send `termination_error()`, FATAL 57P01, and
@@ -121,6 +123,12 @@ pub trait RowSink: Send {
     fn begin(&mut self, fields: &[FieldInfo]) -> PgResult<()>;
     /// One row, one value per field given to `begin`.
     fn row(&mut self, row: &[Value]) -> PgResult<()>;
+    /// COPY TO STDOUT sends its output through these three instead of `begin`/`row`:
+    /// CopyOutResponse (text format, `columns` columns) once, then one CopyData message per
+    /// call (a whole line), then CopyDone once. The command tag (`COPY n`) follows as usual.
+    fn copy_out_begin(&mut self, columns: usize) -> PgResult<()>;
+    fn copy_out_data(&mut self, data: &[u8]) -> PgResult<()>;
+    fn copy_out_end(&mut self) -> PgResult<()>;
 }
 
 /// A parsed (and, once planned, planned) statement. Opaque to the frontend.

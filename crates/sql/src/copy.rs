@@ -1,4 +1,4 @@
-//! COPY ... FROM STDIN, text format.
+//! COPY ... FROM STDIN, text format and CSV.
 //!
 //! The client sends the data as CopyData messages whose boundaries mean nothing: a line may
 //! be split across messages, a message may hold many lines. `CopyIn` keeps the incomplete
@@ -8,6 +8,15 @@
 //! octal `\ooo`, hex `\xhh`, and any other `\c` = `c`) are decoded; a line `\.` ends the data
 //! (anything after it is ignored). A trailing `\r` is dropped (CRLF files). Columns not
 //! listed in `COPY t (a, b)` get their defaults.
+//!
+//! CSV (PostgreSQL's `CopyReadAttributesCSV`): fields split at the delimiter (comma) outside
+//! quotes; a quoted section may hold delimiters and newlines, so a record ends at the first
+//! newline outside quotes, which may be several messages later (the incomplete record is
+//! carried over with the quote state reached so far, so no byte is scanned twice); inside
+//! quotes the escape character (default: the quote itself, i.e. `""`) makes the next quote or
+//! escape literal. An unquoted field equal to the NULL string (empty by default) is NULL, so
+//! `,,` is NULL and `,"",` an empty string. A record still inside quotes at the end of the
+//! data is 22P04 `unterminated CSV quoted field`.
 //!
 //! Errors are PostgreSQL's: 22P04 for a wrong number of fields (`missing data for column
 //! "x"`, `extra data after last expected column`), 22P02 and friends from the type input
@@ -47,6 +56,12 @@ pub struct CopyIn {
     ended: bool,
     /// Reused buffer for fields with escapes.
     scratch: Vec<u8>,
+    /// CSV mode: quote and escape characters.
+    csv: Option<(u8, u8)>,
+    /// CSV mode: how far `partial` has been scanned for the record's end, and whether that
+    /// point is inside quotes.
+    csv_scanned: usize,
+    csv_in_quotes: bool,
 }
 
 /// SQLSTATE 22P04 (bad_copy_file_format), not in base's list.
@@ -77,6 +92,9 @@ impl CopyIn {
             rows: 0,
             ended: false,
             scratch: Vec::new(),
+            csv: stmt.csv.as_ref().map(|c| (c.quote, c.escape)),
+            csv_scanned: 0,
+            csv_in_quotes: false,
         }
     }
 
@@ -86,6 +104,9 @@ impl CopyIn {
 
     /// Consumes one CopyData payload.
     pub async fn data(&mut self, txn: &mut Transaction, data: &[u8]) -> Result<(), PgError> {
+        if self.csv.is_some() {
+            return self.data_csv(txn, data).await;
+        }
         let mut rest = data;
         if !self.partial.is_empty() {
             match rest.iter().position(|b| *b == b'\n') {
@@ -112,8 +133,69 @@ impl CopyIn {
         Ok(())
     }
 
+    /// CSV: appends the payload to the carried-over bytes and processes every complete
+    /// record in them.
+    async fn data_csv(&mut self, txn: &mut Transaction, data: &[u8]) -> Result<(), PgError> {
+        let mut buf = std::mem::take(&mut self.partial);
+        buf.extend_from_slice(data);
+        let mut consumed = 0;
+        let result = loop {
+            match self.csv_record_end(&buf) {
+                Some(end) => {
+                    let r = self.line_in(txn, &buf[consumed..end]).await;
+                    consumed = end + 1;
+                    self.csv_scanned = consumed;
+                    if let Err(e) = r {
+                        break Err(e);
+                    }
+                }
+                None => break Ok(()),
+            }
+        };
+        buf.drain(..consumed);
+        self.csv_scanned -= consumed;
+        self.partial = buf;
+        result
+    }
+
+    /// The index of the newline that ends the record starting at the last consumed byte,
+    /// scanning on from `csv_scanned` with the quote state reached there.
+    fn csv_record_end(&mut self, buf: &[u8]) -> Option<usize> {
+        let (quote, escape) = self.csv?;
+        let mut i = self.csv_scanned;
+        while i < buf.len() {
+            let c = buf[i];
+            if self.csv_in_quotes {
+                if c == escape && escape != quote {
+                    // The escaped byte may be in the next message: wait for it.
+                    if i + 1 >= buf.len() {
+                        break;
+                    }
+                    if buf[i + 1] == quote || buf[i + 1] == escape {
+                        i += 2;
+                        continue;
+                    }
+                }
+                if c == quote {
+                    self.csv_in_quotes = false;
+                }
+            } else if c == quote {
+                self.csv_in_quotes = true;
+            } else if c == b'\n' {
+                self.csv_scanned = i;
+                return Some(i);
+            }
+            i += 1;
+        }
+        self.csv_scanned = i;
+        None
+    }
+
     /// CopyDone: processes a last line without newline.
     pub async fn done(&mut self, txn: &mut Transaction) -> Result<u64, PgError> {
+        if self.csv.is_some() && self.csv_in_quotes && !self.ended {
+            return Err(bad_copy("unterminated CSV quoted field").with_detail(self.context()));
+        }
         if !self.partial.is_empty() {
             let line = std::mem::take(&mut self.partial);
             self.line_in(txn, &line).await?;
@@ -142,7 +224,10 @@ impl CopyIn {
             )
             .with_detail(self.context())
         })?;
-        let row = self.parse_row(text)?;
+        let row = match self.csv {
+            Some((quote, escape)) => self.parse_row_csv(text, quote, escape)?,
+            None => self.parse_row(text)?,
+        };
         check_not_null(&self.table, &row).map_err(|e| e.with_detail(self.context()))?;
         txn.insert(&self.table, row)
             .await
@@ -207,6 +292,85 @@ impl CopyIn {
             values[col] = base::pgio::parse_text(field, ty).map_err(|e| {
                 let name = &self.table.def.columns[col].name;
                 e.with_detail(format!("{}, column {name}: \"{field}\"", self.context()))
+            })?;
+        }
+        if nfields == 0 && !bytes.is_empty() {
+            return Err(
+                bad_copy("extra data after last expected column").with_detail(self.context())
+            );
+        }
+        Ok(Arc::from(values))
+    }
+}
+
+impl CopyIn {
+    /// One CSV record (without its newline) into a row.
+    fn parse_row_csv(&mut self, text: &str, quote: u8, escape: u8) -> Result<Row, PgError> {
+        let mut values: Vec<Value> = self
+            .defaults
+            .iter()
+            .map(|d| d.clone().unwrap_or(Value::Null))
+            .collect();
+        let bytes = text.as_bytes();
+        let mut pos = 0usize;
+        let nfields = self.fields.len();
+        let mut field = Vec::new();
+        for (fi, &col) in self.fields.iter().enumerate() {
+            if pos > bytes.len() {
+                let name = self.table.def.columns[col].name.clone();
+                return Err(bad_copy(format!("missing data for column \"{name}\""))
+                    .with_detail(self.context()));
+            }
+            field.clear();
+            let start = pos;
+            let mut quoted = false;
+            let mut in_quotes = false;
+            let mut end = pos;
+            while end < bytes.len() {
+                let c = bytes[end];
+                if in_quotes {
+                    if c == escape
+                        && end + 1 < bytes.len()
+                        && (bytes[end + 1] == quote || bytes[end + 1] == escape)
+                        && (escape != quote || bytes[end + 1] == quote)
+                    {
+                        field.push(bytes[end + 1]);
+                        end += 2;
+                        continue;
+                    }
+                    if c == quote {
+                        in_quotes = false;
+                    } else {
+                        field.push(c);
+                    }
+                } else if c == self.delimiter {
+                    break;
+                } else if c == quote {
+                    quoted = true;
+                    in_quotes = true;
+                } else {
+                    field.push(c);
+                }
+                end += 1;
+            }
+            if in_quotes {
+                return Err(bad_copy("unterminated CSV quoted field").with_detail(self.context()));
+            }
+            pos = end + 1;
+            if fi + 1 == nfields && end < bytes.len() {
+                return Err(
+                    bad_copy("extra data after last expected column").with_detail(self.context())
+                );
+            }
+            if !quoted && &bytes[start..end] == self.null.as_slice() {
+                values[col] = Value::Null;
+                continue;
+            }
+            // `field` is valid UTF-8: `text` is, and only ASCII quote bytes were dropped.
+            let s = std::str::from_utf8(&field).unwrap_or("");
+            values[col] = base::pgio::parse_text(s, self.types[col]).map_err(|e| {
+                let name = &self.table.def.columns[col].name;
+                e.with_detail(format!("{}, column {name}: \"{s}\"", self.context()))
             })?;
         }
         if nfields == 0 && !bytes.is_empty() {

@@ -15,6 +15,7 @@
 
 pub mod api;
 pub mod copy;
+mod copy_to;
 pub mod engine;
 pub mod exec;
 pub mod expr;

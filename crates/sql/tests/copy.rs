@@ -1,5 +1,5 @@
 //! COPY ... FROM STDIN in text format: message boundaries, escapes, the end marker,
-//! options, defaults, and errors.
+//! options, defaults, and errors; COPY ... TO STDOUT in text and CSV format.
 
 mod common;
 
@@ -229,4 +229,259 @@ async fn copy_a_million_pgbench_accounts_rows() {
         rows(&mut s, "select count(*) from pgbench_accounts").await,
         vec![ROWS.to_string()]
     );
+}
+
+// ---- COPY ... TO STDOUT ------------------------------------------------------------------
+
+/// Runs a COPY TO in its own implicit transaction: (tag or error, column count, data).
+async fn copy_out(
+    s: &mut Session,
+    sql: &str,
+) -> (Result<String, base::PgError>, Option<usize>, String) {
+    let mut sink = Collect::default();
+    let r = async {
+        let stmts = s.parse_batch(sql)?;
+        match s.execute(&stmts[0], &[], &mut sink).await? {
+            ExecOutcome::Command(tag) => Ok(tag),
+            other => panic!("COPY TO answered {other:?}"),
+        }
+    }
+    .await;
+    if let Err(e) = &r {
+        s.mark_failed(e);
+    }
+    s.end_implicit().await.expect("end");
+    if r.is_ok() {
+        assert!(sink.copy_done, "CopyDone after the data");
+    }
+    assert!(
+        sink.rows.is_empty() && sink.fields.is_none(),
+        "no DataRows in COPY TO"
+    );
+    (
+        r,
+        sink.copy_columns,
+        String::from_utf8(sink.copy_data).expect("utf8"),
+    )
+}
+
+#[tokio::test]
+async fn copy_to_stdout_table_columns_and_query() {
+    let (engine, _) = common::new_engine();
+    let mut s = open(&engine);
+    setup(&mut s).await;
+    ok(
+        &mut s,
+        "INSERT INTO t VALUES (1, 'one', 10), (2, E'tab\\there', NULL), (3, NULL, 30)",
+    )
+    .await;
+
+    let (tag, cols, data) = copy_out(&mut s, "COPY t TO STDOUT").await;
+    assert_eq!(tag.expect("copy"), "COPY 3");
+    assert_eq!(cols, Some(3));
+    let mut lines: Vec<&str> = data.lines().collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        vec!["1\tone\t10", "2\ttab\\there\t\\N", "3\t\\N\t30"]
+    );
+
+    let (tag, cols, data) = copy_out(
+        &mut s,
+        "COPY public.t (c, a) TO STDOUT WITH (FORMAT csv, HEADER true)",
+    )
+    .await;
+    assert_eq!(tag.expect("copy"), "COPY 3");
+    assert_eq!(cols, Some(2));
+    assert!(data.starts_with("c,a\n"), "{data}");
+    assert!(data.contains("\n,2\n") || data.ends_with(",2\n"), "{data}");
+
+    let (tag, _, data) = copy_out(
+        &mut s,
+        "COPY (SELECT a, b FROM t WHERE a >= 2 ORDER BY a DESC) TO STDOUT (FORMAT csv, FORCE_QUOTE *)",
+    )
+    .await;
+    assert_eq!(tag.expect("copy"), "COPY 2");
+    assert_eq!(data, "\"3\",\n\"2\",\"tab\there\"\n");
+
+    // Legacy option words, as psql's \copy writes them.
+    let (tag, _, data) = copy_out(
+        &mut s,
+        "COPY (SELECT a FROM t WHERE a = 1) TO STDOUT CSV HEADER",
+    )
+    .await;
+    assert_eq!(tag.expect("copy"), "COPY 1");
+    assert_eq!(data, "a\n1\n");
+
+    // An empty result still opens and closes the stream.
+    let (tag, cols, data) =
+        copy_out(&mut s, "COPY (SELECT a FROM t WHERE a > 100) TO STDOUT").await;
+    assert_eq!(tag.expect("copy"), "COPY 0");
+    assert_eq!((cols, data.as_str()), (Some(1), ""));
+}
+
+#[tokio::test]
+async fn copy_to_stdout_errors_carry_sqlstates() {
+    let (engine, _) = common::new_engine();
+    let mut s = open(&engine);
+    setup(&mut s).await;
+    ok(&mut s, "INSERT INTO t VALUES (0, 'zero', 0)").await;
+    for (sql, code, message) in [
+        (
+            "COPY nosuch TO STDOUT",
+            "42P01",
+            "relation \"nosuch\" does not exist",
+        ),
+        (
+            "COPY t (zz) TO STDOUT",
+            "42703",
+            "column \"zz\" does not exist",
+        ),
+        (
+            "COPY (SELECT 1 / a FROM t) TO STDOUT",
+            "22012",
+            "division by zero",
+        ),
+        (
+            "COPY t TO '/tmp/x'",
+            "0A000",
+            "COPY TO a file or program is not supported",
+        ),
+        (
+            "COPY t TO STDOUT (FORMAT binary)",
+            "0A000",
+            "COPY FORMAT binary is not supported",
+        ),
+        (
+            "COPY t TO STDOUT (QUOTE '\"')",
+            "0A000",
+            "COPY quote available only in CSV mode",
+        ),
+        (
+            "COPY t TO STDOUT (FORMAT csv, DELIMITER ',', QUOTE ',')",
+            "22023",
+            "COPY delimiter and quote must be different",
+        ),
+        (
+            "COPY t TO STDOUT (FORMAT csv, FORCE_QUOTE (zz))",
+            "42P10",
+            "FORCE_QUOTE column \"zz\" not referenced by COPY",
+        ),
+        (
+            "COPY t FROM STDIN (FORCE_QUOTE *)",
+            "0A000",
+            "COPY force quote available only in CSV mode",
+        ),
+        (
+            "COPY (DELETE FROM t) TO STDOUT",
+            "0A000",
+            "COPY (DELETE) TO is not supported",
+        ),
+        (
+            "COPY (SELECT 1) FROM STDIN",
+            "42601",
+            "syntax error at or near \"FROM\"",
+        ),
+    ] {
+        let (r, _, _) = copy_out(&mut s, sql).await;
+        let e = r.expect_err(sql);
+        assert_eq!((e.code.0, e.message.as_str()), (code, message), "{sql}");
+    }
+    // Nothing above changed the table.
+    assert_eq!(rows(&mut s, "SELECT a, b FROM t").await, vec!["0|zero"]);
+}
+
+#[tokio::test]
+async fn copy_from_csv_quotes_newlines_nulls_and_header() {
+    let (engine, _) = common::new_engine();
+    let mut s = open(&engine);
+    setup(&mut s).await;
+    // Quoted delimiter, a doubled quote, a newline inside quotes split across messages, an
+    // empty quoted string vs an empty unquoted field (NULL), CRLF line ends, a header line.
+    let tag = copy(
+        &mut s,
+        "COPY t (a, b) FROM STDIN WITH (FORMAT csv, HEADER)",
+        &[
+            b"a,b\r\n1,\"x,y\"\r\n2,\"say \"\"hi\"\"\"\n3,\"two",
+            b"\nlines\"\n4,\"\"\n5,\n6,plain\n",
+        ],
+    )
+    .await
+    .expect("copy csv");
+    assert_eq!(tag, "COPY 6");
+    let r = common::q(&mut s, "SELECT a, b, c FROM t ORDER BY a").await;
+    assert_eq!(r.rows[0][1], base::Value::text("x,y"));
+    assert_eq!(r.rows[1][1], base::Value::text("say \"hi\""));
+    assert_eq!(r.rows[2][1], base::Value::text("two\nlines"));
+    assert_eq!(r.rows[3][1], base::Value::text(""));
+    assert_eq!(
+        r.text_rows()[4],
+        "5|NULL|42",
+        "unquoted empty field is NULL; c got its default"
+    );
+    assert_eq!(r.text_rows()[5], "6|plain|42");
+
+    // A custom escape and quote, a custom NULL string, and the end marker.
+    ok(&mut s, "TRUNCATE t").await;
+    let tag = copy(
+        &mut s,
+        "COPY t FROM STDIN WITH (FORMAT csv, QUOTE '''', ESCAPE '\\', NULL 'NULL', DELIMITER ';')",
+        &[b"1;'it\\'s; ok';NULL\n2;'NULL';7\n\\.\n3;ignored;0\n"],
+    )
+    .await
+    .expect("copy csv options");
+    assert_eq!(tag, "COPY 2");
+    assert_eq!(
+        rows(&mut s, "SELECT a, b, c FROM t ORDER BY a").await,
+        vec!["1|it's; ok|NULL", "2|NULL|7"]
+    );
+    let r = common::q(&mut s, "SELECT b FROM t WHERE a = 2").await;
+    assert_eq!(
+        r.rows[0][0],
+        base::Value::text("NULL"),
+        "a quoted NULL string is a value"
+    );
+
+    // The legacy syntax psql's \copy ... csv header sends.
+    ok(&mut s, "TRUNCATE t").await;
+    let tag = copy(&mut s, "COPY t (a) FROM STDIN CSV HEADER", &[b"a\n10\n11"])
+        .await
+        .expect("legacy csv");
+    assert_eq!(tag, "COPY 2");
+}
+
+#[tokio::test]
+async fn copy_from_csv_errors() {
+    let (engine, _) = common::new_engine();
+    let mut s = open(&engine);
+    setup(&mut s).await;
+    for (chunks, code, message) in [
+        (
+            &[&b"1,\"open\n"[..]][..],
+            "22P04",
+            "unterminated CSV quoted field",
+        ),
+        (
+            &[&b"1,\"a\"b\"\n"[..]][..],
+            "22P04",
+            "unterminated CSV quoted field",
+        ),
+        (&[&b"1\n"[..]][..], "22P04", "missing data for column \"b\""),
+        (
+            &[&b"1,x,3,4\n"[..]][..],
+            "22P04",
+            "extra data after last expected column",
+        ),
+        (
+            &[&b"x,y,1\n"[..]][..],
+            "22P02",
+            "invalid input syntax for type integer: \"x\"",
+        ),
+    ] {
+        let e = copy(&mut s, "COPY t FROM STDIN (FORMAT csv)", chunks)
+            .await
+            .expect_err("bad csv");
+        assert_eq!((e.code.0, e.message.as_str()), (code, message));
+    }
+    assert!(rows(&mut s, "SELECT a FROM t").await.is_empty());
 }

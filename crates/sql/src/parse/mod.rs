@@ -45,7 +45,8 @@ pub enum SetValue {
     Value(String),
 }
 
-/// COPY ... FROM STDIN in text format.
+/// COPY ... FROM STDIN, text format or CSV (`csv: Some`; its `force_quote` is always
+/// `None` here).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CopyStmt {
     pub table: String,
@@ -54,6 +55,44 @@ pub struct CopyStmt {
     pub null: String,
     pub header: bool,
     pub freeze: bool,
+    pub csv: Option<CsvFormat>,
+}
+
+/// COPY ... TO STDOUT.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CopyToStmt {
+    /// The rows to copy: the query of `COPY (query) TO`, or `SELECT cols FROM table` built
+    /// for `COPY table [(cols)] TO`.
+    pub query: Box<ast::Statement>,
+    pub format: CopyFormat,
+}
+
+/// How COPY writes rows: text format (`csv: None`) or CSV.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CopyFormat {
+    pub delimiter: u8,
+    /// What a NULL is written as (text: `\N`, CSV: an empty unquoted field by default).
+    pub null: String,
+    /// A first line with the column names.
+    pub header: bool,
+    pub csv: Option<CsvFormat>,
+}
+
+/// CSV's quoting options.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CsvFormat {
+    pub quote: u8,
+    /// Written before a quote or escape character inside a quoted field (default: the quote).
+    pub escape: u8,
+    pub force_quote: ForceQuote,
+}
+
+/// `FORCE_QUOTE`: quote non-NULL values of these columns even when they need no quotes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ForceQuote {
+    None,
+    All,
+    Columns(Vec<String>),
 }
 
 /// A parsed statement.
@@ -113,6 +152,7 @@ pub enum Statement {
         value: Option<String>,
     },
     Copy(CopyStmt),
+    CopyTo(CopyToStmt),
     Discard(String),
     DeallocateAll,
     Sql(Box<ast::Statement>),
@@ -161,7 +201,7 @@ pub struct Template {
 }
 
 impl Template {
-    fn new(
+    pub(crate) fn new(
         stmt: Statement,
         client_params: usize,
         literal_types: Vec<DataType>,

@@ -673,69 +673,273 @@ fn vacuum(c: &mut Cur<'_>, is_vacuum: bool) -> Result<Statement, PgError> {
     })
 }
 
-/// COPY table [(columns)] FROM STDIN [[WITH] (options) | legacy options].
+/// COPY table [(columns)] FROM STDIN | COPY {table [(columns)] | (query)} TO STDOUT,
+/// each with `[WITH] (options)` or the legacy option words.
 fn copy(c: &mut Cur<'_>) -> Result<Statement, PgError> {
     if c.eat_kw("binary") {
         return Ok(unsupported("COPY BINARY"));
     }
-    if c.peek().is_some_and(|t| t.kind == TokenKind::LParen) {
-        return Ok(unsupported("COPY (query) TO"));
+    let source = if c.eat_kind(TokenKind::LParen) {
+        CopySource::Query(copy_query(c)?)
+    } else {
+        let name = c.dotted_name()?;
+        let table = match name.split_once('.') {
+            Some(("public", t)) => t.to_owned(),
+            Some((schema, _)) => {
+                return Err(PgError::new(
+                    base::SqlState("3F000"),
+                    format!("schema \"{schema}\" does not exist"),
+                ));
+            }
+            None => name,
+        };
+        let mut columns = None;
+        if c.eat_kind(TokenKind::LParen) {
+            let mut cols = Vec::new();
+            loop {
+                cols.push(c.name()?);
+                if c.eat_kind(TokenKind::RParen) {
+                    break;
+                }
+                if !c.eat_kind(TokenKind::Comma) {
+                    return Err(c.error());
+                }
+            }
+            columns = Some(cols);
+        }
+        CopySource::Table { table, columns }
+    };
+    let to = if c.eat_kw("to") {
+        if !c.eat_kw("stdout") {
+            if c.is_kw("program") || c.peek().is_some_and(|t| t.kind == TokenKind::String) {
+                return Ok(unsupported("COPY TO a file or program"));
+            }
+            return Err(c.error());
+        }
+        true
+    } else {
+        if matches!(source, CopySource::Query(_)) {
+            // PostgreSQL's grammar has no COPY (query) FROM.
+            return Err(c.error());
+        }
+        c.expect_kw("from")?;
+        if !c.eat_kw("stdin") {
+            if c.is_kw("program") || c.peek().is_some_and(|t| t.kind == TokenKind::String) {
+                return Ok(unsupported("COPY FROM a file or program"));
+            }
+            return Err(c.error());
+        }
+        false
+    };
+    let opts = match copy_options(c)? {
+        Ok(o) => o,
+        Err(unsupported_stmt) => return Ok(unsupported_stmt),
+    };
+    c.expect_end()?;
+    let csv = opts.csv;
+    let delimiter = opts.delimiter.unwrap_or(if csv { b',' } else { b'\t' });
+    let null = opts
+        .null
+        .clone()
+        .unwrap_or_else(|| if csv { String::new() } else { "\\N".into() });
+    if !csv {
+        for (set, what) in [
+            (opts.quote.is_some(), "quote"),
+            (opts.escape.is_some(), "escape"),
+            (opts.force_quote.is_some(), "force quote"),
+        ] {
+            if set {
+                return Err(PgError::new(
+                    sqlstate::FEATURE_NOT_SUPPORTED,
+                    format!("COPY {what} available only in CSV mode"),
+                ));
+            }
+        }
     }
-    let name = c.dotted_name()?;
-    let table = match name.split_once('.') {
-        Some(("public", t)) => t.to_owned(),
-        Some((schema, _)) => {
+    if !to && opts.force_quote.is_some() {
+        return Err(PgError::new(
+            sqlstate::FEATURE_NOT_SUPPORTED,
+            "COPY force quote only available using COPY TO",
+        ));
+    }
+    if null.contains(['\n', '\r']) {
+        return Err(PgError::new(
+            sqlstate::INVALID_PARAMETER_VALUE,
+            "COPY null representation cannot use newline or carriage return",
+        ));
+    }
+    if null.contains(char::from(delimiter)) {
+        return Err(PgError::new(
+            sqlstate::INVALID_PARAMETER_VALUE,
+            "COPY delimiter must not appear in the NULL specification",
+        ));
+    }
+    if !csv
+        && (delimiter == b'\\'
+            || delimiter.is_ascii_lowercase()
+            || delimiter.is_ascii_digit()
+            || delimiter == b'.')
+    {
+        return Err(PgError::new(
+            sqlstate::INVALID_PARAMETER_VALUE,
+            format!("COPY delimiter cannot be \"{}\"", char::from(delimiter)),
+        ));
+    }
+    let csv_format = if csv {
+        let quote = opts.quote.unwrap_or(b'"');
+        if quote == delimiter {
             return Err(PgError::new(
-                base::SqlState("3F000"),
-                format!("schema \"{schema}\" does not exist"),
+                sqlstate::INVALID_PARAMETER_VALUE,
+                "COPY delimiter and quote must be different",
             ));
         }
-        None => name,
-    };
-    let mut columns = None;
-    if c.eat_kind(TokenKind::LParen) {
-        let mut cols = Vec::new();
-        loop {
-            cols.push(c.name()?);
-            if c.eat_kind(TokenKind::RParen) {
-                break;
-            }
-            if !c.eat_kind(TokenKind::Comma) {
-                return Err(c.error());
-            }
+        if null.contains(char::from(quote)) {
+            return Err(PgError::new(
+                sqlstate::INVALID_PARAMETER_VALUE,
+                "CSV quote character must not appear in the NULL specification",
+            ));
         }
-        columns = Some(cols);
-    }
-    if c.eat_kw("to") {
-        return Ok(unsupported("COPY TO"));
-    }
-    c.expect_kw("from")?;
-    if !c.eat_kw("stdin") {
-        if c.is_kw("program") || c.peek().is_some_and(|t| t.kind == TokenKind::String) {
-            return Ok(unsupported("COPY FROM a file or program"));
-        }
-        return Err(c.error());
-    }
-    let mut stmt = CopyStmt {
-        table,
-        columns,
-        delimiter: b'\t',
-        null: "\\N".into(),
-        header: false,
-        freeze: false,
+        Some(super::CsvFormat {
+            quote,
+            escape: opts.escape.unwrap_or(quote),
+            force_quote: opts.force_quote.clone().unwrap_or(super::ForceQuote::None),
+        })
+    } else {
+        None
     };
-    let with = c.eat_kw("with");
+    match source {
+        CopySource::Table { table, columns } if !to => Ok(Statement::Copy(CopyStmt {
+            table,
+            columns,
+            delimiter,
+            null,
+            header: opts.header,
+            freeze: opts.freeze,
+            csv: csv_format,
+        })),
+        source => {
+            if opts.freeze {
+                return Err(PgError::new(
+                    sqlstate::FEATURE_NOT_SUPPORTED,
+                    "COPY FREEZE cannot be used with COPY TO",
+                ));
+            }
+            let query = match source {
+                CopySource::Query(q) => q,
+                CopySource::Table { table, columns } => {
+                    let list = match columns {
+                        None => "*".to_owned(),
+                        Some(cols) => cols
+                            .iter()
+                            .map(|n| quote_ident(n))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    };
+                    let text = format!("SELECT {list} FROM {}", quote_ident(&table));
+                    let mut stmts = super::sqlparser_parse(&text)?;
+                    Box::new(stmts.remove(0))
+                }
+            };
+            Ok(Statement::CopyTo(super::CopyToStmt {
+                query,
+                format: super::CopyFormat {
+                    delimiter,
+                    null,
+                    header: opts.header,
+                    csv: csv_format,
+                },
+            }))
+        }
+    }
+}
+
+enum CopySource {
+    Table {
+        table: String,
+        columns: Option<Vec<String>>,
+    },
+    Query(Box<sqlparser::ast::Statement>),
+}
+
+/// The query of `COPY (query) TO`, after its `(`: the text up to the matching `)`, parsed as
+/// a statement that returns rows.
+fn copy_query(c: &mut Cur<'_>) -> Result<Box<sqlparser::ast::Statement>, PgError> {
+    let first = c.i;
+    let mut depth = 1usize;
+    while depth > 0 {
+        match c.peek().map(|t| t.kind) {
+            None => return Err(c.error()),
+            Some(TokenKind::LParen) => depth += 1,
+            Some(TokenKind::RParen) => depth -= 1,
+            Some(_) => {}
+        }
+        c.i += 1;
+    }
+    let inner = &c.toks[first..c.i - 1];
+    let (Some(a), Some(b)) = (inner.first(), inner.last()) else {
+        return Err(PgError::syntax("syntax error at or near \")\""));
+    };
+    let text = &c.src[a.start..b.end];
+    let mut stmts = super::sqlparser_parse(text).map_err(|mut e| {
+        // Positions count from the start of the whole COPY statement.
+        if let Some(p) = e.position {
+            e.position = Some(
+                p.saturating_add(char_position(c.src, a.start))
+                    .saturating_sub(1),
+            );
+        }
+        e
+    })?;
+    if stmts.len() != 1 {
+        return Err(PgError::syntax("COPY query must be a single statement"));
+    }
+    let stmt = stmts.remove(0);
+    if !matches!(stmt, sqlparser::ast::Statement::Query(_)) {
+        return Err(PgError::feature_not_supported(format!(
+            "COPY ({}) TO",
+            super::statement_kind(&stmt)
+        )));
+    }
+    Ok(Box::new(stmt))
+}
+
+/// An identifier as PostgreSQL prints it: double-quoted, inner quotes doubled.
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// COPY's options, both syntaxes, before they are checked against the direction and format.
+#[derive(Default)]
+struct CopyOptions {
+    csv: bool,
+    delimiter: Option<u8>,
+    null: Option<String>,
+    header: bool,
+    freeze: bool,
+    quote: Option<u8>,
+    escape: Option<u8>,
+    force_quote: Option<super::ForceQuote>,
+}
+
+/// Reads `[WITH] (option [value], ...)` or the legacy option words. An option lockstep
+/// does not have comes back as `Err(statement answering 0A000)`.
+fn copy_options(c: &mut Cur<'_>) -> Result<Result<CopyOptions, Statement>, PgError> {
+    let mut o = CopyOptions::default();
+    c.eat_kw("with");
     if c.eat_kind(TokenKind::LParen) {
         loop {
             let opt = c.name()?;
+            let bare = matches!(
+                c.peek().map(|t| t.kind),
+                Some(TokenKind::Comma | TokenKind::RParen)
+            );
             match opt.as_str() {
                 "format" => {
                     let f = c.value()?.to_ascii_lowercase();
                     match f.as_str() {
-                        "text" => {}
-                        "csv" | "binary" => {
-                            return Ok(unsupported(&format!("COPY FORMAT {f}")));
-                        }
+                        "text" => o.csv = false,
+                        "csv" => o.csv = true,
+                        "binary" => return Ok(Err(unsupported("COPY FORMAT binary"))),
                         _ => {
                             return Err(PgError::new(
                                 sqlstate::INVALID_PARAMETER_VALUE,
@@ -744,34 +948,27 @@ fn copy(c: &mut Cur<'_>) -> Result<Statement, PgError> {
                         }
                     }
                 }
-                "freeze" | "header" => {
-                    let v = if matches!(
-                        c.peek().map(|t| t.kind),
-                        Some(TokenKind::Comma | TokenKind::RParen)
-                    ) {
-                        true
-                    } else {
-                        c.bool_value()?
-                    };
-                    if opt == "freeze" {
-                        stmt.freeze = v;
-                    } else {
-                        stmt.header = v;
-                    }
+                "freeze" => o.freeze = bare || c.bool_value()?,
+                "header" => o.header = bare || c.bool_value()?,
+                "delimiter" => o.delimiter = Some(delimiter(&c.string()?)?),
+                "null" => o.null = Some(c.string()?),
+                "quote" => o.quote = Some(csv_char(&c.string()?, "quote")?),
+                "escape" => o.escape = Some(csv_char(&c.string()?, "escape")?),
+                "force_quote" => o.force_quote = Some(force_quote_list(c)?),
+                "force_not_null" | "force_null" => {
+                    return Ok(Err(unsupported(&format!("COPY option {opt}"))));
                 }
-                "delimiter" => stmt.delimiter = delimiter(&c.string()?)?,
-                "null" => stmt.null = c.string()?,
                 "encoding" => {
                     let e = c.string()?;
                     if !matches!(
                         e.to_ascii_uppercase().replace(['-', '_'], "").as_str(),
                         "UTF8" | "SQLASCII"
                     ) {
-                        return Ok(unsupported(&format!("COPY ENCODING {e}")));
+                        return Ok(Err(unsupported(&format!("COPY ENCODING {e}"))));
                     }
                 }
                 other => {
-                    return Ok(unsupported(&format!("COPY option {other}")));
+                    return Ok(Err(unsupported(&format!("COPY option {other}"))));
                 }
             }
             if c.eat_kind(TokenKind::RParen) {
@@ -782,42 +979,85 @@ fn copy(c: &mut Cur<'_>) -> Result<Statement, PgError> {
             }
         }
     } else {
-        let _ = with;
         // Legacy option syntax (before PostgreSQL 9.0).
         loop {
             if c.eat_kw("binary") {
-                return Ok(unsupported("COPY BINARY"));
+                return Ok(Err(unsupported("COPY BINARY")));
             } else if c.eat_kw("freeze") {
-                stmt.freeze = true;
+                o.freeze = true;
             } else if c.eat_kw("delimiter") {
                 c.eat_kw("as");
-                stmt.delimiter = delimiter(&c.string()?)?;
+                o.delimiter = Some(delimiter(&c.string()?)?);
             } else if c.eat_kw("null") {
                 c.eat_kw("as");
-                stmt.null = c.string()?;
+                o.null = Some(c.string()?);
             } else if c.eat_kw("csv") {
-                return Ok(unsupported("COPY FORMAT csv"));
+                o.csv = true;
             } else if c.eat_kw("header") {
-                stmt.header = true;
+                o.header = true;
+            } else if c.eat_kw("quote") {
+                c.eat_kw("as");
+                o.quote = Some(csv_char(&c.string()?, "quote")?);
+            } else if c.eat_kw("escape") {
+                c.eat_kw("as");
+                o.escape = Some(csv_char(&c.string()?, "escape")?);
+            } else if c.eat_kw("force") {
+                if c.eat_kw("quote") {
+                    o.force_quote = Some(if c.eat_op("*") {
+                        super::ForceQuote::All
+                    } else {
+                        super::ForceQuote::Columns(name_list(c)?)
+                    });
+                } else {
+                    return Ok(Err(unsupported("COPY FORCE NOT NULL")));
+                }
             } else {
                 break;
             }
         }
     }
-    c.expect_end()?;
-    if stmt.null.contains(['\n', '\r']) {
-        return Err(PgError::new(
-            sqlstate::INVALID_PARAMETER_VALUE,
-            "COPY null representation cannot use newline or carriage return",
-        ));
+    Ok(Ok(o))
+}
+
+/// `FORCE_QUOTE *` or `FORCE_QUOTE (a, b)` in the parenthesised syntax.
+fn force_quote_list(c: &mut Cur<'_>) -> Result<super::ForceQuote, PgError> {
+    if c.eat_op("*") {
+        return Ok(super::ForceQuote::All);
     }
-    if stmt.null.contains(char::from(stmt.delimiter)) {
-        return Err(PgError::new(
-            sqlstate::INVALID_PARAMETER_VALUE,
-            "COPY delimiter must not appear in the NULL specification",
-        ));
+    if !c.eat_kind(TokenKind::LParen) {
+        return Err(c.error());
     }
-    Ok(Statement::Copy(stmt))
+    let mut cols = Vec::new();
+    loop {
+        cols.push(c.name()?);
+        if c.eat_kind(TokenKind::RParen) {
+            break;
+        }
+        if !c.eat_kind(TokenKind::Comma) {
+            return Err(c.error());
+        }
+    }
+    Ok(super::ForceQuote::Columns(cols))
+}
+
+/// `a, b, c` (the legacy FORCE QUOTE column list).
+fn name_list(c: &mut Cur<'_>) -> Result<Vec<String>, PgError> {
+    let mut cols = vec![c.name()?];
+    while c.eat_kind(TokenKind::Comma) {
+        cols.push(c.name()?);
+    }
+    Ok(cols)
+}
+
+/// CSV's QUOTE and ESCAPE: one single-byte character.
+fn csv_char(s: &str, what: &str) -> Result<u8, PgError> {
+    match s.as_bytes() {
+        [b] if b.is_ascii() => Ok(*b),
+        _ => Err(PgError::new(
+            sqlstate::FEATURE_NOT_SUPPORTED,
+            format!("COPY {what} must be a single one-byte character"),
+        )),
+    }
 }
 
 fn delimiter(d: &str) -> Result<u8, PgError> {
@@ -831,12 +1071,6 @@ fn delimiter(d: &str) -> Result<u8, PgError> {
         return Err(PgError::new(
             sqlstate::INVALID_PARAMETER_VALUE,
             "COPY delimiter cannot be newline or carriage return",
-        ));
-    }
-    if b[0] == b'\\' || b[0].is_ascii_lowercase() || b[0].is_ascii_digit() || b[0] == b'.' {
-        return Err(PgError::new(
-            sqlstate::INVALID_PARAMETER_VALUE,
-            format!("COPY delimiter cannot be \"{d}\""),
         ));
     }
     Ok(b[0])

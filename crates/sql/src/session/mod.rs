@@ -388,6 +388,10 @@ impl Session {
                 self.run_sql(&template, ast, stmt, params, sink, stmt_start, deadline)
                     .await
             }
+            Statement::CopyTo(c) => {
+                self.ensure_xact();
+                self.copy_to(c, sink, stmt_start, deadline).await
+            }
             other => {
                 self.ensure_xact();
                 self.utility(other, sink).await

@@ -9,9 +9,10 @@ use base::{DataType, PgError, Value};
 use super::{Session, XactKind};
 use crate::api::{ExecOutcome, FieldInfo, RowSink};
 use crate::copy::CopyIn;
+use crate::copy_to::CopyToSink;
 use crate::expr::{Env, EvalCx, eval};
 use crate::guc::SessionGucs;
-use crate::parse::{CopyStmt, SetValue, Statement, TxnModes};
+use crate::parse::{CopyStmt, CopyToStmt, SetValue, Statement, TxnModes};
 use crate::plan::dml::bind_default;
 
 fn text_field(name: &str) -> FieldInfo {
@@ -140,6 +141,7 @@ impl Session {
             | Statement::Commit { .. }
             | Statement::Rollback { .. }
             | Statement::RollbackTo
+            | Statement::CopyTo(_)
             | Statement::Sql(_) => Err(PgError::internal("statement routed to the wrong handler")),
         }
     }
@@ -384,6 +386,44 @@ impl Session {
             }
         }
         Ok(())
+    }
+
+    /// COPY ... TO STDOUT: runs the query through the normal executor with a sink that
+    /// writes CopyData lines (see `copy_to`).
+    pub(super) async fn copy_to(
+        &mut self,
+        c: &CopyToStmt,
+        sink: &mut dyn RowSink,
+        stmt_start: i64,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<ExecOutcome, PgError> {
+        // A fresh template: COPY is not a hot path, and its query's plan is not worth a
+        // cache entry of its own.
+        let template = Arc::new(crate::parse::Template::new(
+            Statement::Sql(c.query.clone()),
+            0,
+            Vec::new(),
+            Vec::new(),
+        ));
+        let prepared = crate::api::Prepared {
+            text: Arc::from(c.query.to_string()),
+            template: Arc::clone(&template),
+            literals: Vec::new(),
+            param_types: Vec::new(),
+            fields: None,
+        };
+        let mut copy_sink = CopyToSink::new(sink, &c.format);
+        self.run_sql(
+            &template,
+            &c.query,
+            &prepared,
+            &[],
+            &mut copy_sink,
+            stmt_start,
+            deadline,
+        )
+        .await?;
+        Ok(ExecOutcome::Command(copy_sink.finish()?))
     }
 
     async fn copy_start(&mut self, c: &CopyStmt) -> Result<ExecOutcome, PgError> {

@@ -13,6 +13,10 @@ use sql::{Engine, ExecOutcome, FieldInfo, NullHooks, RowSink, Session, SessionIn
 pub struct Collect {
     pub fields: Option<Vec<FieldInfo>>,
     pub rows: Vec<Vec<Value>>,
+    /// COPY TO STDOUT: the column count, the data stream, whether CopyDone was sent.
+    pub copy_columns: Option<usize>,
+    pub copy_data: Vec<u8>,
+    pub copy_done: bool,
 }
 
 impl RowSink for Collect {
@@ -22,6 +26,18 @@ impl RowSink for Collect {
     }
     fn row(&mut self, row: &[Value]) -> Result<(), PgError> {
         self.rows.push(row.to_vec());
+        Ok(())
+    }
+    fn copy_out_begin(&mut self, columns: usize) -> Result<(), PgError> {
+        self.copy_columns = Some(columns);
+        Ok(())
+    }
+    fn copy_out_data(&mut self, data: &[u8]) -> Result<(), PgError> {
+        self.copy_data.extend_from_slice(data);
+        Ok(())
+    }
+    fn copy_out_end(&mut self) -> Result<(), PgError> {
+        self.copy_done = true;
         Ok(())
     }
 }
