@@ -164,6 +164,9 @@ const SEEDS: &[&str] = &[
     "SELECT count(DISTINCT b), sum(a), avg(a) FROM t GROUP BY b HAVING count(*) > 1",
     "CREATE TABLE u (a int PRIMARY KEY, b varchar(5) DEFAULT 'q', c numeric(5,2) NOT NULL)",
     "copy t from stdin with (freeze on, delimiter '|', null 'n')",
+    "copy t from stdin (format csv, header, quote '''', escape '\\')",
+    "COPY (SELECT a, b FROM t WHERE a > 1 ORDER BY a) TO STDOUT (FORMAT csv, FORCE_QUOTE *)",
+    "copy t (b) to stdout csv header force quote b",
     "vacuum analyze t",
     "SET LOCAL statement_timeout = '1s'",
     "SELECT CASE WHEN a > 1 THEN 'a' ELSE NULL END, coalesce(b, 'z'), a::text FROM t",
@@ -382,6 +385,7 @@ async fn exercise(s: &mut Session, text: &str) {
                 match s.execute(&st, &[], &mut sink).await {
                     Ok(sql::ExecOutcome::CopyIn { .. }) => {
                         let _ = s.copy_data(b"1\tx\n2\n\\N\t\\x4\n").await;
+                        let _ = s.copy_data(b"3,\"a,\n\"\"b\"\n\"4").await;
                         let _ = s.copy_done().await;
                     }
                     Ok(_) => {}
