@@ -16,8 +16,8 @@
 //! | int2 → int4 → int8 → numeric → float4 → float8 | implicit (widening) | exact or nearest |
 //! | the same chain backwards | assignment (narrowing) | range-checked, rounding |
 //! | int4 ↔ bool | explicit | 0 is false, anything else true; true is 1 |
-//! | timestamp → timestamptz | implicit | same instant (TimeZone is UTC) |
-//! | timestamptz → timestamp | assignment | same |
+//! | timestamp → timestamptz | implicit | the wall-clock reading in the session's TimeZone |
+//! | timestamptz → timestamp | assignment | the instant's wall-clock reading there |
 //!
 //! Everything else (bool ↔ int2/int8/float/numeric, timestamps ↔ numbers, bytea ↔ non-strings)
 //! is 42846 `cannot cast type X to Y`.
@@ -183,8 +183,10 @@ pub fn cast(v: &Value, to: DataType, kind: CastKind) -> PgResult<Value> {
         (Value::Bool(b), T::Int4) => Value::Int4(i32::from(*b)),
         (Value::Int4(i), T::Bool) => Value::Bool(*i != 0),
         (Value::Bytea(b), T::Bytea) => Value::Bytea(b.clone()),
-        (Value::Timestamp(t) | Value::TimestampTz(t), T::Timestamp) => Value::Timestamp(*t),
-        (Value::Timestamp(t) | Value::TimestampTz(t), T::TimestampTz) => Value::TimestampTz(*t),
+        (Value::Timestamp(t), T::Timestamp) => Value::Timestamp(*t),
+        (Value::TimestampTz(t), T::TimestampTz) => Value::TimestampTz(*t),
+        (Value::TimestampTz(t), T::Timestamp) => Value::Timestamp(timestamptz_to_local(*t)),
+        (Value::Timestamp(t), T::TimestampTz) => Value::TimestampTz(local_to_timestamptz(*t)),
         (Value::Interval(iv), T::Interval) => Value::Interval(*iv),
         (Value::PgLsn(l), T::PgLsn) => Value::PgLsn(*l),
         (_, T::Int2) => {
@@ -337,6 +339,24 @@ fn to_numeric(v: &Value, typmod: Option<(u16, u16)>) -> PgResult<Decimal> {
 }
 
 /// `apply_typmod` for a `numeric(precision, scale)` target; see [`pgio::apply_numeric_typmod`].
+/// `timestamptz` → `timestamp`: the wall-clock reading in the current TimeZone (infinities
+/// stay).
+pub fn timestamptz_to_local(t: i64) -> i64 {
+    if t == i64::MAX || t == i64::MIN {
+        return t;
+    }
+    crate::tz::current().utc_to_local(t)
+}
+
+/// `timestamp` → `timestamptz`: the instant the wall-clock reading names in the current
+/// TimeZone (infinities stay).
+pub fn local_to_timestamptz(t: i64) -> i64 {
+    if t == i64::MAX || t == i64::MIN {
+        return t;
+    }
+    crate::tz::current().local_to_utc(t)
+}
+
 pub fn apply_numeric_typmod(d: &Decimal, precision: u16, scale: u16) -> PgResult<Decimal> {
     pgio::apply_numeric_typmod(d, precision, scale)
 }

@@ -13,6 +13,7 @@ pub mod error;
 pub mod failpoint;
 pub mod lsn;
 pub mod types;
+pub mod tz;
 pub mod value;
 
 pub use error::{PgError, SqlState};

@@ -2,8 +2,8 @@
 //! `typreceive`/`typsend`), as used on the wire, by casts from and to text, and by COPY.
 //!
 //! Scope: every type of [`DataType`], reproducing PostgreSQL 15 with its default settings —
-//! `DateStyle = ISO, MDY`, `TimeZone = UTC`, `extra_float_digits = 1`, `bytea_output = hex`,
-//! `client_encoding = server_encoding = UTF8`. Texts and SQLSTATEs of errors are PostgreSQL's.
+//! `DateStyle = ISO, MDY`, `extra_float_digits = 1`, `bytea_output = hex`,
+//! `client_encoding = server_encoding = UTF8`; `TimeZone` is the session's (`crate::tz`). Texts and SQLSTATEs of errors are PostgreSQL's.
 //!
 //! | type | text output | text input | binary |
 //! | --- | --- | --- | --- |

@@ -369,3 +369,75 @@ async fn concurrent_on_conflict_takes_the_conflict_path() {
     }
     srv.stop();
 }
+
+/// A client that sends `TimeZone` in its startup packet (as JDBC sends the JVM's zone) gets
+/// timestamptz text in that zone; binary values stay instants; sessions of different zones
+/// on one server do not disturb each other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_zone_from_startup_packet_and_set() {
+    let mut srv = TestServer::init();
+    srv.start();
+    let conn = |zone: &str| {
+        let s = format!("{} options='-c TimeZone={zone}'", srv.conn_str());
+        async move {
+            let (client, conn) = tokio_postgres::connect(&s, tokio_postgres::NoTls)
+                .await
+                .expect("connect with TimeZone");
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            client
+        }
+    };
+    let berlin = conn("Europe/Berlin").await;
+    let tokyo = conn("Asia/Tokyo").await;
+    berlin
+        .batch_execute(
+            "CREATE TABLE ev (id int PRIMARY KEY, at timestamptz);
+             INSERT INTO ev VALUES (1, '2026-07-01 12:00:00')",
+        )
+        .await
+        .expect("insert local time");
+    // Text: each session sees the instant in its own zone.
+    let q = "SELECT at::text FROM ev WHERE id = 1";
+    let (b, t) = tokio::join!(berlin.query_one(q, &[]), tokyo.query_one(q, &[]));
+    assert_eq!(
+        b.expect("berlin").get::<_, String>(0),
+        "2026-07-01 12:00:00+02"
+    );
+    assert_eq!(
+        t.expect("tokyo").get::<_, String>(0),
+        "2026-07-01 19:00:00+09"
+    );
+    // Binary: the same instant, 10:00 UTC, whoever reads it.
+    let utc: DateTime<Utc> = tokyo
+        .query_one("SELECT at FROM ev WHERE id = 1", &[])
+        .await
+        .expect("binary")
+        .get(0);
+    assert_eq!(utc.to_rfc3339(), "2026-07-01T10:00:00+00:00");
+    // A text parameter without an offset is read in the session's zone too.
+    tokyo
+        .execute(
+            "INSERT INTO ev VALUES (2, $1::text::timestamptz)",
+            &[&"2026-07-01 19:00:00"],
+        )
+        .await
+        .expect("text param");
+    let n: i64 = berlin
+        .query_one(
+            "SELECT count(*) FROM ev WHERE at = '2026-07-01 12:00:00'",
+            &[],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(n, 2, "both rows name the same instant");
+    let shown: String = berlin
+        .query_one("SHOW TimeZone", &[])
+        .await
+        .expect("show")
+        .get(0);
+    assert_eq!(shown, "Europe/Berlin");
+    srv.stop();
+}

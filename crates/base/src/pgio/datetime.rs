@@ -1,4 +1,5 @@
-//! `timestamp`/`timestamptz` text I/O with `DateStyle = ISO, MDY` and `TimeZone = UTC`.
+//! `timestamp`/`timestamptz` text I/O with `DateStyle = ISO, MDY`, in the session's
+//! `TimeZone` (`crate::tz::current()`).
 //!
 //! Calendar arithmetic is the proleptic Gregorian calendar with astronomical year numbering
 //! (year 0 is 1 BC), as PostgreSQL's `date2j`/`j2date` compute it, done here with Howard
@@ -6,7 +7,8 @@
 //! 294276 AD) is covered; `chrono` stops at year 262143, which is why it is not used.
 //!
 //! Output is `EncodeDateTime` in ISO style: `YYYY-MM-DD HH:MM:SS[.ffffff]` (fraction without
-//! trailing zeros), `+00` for timestamptz, and ` BC` last for years ≤ 0; `infinity` and
+//! trailing zeros), for timestamptz the wall-clock time in the session's zone followed by its
+//! offset then (`+02`, `-03:30`, `+00:53:28`), and ` BC` last for years ≤ 0; `infinity` and
 //! `-infinity` for `i64::MAX`/`i64::MIN` (PostgreSQL's `TIMESTAMP_NOEND`/`NOBEGIN`).
 //!
 //! Input is the ISO subset of `DecodeDateTime` that clients send:
@@ -15,14 +17,16 @@
 //! `-0530`, `+05:30`, `+05:30:15`), a zone word (`Z`, `Zulu`, `UTC`, `GMT`, `UT`) and an era
 //! (`AD`, `BC`); and the special words `now`, `today`, `tomorrow`, `yesterday`, `epoch`,
 //! `infinity`, `-infinity`. For `timestamp` a zone is checked and then ignored, as PostgreSQL
-//! does; for `timestamptz` the value is converted to UTC. Errors carry PostgreSQL's codes and
+//! does; for `timestamptz` the value is converted to UTC, read in the session's zone when it
+//! names none (`today` and friends are local midnights). Errors carry PostgreSQL's codes and
 //! texts: 22007 invalid syntax, 22008 field out of range (with the DateStyle hint for a month or
 //! day outside 1–12/1–31) or timestamp out of range, 22009 zone displacement out of range.
 //!
 //! Narrowed: textual months (`Jan 2 2024`), MDY/DMY numeric dates (`01/02/2024`), 2-digit years,
-//! AM/PM, Julian dates, named time zones other than UTC (`Europe/Paris` → 22023 `time zone "…"
-//! not recognized`; abbreviations such as `EST` → 22007), and `now`/`today` combined with other
-//! fields. `now` is the current wall-clock time (lockstep has no transaction start time here).
+//! AM/PM, Julian dates, zone names inside the value other than UTC (`… Europe/Paris` → 22023
+//! `time zone "…" not recognized`; abbreviations such as `EST` → 22007; `SET TimeZone` takes
+//! any IANA name), and `now`/`today` combined with other fields. `now` is the current
+//! wall-clock time (lockstep has no transaction start time here).
 
 use std::io::Write;
 
@@ -88,7 +92,7 @@ fn days_in_month(year: i64, month: u32) -> u32 {
     }
 }
 
-/// Appends `timestamp_out`/`timestamptz_out` (TimeZone UTC) of `t`.
+/// Appends `timestamp_out`/`timestamptz_out` (in the current TimeZone) of `t`.
 pub(crate) fn format_timestamp(t: i64, with_tz: bool, out: &mut Vec<u8>) {
     if t == TIMESTAMP_INFINITY {
         out.extend_from_slice(b"infinity");
@@ -98,6 +102,12 @@ pub(crate) fn format_timestamp(t: i64, with_tz: bool, out: &mut Vec<u8>) {
         out.extend_from_slice(b"-infinity");
         return;
     }
+    let offset = if with_tz {
+        crate::tz::current().offset_at(t)
+    } else {
+        0
+    };
+    let t = t.saturating_add(i64::from(offset) * USECS_PER_SEC);
     let days = t.div_euclid(USECS_PER_DAY);
     let time = t.rem_euclid(USECS_PER_DAY);
     let (year, month, day) = civil_from_days(days);
@@ -117,7 +127,7 @@ pub(crate) fn format_timestamp(t: i64, with_tz: bool, out: &mut Vec<u8>) {
         out.extend_from_slice(frac.trim_end_matches('0').as_bytes());
     }
     if with_tz {
-        out.extend_from_slice(b"+00");
+        crate::tz::write_offset(offset, out);
     }
     if year <= 0 {
         out.extend_from_slice(b" BC");
@@ -432,7 +442,15 @@ fn fields_to_timestamp(f: &Fields, with_tz: bool) -> Result<i64, DtErr> {
         + i128::from(f.fsec);
     let mut t = days * i128::from(USECS_PER_DAY) + time;
     if with_tz {
-        t -= i128::from(f.offset.unwrap_or(0)) * i128::from(USECS_PER_SEC);
+        match f.offset {
+            Some(o) => t -= i128::from(o) * i128::from(USECS_PER_SEC),
+            // No zone in the text: a wall-clock time in the session's zone. Out-of-range
+            // readings are caught below; the zone only moves them by hours.
+            None if (i128::from(MIN_TIMESTAMP)..i128::from(END_TIMESTAMP)).contains(&t) => {
+                t = i128::from(crate::tz::current().local_to_utc(t as i64));
+            }
+            None => {}
+        }
     }
     if !(i128::from(MIN_TIMESTAMP)..i128::from(END_TIMESTAMP)).contains(&t) {
         return Err(DtErr::OutOfRange);
@@ -440,17 +458,30 @@ fn fields_to_timestamp(f: &Fields, with_tz: bool) -> Result<i64, DtErr> {
     Ok(t as i64)
 }
 
-/// `timestamp_in` (`with_tz` false) or `timestamptz_in` (true), TimeZone UTC.
+/// `timestamp_in` (`with_tz` false) or `timestamptz_in` (true), in the current TimeZone.
 pub(crate) fn parse_timestamp(input: &str, with_tz: bool) -> PgResult<i64> {
     let s = input.trim_matches(is_pg_space);
+    // `now` is an instant; `today` and friends are midnights of the session's zone. For
+    // `timestamp` both are wall-clock readings there; for `timestamptz`, instants.
+    let zone = crate::tz::current();
+    let local_now = zone.utc_to_local(now_micros());
+    let midnight = |days: i64| {
+        let local = (local_now.div_euclid(USECS_PER_DAY) + days) * USECS_PER_DAY;
+        if with_tz {
+            zone.local_to_utc(local)
+        } else {
+            local
+        }
+    };
     let special = match s.to_ascii_lowercase().as_str() {
         "infinity" | "+infinity" => Some(TIMESTAMP_INFINITY),
         "-infinity" => Some(TIMESTAMP_NEG_INFINITY),
         "epoch" => Some(-UNIX_TO_PG_EPOCH_DAYS * USECS_PER_DAY),
-        "now" => Some(now_micros()),
-        "today" => Some(now_micros().div_euclid(USECS_PER_DAY) * USECS_PER_DAY),
-        "tomorrow" => Some((now_micros().div_euclid(USECS_PER_DAY) + 1) * USECS_PER_DAY),
-        "yesterday" => Some((now_micros().div_euclid(USECS_PER_DAY) - 1) * USECS_PER_DAY),
+        "now" if with_tz => Some(now_micros()),
+        "now" => Some(local_now),
+        "today" => Some(midnight(0)),
+        "tomorrow" => Some(midnight(1)),
+        "yesterday" => Some(midnight(-1)),
         _ => None,
     };
     if let Some(t) = special {

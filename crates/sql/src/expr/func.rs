@@ -783,7 +783,7 @@ pub fn call(f: Func, args: &[Expr], row: &[Value], cx: &EvalCx<'_>) -> Result<Va
             Value::Text(s.repeat(n).into())
         }
         Func::Now => Value::TimestampTz(env.txn_start),
-        Func::LocalTimestamp => Value::Timestamp(env.txn_start),
+        Func::LocalTimestamp => Value::Timestamp(base::tz::current().utc_to_local(env.txn_start)),
         Func::StatementTimestamp => Value::TimestampTz(env.stmt_start),
         Func::ClockTimestamp => Value::TimestampTz(crate::engine::now_micros()),
         Func::Random => Value::Float8(rand::random::<f64>()),

@@ -190,18 +190,31 @@ fn datetime_lsn_arith(op: ArithOp, a: &Value, b: &Value) -> R {
                     "adding intervals with months to timestamps",
                 ));
             }
-            let span = i64::from(iv.days)
-                .checked_mul(base::value::MICROS_PER_DAY)
-                .and_then(|d| d.checked_add(iv.micros))
+            let local = matches!(a, Value::Timestamp(_)) || matches!(b, Value::Timestamp(_));
+            let sign = if op == ArithOp::Add { 1 } else { -1 };
+            let days = i64::from(iv.days)
+                .checked_mul(base::value::MICROS_PER_DAY * sign)
                 .ok_or_else(timestamp_overflow)?;
+            let micros = iv.micros.checked_mul(sign).ok_or_else(timestamp_overflow)?;
             let r = if is_infinite(*t) {
                 *t
-            } else if op == ArithOp::Add {
-                t.checked_add(span).ok_or_else(timestamp_overflow)?
+            } else if local || days == 0 {
+                t.checked_add(days)
+                    .and_then(|x| x.checked_add(micros))
+                    .ok_or_else(timestamp_overflow)?
             } else {
-                t.checked_sub(span).ok_or_else(timestamp_overflow)?
+                // timestamptz: a day is a day of the session's zone (23 or 25 hours across a
+                // daylight-saving change), then the time part is added as elapsed time.
+                let zone = base::tz::current();
+                let moved = zone
+                    .utc_to_local(*t)
+                    .checked_add(days)
+                    .ok_or_else(timestamp_overflow)?;
+                zone.local_to_utc(moved)
+                    .checked_add(micros)
+                    .ok_or_else(timestamp_overflow)?
             };
-            if matches!(a, Value::Timestamp(_)) || matches!(b, Value::Timestamp(_)) {
+            if local {
                 Value::Timestamp(r)
             } else {
                 Value::TimestampTz(r)
@@ -324,10 +337,14 @@ pub fn convert(v: &Value, to: DataType, kind: CastKind) -> R {
         | (Value::Numeric(_), DataType::Numeric(None))
         | (Value::Bytea(_), DataType::Bytea)
         | (Value::Text(_), DataType::Text | DataType::Varchar(None) | DataType::Unknown) => same(v),
-        (Value::Timestamp(t), DataType::Timestamp)
-        | (Value::TimestampTz(t), DataType::Timestamp) => Ok(Value::Timestamp(*t)),
-        (Value::Timestamp(t), DataType::TimestampTz)
-        | (Value::TimestampTz(t), DataType::TimestampTz) => Ok(Value::TimestampTz(*t)),
+        (Value::Timestamp(t), DataType::Timestamp) => Ok(Value::Timestamp(*t)),
+        (Value::TimestampTz(t), DataType::TimestampTz) => Ok(Value::TimestampTz(*t)),
+        (Value::TimestampTz(t), DataType::Timestamp) => {
+            Ok(Value::Timestamp(base::cast::timestamptz_to_local(*t)))
+        }
+        (Value::Timestamp(t), DataType::TimestampTz) => {
+            Ok(Value::TimestampTz(base::cast::local_to_timestamptz(*t)))
+        }
         (Value::Int2(x), DataType::Int4) => Ok(Value::Int4(i32::from(*x))),
         (Value::Int2(_) | Value::Int4(_), DataType::Int8) => {
             Ok(Value::Int8(v.as_i64().unwrap_or(0)))

@@ -435,7 +435,7 @@ pub static GUCS: &[GucDef] = &[
             Str,
             "UTC",
             User,
-            "Sets the time zone for displaying and interpreting time stamps (UTC and its aliases only).",
+            "Sets the time zone for displaying and interpreting time stamps.",
         ),
         check_timezone,
     )),

@@ -464,25 +464,13 @@ fn check_datestyle(s: &str) -> Result<String, PgError> {
     Ok(format!("ISO, {order}"))
 }
 
-/// Time zones equivalent to UTC are accepted; lockstep computes in UTC only.
+/// IANA zone names, hours east of UTC, and POSIX fixed offsets (see `base::tz`); the value
+/// kept is the name `SHOW TimeZone` gives.
 fn check_timezone(s: &str) -> Result<String, PgError> {
-    let t = s.trim();
-    let canonical = match t.to_ascii_lowercase().as_str() {
-        "utc" => "UTC",
-        "etc/utc" => "Etc/UTC",
-        "gmt" => "GMT",
-        "etc/gmt" | "etc/gmt0" | "etc/gmt+0" | "etc/gmt-0" => "Etc/GMT",
-        "uct" | "etc/uct" => "UCT",
-        "universal" | "etc/universal" => "Universal",
-        "zulu" | "etc/zulu" | "z" => "Zulu",
-        "greenwich" | "etc/greenwich" => "Greenwich",
-        "0" | "+0" | "-0" | "00:00" | "+00:00" | "-00:00" | "+00" | "-00" => "UTC",
-        _ => {
-            return Err(invalid_value("TimeZone", s)
-                .with_detail("lockstep supports only UTC and its aliases."));
-        }
-    };
-    Ok(canonical.to_owned())
+    match base::tz::Zone::parse(s) {
+        Some((_, name)) => Ok(name),
+        None => Err(invalid_value("TimeZone", s)),
+    }
 }
 
 fn check_standard_conforming(s: &str) -> Result<String, PgError> {
@@ -590,7 +578,11 @@ mod tests {
             parse_value(tz, "utc").ok(),
             Some(GucValue::Str("UTC".into()))
         );
-        assert!(parse_value(tz, "Europe/Paris").is_err());
+        assert_eq!(
+            parse_value(tz, "europe/paris").ok(),
+            Some(GucValue::Str("Europe/Paris".into()))
+        );
+        assert!(parse_value(tz, "Europe/Atlantis").is_err());
         let ce = lookup("client_encoding").expect("def");
         assert_eq!(
             parse_value(ce, "utf-8").ok(),

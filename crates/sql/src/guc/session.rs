@@ -51,6 +51,8 @@ pub struct HotSettings {
     pub lock_timeout: Option<Duration>,
     pub idle_in_transaction_timeout: Option<Duration>,
     pub default_read_only: bool,
+    /// `TimeZone`, parsed: made current around every call into the session.
+    pub zone: base::tz::Zone,
     /// Rank of client_min_messages: notices are sent when it is at most `NOTICE_RANK`,
     /// warnings when at most `WARNING_RANK`.
     pub client_min_messages: u8,
@@ -110,6 +112,7 @@ impl SessionGucs {
                 lock_timeout: None,
                 idle_in_transaction_timeout: None,
                 default_read_only: false,
+                zone: base::tz::Zone::Utc,
                 client_min_messages: NOTICE_RANK,
             },
             reported: HashMap::new(),
@@ -458,6 +461,9 @@ impl SessionGucs {
                 get("idle_in_transaction_session_timeout").as_int(),
             ),
             default_read_only: get("default_transaction_read_only").as_bool(),
+            // The stored value passed check_timezone, so it parses again.
+            zone: base::tz::Zone::parse(get("TimeZone").as_str())
+                .map_or_else(Default::default, |z| z.0),
             client_min_messages: match get("client_min_messages").as_str() {
                 "debug5" | "debug4" | "debug3" | "debug2" | "debug1" => 0,
                 "log" => 5,

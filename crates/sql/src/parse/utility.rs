@@ -496,6 +496,20 @@ fn set(c: &mut Cur<'_>) -> Result<Statement, PgError> {
         c.i += 2;
         let value = if c.eat_kw("local") || c.eat_kw("default") {
             SetValue::Default
+        } else if c.eat_kw("interval") {
+            // `INTERVAL '+05:30' [HOUR TO MINUTE]`: hours east of UTC, as the plain number
+            // form takes them.
+            let text = c.string()?;
+            if c.eat_kw("hour") {
+                c.expect_kw("to")?;
+                c.expect_kw("minute")?;
+            }
+            SetValue::Value(interval_hours(&text).ok_or_else(|| {
+                PgError::new(
+                    sqlstate::INVALID_PARAMETER_VALUE,
+                    format!("invalid interval value for time zone: \"{text}\""),
+                )
+            })?)
         } else {
             SetValue::Value(c.value()?)
         };
@@ -671,6 +685,24 @@ fn vacuum(c: &mut Cur<'_>, is_vacuum: bool) -> Result<Statement, PgError> {
     } else {
         Statement::Analyze { tables }
     })
+}
+
+/// `[+-]HH[:MM]` as a decimal number of hours (`-03:30` → `-3.5`).
+fn interval_hours(text: &str) -> Option<String> {
+    let t = text.trim();
+    let (neg, rest) = match t.as_bytes().first()? {
+        b'-' => (true, &t[1..]),
+        b'+' => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let (h, m) = rest.split_once(':').unwrap_or((rest, "0"));
+    let h: u32 = h.parse().ok()?;
+    let m: u32 = m.parse().ok()?;
+    if m > 59 {
+        return None;
+    }
+    let hours = f64::from(h) + f64::from(m) / 60.0;
+    Some(format!("{}{hours}", if neg { "-" } else { "" }))
 }
 
 /// COPY table [(columns)] FROM STDIN | COPY {table [(columns)] | (query)} TO STDOUT,

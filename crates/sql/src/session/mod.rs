@@ -170,6 +170,7 @@ impl Session {
 
     /// Splits and parses a simple-query string. An empty string yields an empty vector.
     pub fn parse_batch(&mut self, text: &str) -> Result<Vec<Arc<Prepared>>, PgError> {
+        let _zone = base::tz::ZoneGuard::set(self.gucs.hot.zone);
         let pieces = parse::split::split(text).map_err(lex_error)?;
         self.batch_len = pieces.len();
         let mut out = Vec::with_capacity(pieces.len());
@@ -190,6 +191,7 @@ impl Session {
     /// Parses and plans one statement for the extended protocol (Parse). `param_oids` are the
     /// types the client specified (0 = let the server infer).
     pub fn prepare(&mut self, text: &str, param_oids: &[u32]) -> Result<Arc<Prepared>, PgError> {
+        let _zone = base::tz::ZoneGuard::set(self.gucs.hot.zone);
         let declared = parse::declared_types(param_oids)?;
         let pieces = parse::split::split(text).map_err(lex_error)?;
         self.batch_len = 1;
@@ -254,6 +256,8 @@ impl Session {
         formats: &[i16],
         raw: &[Option<&[u8]>],
     ) -> Result<Vec<Value>, PgError> {
+        // Text timestamptz parameters without an offset are read in the session's zone.
+        let _zone = base::tz::ZoneGuard::set(self.gucs.hot.zone);
         let types = &stmt.param_types;
         if raw.len() != types.len() {
             return Err(PgError::new(
@@ -313,7 +317,10 @@ impl Session {
         params: &[Value],
         sink: &mut dyn RowSink,
     ) -> Result<ExecOutcome, PgError> {
-        let result = self.execute_inner(stmt, params, sink).await;
+        // Values are formatted and parsed in the session's TimeZone while the statement runs
+        // (only during its polls: other sessions on this thread have their own).
+        let zone = self.gucs.hot.zone;
+        let result = base::tz::with_zone(zone, self.execute_inner(stmt, params, sink)).await;
         if let Err(e) = &result {
             self.mark_failed(e);
         }
@@ -532,7 +539,8 @@ impl Session {
     /// frontend sends the ErrorResponse and discards the client's remaining CopyData and its
     /// CopyDone/CopyFail, as PostgreSQL does; it does not call `copy_done`.
     pub async fn copy_data(&mut self, data: &[u8]) -> Result<(), PgError> {
-        let r = self.copy_data_inner(data).await;
+        let zone = self.gucs.hot.zone;
+        let r = base::tz::with_zone(zone, self.copy_data_inner(data)).await;
         if let Err(e) = &r {
             self.mark_failed(e);
             self.end_activity();
@@ -556,7 +564,8 @@ impl Session {
 
     /// CopyDone: finishes the COPY and returns its command tag (`COPY n`).
     pub async fn copy_done(&mut self) -> Result<String, PgError> {
-        let r = self.copy_done_inner().await;
+        let zone = self.gucs.hot.zone;
+        let r = base::tz::with_zone(zone, self.copy_done_inner()).await;
         if let Err(e) = &r {
             self.mark_failed(e);
         }
