@@ -51,7 +51,10 @@ use crate::error::{PgError, PgResult, sqlstate};
 use crate::types::DataType;
 use crate::value::Value;
 
-pub use datetime::{TIMESTAMP_INFINITY, TIMESTAMP_NEG_INFINITY};
+pub use datetime::{
+    TIMESTAMP_INFINITY, TIMESTAMP_NEG_INFINITY, USECS_PER_DAY, USECS_PER_SEC, civil_from_days,
+    days_from_civil, timestamp_out_of_range,
+};
 
 /// Appends the text form of a non-NULL `v` (declared type `ty`) to `out`.
 ///

@@ -186,6 +186,21 @@ impl Zone {
     }
 }
 
+impl Zone {
+    /// The zone of `AT TIME ZONE 'text'`: a zone name, or a POSIX string in which even a bare
+    /// `'+02'` counts *west* (PostgreSQL's `timestamptz_zone` has no hours-east rule).
+    pub fn parse_for_at_time_zone(s: &str) -> Option<Zone> {
+        let t = s.trim();
+        if t.eq_ignore_ascii_case("utc") {
+            return Some(Zone::Utc);
+        }
+        if let Ok(tz) = chrono_tz::Tz::from_str_insensitive(t) {
+            return Some(Zone::Named(tz));
+        }
+        parse_posix_fixed(t).map(|west| Zone::Fixed(-west))
+    }
+}
+
 /// PostgreSQL's display name for a numeric zone: `<-07>+07` for 7 hours west.
 fn posix_name(secs_east: i32) -> String {
     let abbrev = offset_text(secs_east);
@@ -339,6 +354,13 @@ mod tests {
             assert_eq!(Zone::parse(bad), None, "{bad}");
         }
         assert!(matches!(Zone::parse("EST5EDT"), Some((Zone::Named(_), _))));
+        // AT TIME ZONE reads a bare signed number as POSIX (west).
+        assert_eq!(
+            Zone::parse_for_at_time_zone("+02"),
+            Some(Zone::Fixed(-7200))
+        );
+        assert_eq!(Zone::parse_for_at_time_zone("utc"), Some(Zone::Utc));
+        assert_eq!(Zone::parse_for_at_time_zone("Mars"), None);
     }
 
     #[test]

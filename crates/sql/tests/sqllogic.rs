@@ -155,6 +155,7 @@ async fn run_file(path: &Path) -> Vec<String> {
             outcome: Ok(ExecOutcome::Empty),
             fields: None,
             rows: Vec::new(),
+            zone: Default::default(),
         });
         // An earlier statement of the batch failing is a failure of the block.
         let earlier_error = results.iter().find(|r| r.outcome.is_err()).map(describe);

@@ -35,8 +35,8 @@ use crate::value::POSTGRES_EPOCH_UNIX_MICROS;
 
 use super::float::is_pg_space;
 
-pub(crate) const USECS_PER_SEC: i64 = 1_000_000;
-pub(crate) const USECS_PER_DAY: i64 = 86_400 * USECS_PER_SEC;
+pub const USECS_PER_SEC: i64 = 1_000_000;
+pub const USECS_PER_DAY: i64 = 86_400 * USECS_PER_SEC;
 /// `MIN_TIMESTAMP`: 4714-11-24 00:00:00 BC, Julian day 0.
 pub(crate) const MIN_TIMESTAMP: i64 = -211_813_488_000_000_000;
 /// `END_TIMESTAMP`: 294277-01-01 00:00:00, the first instant past the range.
@@ -55,7 +55,7 @@ pub(crate) fn is_valid_timestamp(t: i64) -> bool {
 }
 
 /// Days since 2000-01-01 of a proleptic Gregorian date (year 0 = 1 BC).
-pub(crate) fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     let y = if month <= 2 { year - 1 } else { year };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
@@ -66,7 +66,7 @@ pub(crate) fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
 }
 
 /// The date of a day number counted from 2000-01-01: `(year, month, day)`, year 0 = 1 BC.
-pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + UNIX_TO_PG_EPOCH_DAYS + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
@@ -525,6 +525,6 @@ fn field_overflow(input: &str) -> PgError {
 }
 
 /// The error for a binary or computed timestamp outside the supported range.
-pub(crate) fn timestamp_out_of_range() -> PgError {
+pub fn timestamp_out_of_range() -> PgError {
     PgError::new(sqlstate::DATETIME_FIELD_OVERFLOW, "timestamp out of range")
 }

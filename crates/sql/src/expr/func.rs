@@ -61,6 +61,14 @@ pub enum Func {
     Concat,
     Now,
     LocalTimestamp,
+    /// `date_trunc(unit, ts)` (see `expr::datetime`).
+    DateTrunc,
+    /// `date_part(field, ts)`: float8.
+    DatePart,
+    /// `extract(field, ts)`, what `EXTRACT(field FROM ts)` calls: numeric.
+    Extract,
+    /// `timezone(zone, ts)`, what `ts AT TIME ZONE zone` calls.
+    AtTimeZone,
     StatementTimestamp,
     ClockTimestamp,
     Random,
@@ -172,6 +180,13 @@ fn is_text(t: DataType) -> bool {
 
 fn is_lsn(t: DataType) -> bool {
     matches!(t, DataType::PgLsn | DataType::Unknown)
+}
+
+fn is_ts(t: DataType) -> bool {
+    matches!(
+        t,
+        DataType::Timestamp | DataType::TimestampTz | DataType::Unknown
+    )
 }
 
 fn is_bool(t: DataType) -> bool {
@@ -352,6 +367,28 @@ pub fn resolve(name: &str, args: &[DataType]) -> Result<Resolved, PgError> {
             ok(Func::Now, vec![], T::TimestampTz)
         }
         ("localtimestamp", 0) => ok(Func::LocalTimestamp, vec![], T::Timestamp),
+        ("date_trunc" | "date_part" | "extract", 2) if is_text(a0) && is_ts(a1) => {
+            let t = if a1 == T::Unknown { T::TimestampTz } else { a1 };
+            let (f, ret) = match name {
+                "date_trunc" => (Func::DateTrunc, t),
+                "date_part" => (Func::DatePart, T::Float8),
+                _ => (Func::Extract, T::Numeric(None)),
+            };
+            ok(f, vec![T::Text, t], ret)
+        }
+        ("timezone", 2) if (is_text(a0) || a0 == T::Interval) && is_ts(a1) => {
+            let t = if a1 == T::Unknown { T::TimestampTz } else { a1 };
+            let z = if a0 == T::Interval {
+                T::Interval
+            } else {
+                T::Text
+            };
+            ok(
+                Func::AtTimeZone,
+                vec![z, t],
+                super::datetime::at_time_zone_type(t),
+            )
+        }
         ("statement_timestamp", 0) => ok(Func::StatementTimestamp, vec![], T::TimestampTz),
         ("clock_timestamp", 0) => ok(Func::ClockTimestamp, vec![], T::TimestampTz),
         ("random", 0) => ok(Func::Random, vec![], T::Float8),
@@ -784,6 +821,10 @@ pub fn call(f: Func, args: &[Expr], row: &[Value], cx: &EvalCx<'_>) -> Result<Va
         }
         Func::Now => Value::TimestampTz(env.txn_start),
         Func::LocalTimestamp => Value::Timestamp(base::tz::current().utc_to_local(env.txn_start)),
+        Func::DateTrunc => super::datetime::trunc(&v0, &v1)?,
+        Func::DatePart => super::datetime::part(&v0, &v1, false)?,
+        Func::Extract => super::datetime::part(&v0, &v1, true)?,
+        Func::AtTimeZone => super::datetime::at_time_zone(&v1, &v0)?,
         Func::StatementTimestamp => Value::TimestampTz(env.stmt_start),
         Func::ClockTimestamp => Value::TimestampTz(crate::engine::now_micros()),
         Func::Random => Value::Float8(rand::random::<f64>()),

@@ -14,6 +14,7 @@
 //! session applies after the statement.
 
 pub mod agg;
+pub mod datetime;
 pub mod func;
 pub mod like;
 pub mod ops;

@@ -647,8 +647,20 @@ impl Binder {
             }
             E::Interval(_) => Err(unsupported("interval field restrictions")),
             E::Array(_) => Err(unsupported("arrays")),
-            E::Extract { .. } => Err(unsupported("EXTRACT")),
-            E::AtTimeZone { .. } => Err(unsupported("AT TIME ZONE")),
+            E::Extract { field, expr, .. } => {
+                // `EXTRACT(year FROM x)` is `extract('year', x)`, as in PostgreSQL.
+                let name = field.to_string();
+                let name = name
+                    .trim_matches(|c| c == '\'' || c == '"')
+                    .to_ascii_lowercase();
+                let field = (Expr::Const(Value::text(&name)), DataType::Unknown);
+                let ts = self.expr(expr, scope)?;
+                self.call_bound("extract", vec![field, ts])
+            }
+            E::AtTimeZone {
+                timestamp,
+                time_zone,
+            } => self.call_exprs("timezone", &[time_zone, timestamp], scope),
             E::Collate { expr, collation } => self.collate(expr, collation, scope),
             E::AnyOp { .. } | E::AllOp { .. } => Err(unsupported("ANY/ALL")),
             E::SimilarTo { .. } => Err(unsupported("SIMILAR TO")),

@@ -17,11 +17,14 @@ pub struct Collect {
     pub copy_columns: Option<usize>,
     pub copy_data: Vec<u8>,
     pub copy_done: bool,
+    /// The session's TimeZone while it produced the rows (the frontend formats rows in it).
+    pub zone: base::tz::Zone,
 }
 
 impl RowSink for Collect {
     fn begin(&mut self, fields: &[FieldInfo]) -> Result<(), PgError> {
         self.fields = Some(fields.to_vec());
+        self.zone = base::tz::current();
         Ok(())
     }
     fn row(&mut self, row: &[Value]) -> Result<(), PgError> {
@@ -48,6 +51,7 @@ pub struct StmtResult {
     pub outcome: Result<ExecOutcome, PgError>,
     pub fields: Option<Vec<FieldInfo>>,
     pub rows: Vec<Vec<Value>>,
+    pub zone: base::tz::Zone,
 }
 
 impl StmtResult {
@@ -61,6 +65,7 @@ impl StmtResult {
     }
 
     pub fn text_rows(&self) -> Vec<String> {
+        let _zone = base::tz::ZoneGuard::set(self.zone);
         self.rows
             .iter()
             .map(|r| {
@@ -113,6 +118,7 @@ pub async fn simple(s: &mut Session, text: &str) -> Vec<StmtResult> {
                 outcome: Err(e),
                 fields: None,
                 rows: Vec::new(),
+                zone: Default::default(),
             });
             return out;
         }
@@ -122,6 +128,7 @@ pub async fn simple(s: &mut Session, text: &str) -> Vec<StmtResult> {
             outcome: Ok(ExecOutcome::Empty),
             fields: None,
             rows: Vec::new(),
+            zone: Default::default(),
         });
     }
     for st in stmts {
@@ -135,6 +142,7 @@ pub async fn simple(s: &mut Session, text: &str) -> Vec<StmtResult> {
             outcome,
             fields: sink.fields,
             rows: sink.rows,
+            zone: sink.zone,
         });
         if failed {
             break;
@@ -145,6 +153,7 @@ pub async fn simple(s: &mut Session, text: &str) -> Vec<StmtResult> {
             outcome: Err(e),
             fields: None,
             rows: Vec::new(),
+            zone: Default::default(),
         });
     }
     out
@@ -200,6 +209,7 @@ pub async fn extended(s: &mut Session, text: &str, params: &[Option<&str>]) -> S
             outcome: Ok(o),
             fields: sink.fields,
             rows: sink.rows,
+            zone: sink.zone,
         },
         Err(e) => {
             s.mark_failed(&e);
@@ -207,6 +217,7 @@ pub async fn extended(s: &mut Session, text: &str, params: &[Option<&str>]) -> S
                 outcome: Err(e),
                 fields: None,
                 rows: Vec::new(),
+                zone: Default::default(),
             }
         }
     };
@@ -215,6 +226,7 @@ pub async fn extended(s: &mut Session, text: &str, params: &[Option<&str>]) -> S
             outcome: Err(e),
             fields: None,
             rows: Vec::new(),
+            zone: Default::default(),
         };
     }
     res
