@@ -62,6 +62,7 @@ pub mod sqlstate {
     pub const CANNOT_COERCE: SqlState = SqlState("42846");
     pub const GROUPING_ERROR: SqlState = SqlState("42803");
     pub const INVALID_COLUMN_REFERENCE: SqlState = SqlState("42P10");
+    pub const DUPLICATE_ALIAS: SqlState = SqlState("42712");
     pub const INVALID_TABLE_DEFINITION: SqlState = SqlState("42P16");
     pub const INVALID_PARAMETER_VALUE: SqlState = SqlState("22023");
     pub const INVALID_TEXT_REPRESENTATION: SqlState = SqlState("22P02");

@@ -181,7 +181,7 @@ pub async fn insert(
     plan: &InsertPlan,
     txn: &mut Transaction,
     table: &Arc<Table>,
-    source: Option<&Arc<Table>>,
+    tables: &super::Tables,
     snapshot: Snapshot,
     engine: &crate::engine::Engine,
     cx: &EvalCx<'_>,
@@ -210,7 +210,8 @@ pub async fn insert(
             // the rows it inserts.
             let mut rows: Vec<Vec<Value>> = Vec::new();
             let input = Input {
-                table: source,
+                table: query.table.as_deref().and_then(|n| tables.get(n)),
+                tables: Some(tables),
                 snapshot,
                 engine,
             };

@@ -1,5 +1,13 @@
-//! Running a SELECT plan: input rows (no table, a view, or a table through its access path),
-//! WHERE, aggregation, projection, ORDER BY, DISTINCT, OFFSET/LIMIT, FOR UPDATE.
+//! Running a SELECT plan: input rows (no table, a view, a table through its access path, or
+//! FROM items joined), WHERE, aggregation, projection, ORDER BY, DISTINCT, OFFSET/LIMIT,
+//! FOR UPDATE.
+//!
+//! Joins run left to right over materialised rows: each item's rows are read whole (from
+//! the statement's snapshot), then every row of the left side is paired with the item's rows
+//! that pass the condition — found through a hash of the item's rows on the condition's
+//! equal-column pairs when it has any, else by trying each. LEFT/FULL add the left row with
+//! NULLs when nothing matched, RIGHT/FULL the item's unmatched rows with NULLs on the left.
+//! WHERE applies to the joined rows. Memory is the joined result, like a sort's.
 //!
 //! Rows stream straight to the caller when nothing needs the whole input first (no ORDER
 //! BY, DISTINCT or aggregate); LIMIT then stops the scan early. Otherwise the projected rows
@@ -13,11 +21,11 @@ use base::{PgError, Row, Value};
 use storage::{RowId, Snapshot, Table};
 use txn::Transaction;
 
-use super::{Check, compare_keys, eval_count, for_each_match, project};
+use super::{Check, Tables, compare_keys, eval_count, for_each_match, project};
 use crate::engine::Engine;
 use crate::expr::agg::AggState;
 use crate::expr::{EvalCx, eval, eval_filter};
-use crate::plan::{SelectPlan, Source};
+use crate::plan::{Access, JoinKind, JoinPlan, JoinRel, SelectPlan, Source};
 use crate::views;
 
 /// Where result rows go.
@@ -26,6 +34,8 @@ pub type Emit<'a> = dyn FnMut(Vec<Value>) -> Result<(), PgError> + Send + 'a;
 /// What the statement reads from.
 pub struct Input<'a> {
     pub table: Option<&'a Arc<Table>>,
+    /// Every table the statement opened (joins find theirs here).
+    pub tables: Option<&'a Tables>,
     pub snapshot: Snapshot,
     pub engine: &'a Engine,
 }
@@ -208,6 +218,14 @@ fn visit_input(
             }
             Ok(())
         }
+        Source::Join(j) => {
+            for row in join_rows(j, input, cx, check)? {
+                if pass(&row)? && !visit(&row)? {
+                    break;
+                }
+            }
+            Ok(())
+        }
         Source::Table(access) => {
             let Some(table) = input.table else {
                 return Err(PgError::internal("table source without a table"));
@@ -223,6 +241,134 @@ fn visit_input(
             )
         }
     }
+}
+
+/// One join item's rows.
+fn item_rows(
+    rel: &JoinRel,
+    input: &Input<'_>,
+    cx: &EvalCx<'_>,
+    check: &Check<'_>,
+) -> Result<Vec<Vec<Value>>, PgError> {
+    match rel {
+        JoinRel::View(v) => Ok(views::rows(*v, cx.env)),
+        JoinRel::Table(name) => {
+            let table = input
+                .tables
+                .and_then(|t| t.get(name))
+                .ok_or_else(|| PgError::internal(format!("joined table {name} not opened")))?;
+            let mut rows = Vec::new();
+            for_each_match(
+                table,
+                &Access::Scan,
+                None,
+                &input.snapshot,
+                cx,
+                check,
+                &mut |_, row: &Row| {
+                    rows.push(row.to_vec());
+                    Ok(true)
+                },
+            )?;
+            Ok(rows)
+        }
+    }
+}
+
+/// The joined rows of `j` (before WHERE).
+fn join_rows(
+    j: &JoinPlan,
+    input: &Input<'_>,
+    cx: &EvalCx<'_>,
+    check: &Check<'_>,
+) -> Result<Vec<Vec<Value>>, PgError> {
+    let Some(first) = j.items.first() else {
+        return Ok(Vec::new());
+    };
+    let mut left = item_rows(&first.rel, input, cx, check)?;
+    let mut left_width = first.width;
+    let mut tried: u64 = 0;
+    for item in &j.items[1..] {
+        let right = item_rows(&item.rel, input, cx, check)?;
+        // Rows whose key has a NULL can never be equal: they are left out of the hash (and
+        // a left row with a NULL key finds nothing), as `=` would decide.
+        let index: Option<BTreeMap<Vec<Value>, Vec<usize>>> = if item.hash_keys.is_empty() {
+            None
+        } else {
+            let mut ix: BTreeMap<Vec<Value>, Vec<usize>> = BTreeMap::new();
+            for (ri, row) in right.iter().enumerate() {
+                let key: Vec<Value> = item
+                    .hash_keys
+                    .iter()
+                    .map(|(_, r)| row[*r].clone())
+                    .collect();
+                if key.iter().all(|v| !v.is_null()) {
+                    ix.entry(key).or_default().push(ri);
+                }
+            }
+            Some(ix)
+        };
+        let keep_right = matches!(item.kind, JoinKind::Right | JoinKind::Full);
+        let keep_left = matches!(item.kind, JoinKind::Left | JoinKind::Full);
+        let mut right_matched = vec![false; if keep_right { right.len() } else { 0 }];
+        let mut out: Vec<Vec<Value>> = Vec::new();
+        let all: Vec<usize> = if index.is_none() {
+            (0..right.len()).collect()
+        } else {
+            Vec::new()
+        };
+        let empty: Vec<usize> = Vec::new();
+        for l in &left {
+            let candidates: &[usize] = match &index {
+                None => &all,
+                Some(ix) => {
+                    let key: Vec<Value> = item
+                        .hash_keys
+                        .iter()
+                        .map(|(lp, _)| l[*lp].clone())
+                        .collect();
+                    ix.get(&key).unwrap_or(&empty)
+                }
+            };
+            let mut matched = false;
+            for &ri in candidates {
+                tried += 1;
+                check.every(tried)?;
+                let mut row = Vec::with_capacity(left_width + item.width);
+                row.extend_from_slice(l);
+                row.extend_from_slice(&right[ri]);
+                let ok = match &item.on {
+                    Some(on) => eval_filter(on, &row, cx)?,
+                    None => true,
+                };
+                if ok {
+                    matched = true;
+                    if keep_right {
+                        right_matched[ri] = true;
+                    }
+                    out.push(row);
+                }
+            }
+            if !matched && keep_left {
+                let mut row = Vec::with_capacity(left_width + item.width);
+                row.extend_from_slice(l);
+                row.resize(left_width + item.width, Value::Null);
+                out.push(row);
+            }
+        }
+        if keep_right {
+            for (ri, m) in right_matched.iter().enumerate() {
+                if !m {
+                    let mut row = vec![Value::Null; left_width];
+                    row.extend_from_slice(&right[ri]);
+                    out.push(row);
+                }
+            }
+        }
+        left = out;
+        left_width += item.width;
+    }
+    Ok(left)
 }
 
 struct Output<'a, 'b> {

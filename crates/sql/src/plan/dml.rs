@@ -155,12 +155,13 @@ fn bind_assignments(
     Ok(sets)
 }
 
-/// A bound INSERT: plan, target table, RETURNING columns, and the table a query source reads.
+/// A bound INSERT: plan, target table, RETURNING columns, and the tables a query source
+/// reads.
 pub type InsertBinding = (
     InsertPlan,
     TableBinding,
     Option<Vec<FieldInfo>>,
-    Option<TableBinding>,
+    Vec<TableBinding>,
 );
 
 pub fn bind_insert(
@@ -220,7 +221,7 @@ pub fn bind_insert(
         }
     };
 
-    let mut source_table = None;
+    let mut source_table = Vec::new();
     let source = match &ins.source {
         None => {
             if !ins.assignments.is_empty() {

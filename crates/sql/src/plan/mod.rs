@@ -61,6 +61,48 @@ pub enum Source {
     /// `FROM pg_create_physical_replication_slot(...)`: one row (slot_name, lsn) from the
     /// call with these bound arguments (name, immediately_reserve, temporary).
     CreateSlot(Vec<Expr>),
+    /// Several FROM items joined (`a JOIN b ON ...`, `a, b`): the input row is the items'
+    /// columns side by side, in FROM order.
+    Join(Box<JoinPlan>),
+}
+
+/// FROM items joined left to right (see `exec::select` for how they run).
+#[derive(Clone, Debug)]
+pub struct JoinPlan {
+    /// The first item is the starting input; each later one is joined to everything left of
+    /// it.
+    pub items: Vec<JoinItem>,
+}
+
+#[derive(Clone, Debug)]
+pub struct JoinItem {
+    pub rel: JoinRel,
+    /// Its number of columns.
+    pub width: usize,
+    /// How it joins the items to its left (`Inner` for the first item).
+    pub kind: JoinKind,
+    /// The join condition, over the row `[items to the left..., this item...]`; `None` for a
+    /// cross join.
+    pub on: Option<Expr>,
+    /// Column pairs (left-row position, position in this item's row) that `on` requires to
+    /// be equal, same type on both sides: the join hashes this item's rows on them instead of
+    /// testing every pair. `on` is still evaluated on each candidate pair.
+    pub hash_keys: Vec<(usize, usize)>,
+}
+
+#[derive(Clone, Debug)]
+pub enum JoinRel {
+    /// A table, by the name it was opened under (in `Plan::tables`).
+    Table(String),
+    View(View),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JoinKind {
+    Inner,
+    Left,
+    Right,
+    Full,
 }
 
 #[derive(Clone, Debug)]
@@ -240,14 +282,18 @@ pub fn plan_statement(
     };
     let (kind, fields) = match stmt {
         ast::Statement::Query(q) => {
-            let (plan, fields, table) = select::bind_query(&mut binder, q, resolve)?;
-            add(table);
+            let (plan, fields, read) = select::bind_query(&mut binder, q, resolve)?;
+            for t in read {
+                add(Some(t));
+            }
             (PlanKind::Select(Box::new(plan)), Some(fields))
         }
         ast::Statement::Insert(ins) => {
             let (plan, table, fields, source) = dml::bind_insert(&mut binder, ins, resolve)?;
             add(Some(table));
-            add(source);
+            for t in source {
+                add(Some(t));
+            }
             (PlanKind::Insert(plan), fields)
         }
         ast::Statement::Update(upd) => {

@@ -1,5 +1,6 @@
 //! Binding SELECT: one table (or none, or a system view, or
-//! `pg_create_physical_replication_slot(...)` as a function in FROM), WHERE, the select
+//! `pg_create_physical_replication_slot(...)` as a function in FROM) or tables and views
+//! joined (`[INNER|LEFT|RIGHT|FULL] JOIN ... ON/USING`, `CROSS JOIN`, commas), WHERE, the select
 //! list (`*`, `t.*`, expressions with aliases), aggregates with GROUP BY / HAVING, DISTINCT,
 //! ORDER BY (output names, positions, or expressions), LIMIT/OFFSET, FOR UPDATE.
 //!
@@ -15,8 +16,8 @@ use sqlparser::ast;
 
 use super::bind_expr::{AggMode, Binder, How, Scope, column_name, ident_name, name_parts};
 use super::{
-    AggPlan, Relation, Resolver, SelectPlan, SortKey, Source, TableBinding, View, access, field,
-    relation_name, resolve_table,
+    AggPlan, JoinItem, JoinKind, JoinPlan, JoinRel, Relation, Resolver, SelectPlan, SortKey,
+    Source, TableBinding, View, access, field, relation_name, resolve_table,
 };
 use crate::api::FieldInfo;
 use crate::expr::Expr;
@@ -34,12 +35,12 @@ struct Item {
     source: Option<(u32, i16)>,
 }
 
-/// Binds a query. Returns the plan, its result columns, and the table it reads (if any).
+/// Binds a query. Returns the plan, its result columns, and the tables it reads.
 pub fn bind_query(
     b: &mut Binder,
     q: &ast::Query,
     resolve: Resolver<'_>,
-) -> Result<(SelectPlan, Vec<FieldInfo>, Option<TableBinding>), PgError> {
+) -> Result<(SelectPlan, Vec<FieldInfo>, Vec<TableBinding>), PgError> {
     if q.with.is_some() {
         return Err(unsupported("WITH"));
     }
@@ -67,50 +68,10 @@ pub fn bind_query(
         return Err(unsupported("window functions"));
     }
     // FROM.
-    let (source_kind, scope, table) = match select.from.as_slice() {
-        [] => (SourceKind::None, Scope::empty(), None),
-        [twj] => {
-            if !twj.joins.is_empty() {
-                return Err(unsupported("JOIN"));
-            }
-            match &twj.relation {
-                ast::TableFactor::Table {
-                    name, alias, args, ..
-                } => {
-                    if alias.as_ref().is_some_and(|a| !a.columns.is_empty()) {
-                        return Err(unsupported("column aliases in FROM"));
-                    }
-                    let alias = alias.as_ref().map(|a| ident_name(&a.name));
-                    if let Some(fargs) = args {
-                        let (kind, scope) = bind_from_function(b, name, &fargs.args, alias)?;
-                        (kind, scope, None)
-                    } else {
-                        match relation_name(name)? {
-                            Relation::View(v) => {
-                                let q = alias.unwrap_or_else(|| views::name(v).to_owned());
-                                (SourceKind::View(v), views::scope(v, &q), None)
-                            }
-                            Relation::Table(t) => {
-                                let table = resolve_table(resolve, &t)?;
-                                let q = alias.unwrap_or_else(|| t.clone());
-                                let scope = Scope::for_table(&table.def, &q);
-                                (
-                                    SourceKind::Table,
-                                    scope,
-                                    Some(TableBinding {
-                                        name: t,
-                                        def: table.def.clone(),
-                                    }),
-                                )
-                            }
-                        }
-                    }
-                }
-                ast::TableFactor::Derived { .. } => return Err(unsupported("subqueries in FROM")),
-                _ => return Err(unsupported("this kind of FROM item")),
-            }
-        }
-        _ => return Err(unsupported("JOIN")),
+    let (source_kind, scope, tables) = bind_from(b, &select.from, resolve)?;
+    let table = match (&source_kind, tables.first()) {
+        (SourceKind::Table, Some(t)) => Some(t.clone()),
+        _ => None,
     };
 
     // WHERE.
@@ -131,7 +92,14 @@ pub fn bind_query(
                         "SELECT * with no tables specified is not valid",
                     ));
                 }
-                for (i, c) in scope.cols.iter().enumerate() {
+                // A USING column's right-hand copy is reachable only through its qualifier
+                // and not part of `*` (PostgreSQL shows the merged column once).
+                for (i, c) in scope
+                    .cols
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| !c.qualified_only)
+                {
                     items.push(Item {
                         expr: Expr::Column(i),
                         ty: c.ty,
@@ -338,6 +306,9 @@ pub fn bind_query(
         for_update = true;
     }
     if for_update {
+        if matches!(source_kind, SourceKind::Join(_)) {
+            return Err(unsupported("FOR UPDATE with JOIN"));
+        }
         if agg.is_some() {
             return Err(unsupported("FOR UPDATE with aggregate functions"));
         }
@@ -350,6 +321,7 @@ pub fn bind_query(
         SourceKind::None => Source::None,
         SourceKind::View(v) => Source::View(v),
         SourceKind::CreateSlot(args) => Source::CreateSlot(args),
+        SourceKind::Join(j) => Source::Join(Box::new(j)),
         SourceKind::Table => {
             let access = match &table {
                 Some(t) => access::choose(&t.def, filter.as_ref()),
@@ -374,7 +346,7 @@ pub fn bind_query(
         for_update: for_update && table.is_some(),
         table: table.as_ref().map(|t| t.name.clone()),
     };
-    Ok((plan, fields, table))
+    Ok((plan, fields, tables))
 }
 
 enum SourceKind {
@@ -382,6 +354,302 @@ enum SourceKind {
     Table,
     View(View),
     CreateSlot(Vec<Expr>),
+    Join(JoinPlan),
+}
+
+/// Binds FROM: nothing, one item, or several items joined (commas are cross joins).
+fn bind_from(
+    b: &mut Binder,
+    from: &[ast::TableWithJoins],
+    resolve: Resolver<'_>,
+) -> Result<(SourceKind, Scope, Vec<TableBinding>), PgError> {
+    match from {
+        [] => return Ok((SourceKind::None, Scope::empty(), Vec::new())),
+        [twj] if twj.joins.is_empty() => {
+            let (kind, scope, table) = bind_single(b, &twj.relation, resolve)?;
+            return Ok((kind, scope, table.into_iter().collect()));
+        }
+        _ => {}
+    }
+    let mut scope = Scope::empty();
+    let mut tables: Vec<TableBinding> = Vec::new();
+    let mut items: Vec<JoinItem> = Vec::new();
+    for twj in from {
+        join_item(
+            b,
+            &twj.relation,
+            JoinKind::Inner,
+            None,
+            resolve,
+            &mut scope,
+            &mut tables,
+            &mut items,
+        )?;
+        for j in &twj.joins {
+            use ast::JoinOperator as J;
+            let (kind, constraint) = match &j.join_operator {
+                J::Join(c) | J::Inner(c) => (JoinKind::Inner, Some(c)),
+                J::Left(c) | J::LeftOuter(c) => (JoinKind::Left, Some(c)),
+                J::Right(c) | J::RightOuter(c) => (JoinKind::Right, Some(c)),
+                J::FullOuter(c) => (JoinKind::Full, Some(c)),
+                J::CrossJoin(ast::JoinConstraint::None) => (JoinKind::Inner, None),
+                other => {
+                    let text = other_join_name(other);
+                    return Err(unsupported(&text));
+                }
+            };
+            join_item(
+                b,
+                &j.relation,
+                kind,
+                constraint,
+                resolve,
+                &mut scope,
+                &mut tables,
+                &mut items,
+            )?;
+        }
+    }
+    Ok((SourceKind::Join(JoinPlan { items }), scope, tables))
+}
+
+fn other_join_name(op: &ast::JoinOperator) -> String {
+    use ast::JoinOperator as J;
+    match op {
+        J::Semi(_) | J::LeftSemi(_) | J::RightSemi(_) => "SEMI JOIN".into(),
+        J::Anti(_) | J::LeftAnti(_) | J::RightAnti(_) => "ANTI JOIN".into(),
+        J::CrossApply | J::OuterApply => "APPLY".into(),
+        J::AsOf { .. } => "ASOF JOIN".into(),
+        _ => "this kind of JOIN".into(),
+    }
+}
+
+/// One FROM item of a join: its columns join the scope, its condition is bound over the
+/// items so far, and equal-column pairs become hash keys.
+#[allow(clippy::too_many_arguments)]
+fn join_item(
+    b: &mut Binder,
+    factor: &ast::TableFactor,
+    kind: JoinKind,
+    constraint: Option<&ast::JoinConstraint>,
+    resolve: Resolver<'_>,
+    scope: &mut Scope,
+    tables: &mut Vec<TableBinding>,
+    items: &mut Vec<JoinItem>,
+) -> Result<(), PgError> {
+    let ast::TableFactor::Table {
+        name, alias, args, ..
+    } = factor
+    else {
+        return Err(match factor {
+            ast::TableFactor::Derived { .. } => unsupported("subqueries in FROM"),
+            _ => unsupported("this kind of FROM item"),
+        });
+    };
+    if args.is_some() {
+        return Err(unsupported("functions in FROM with JOIN"));
+    }
+    if alias.as_ref().is_some_and(|a| !a.columns.is_empty()) {
+        return Err(unsupported("column aliases in FROM"));
+    }
+    let alias = alias.as_ref().map(|a| ident_name(&a.name));
+    let left_width = scope.cols.len();
+    let (rel, qualifier, cols) = match relation_name(name)? {
+        Relation::View(v) => {
+            let q = alias.unwrap_or_else(|| views::name(v).to_owned());
+            (JoinRel::View(v), q.clone(), views::scope(v, &q).cols)
+        }
+        Relation::Table(t) => {
+            let table = resolve_table(resolve, &t)?;
+            let q = alias.unwrap_or_else(|| t.clone());
+            let cols = Scope::for_table(&table.def, &q).cols;
+            if !tables.iter().any(|x| x.name == t) {
+                tables.push(TableBinding {
+                    name: t.clone(),
+                    def: table.def.clone(),
+                });
+            }
+            (JoinRel::Table(t), q, cols)
+        }
+    };
+    if scope
+        .cols
+        .iter()
+        .any(|c| c.qualifier.as_deref() == Some(qualifier.as_str()))
+    {
+        return Err(PgError::new(
+            sqlstate::DUPLICATE_ALIAS,
+            format!("table name \"{qualifier}\" specified more than once"),
+        ));
+    }
+    let width = cols.len();
+    scope.cols.extend(cols);
+    let on = match constraint {
+        None | Some(ast::JoinConstraint::None) => None,
+        Some(ast::JoinConstraint::On(e)) => {
+            b.agg_mode = AggMode::Forbidden("JOIN conditions");
+            Some(b.condition(e, scope, "JOIN/ON")?)
+        }
+        Some(c @ (ast::JoinConstraint::Using(_) | ast::JoinConstraint::Natural)) => {
+            if matches!(kind, JoinKind::Right | JoinKind::Full) {
+                return Err(unsupported("RIGHT/FULL JOIN with USING or NATURAL"));
+            }
+            let names: Vec<String> = match c {
+                ast::JoinConstraint::Using(names) => names
+                    .iter()
+                    .map(|n| {
+                        n.0.last()
+                            .map(|p| match p {
+                                ast::ObjectNamePart::Identifier(id) => ident_name(id),
+                                other => other.to_string(),
+                            })
+                            .unwrap_or_default()
+                    })
+                    .collect(),
+                // NATURAL: USING every column name both sides have (none: a cross join).
+                _ => scope.cols[left_width..]
+                    .iter()
+                    .filter(|r| {
+                        scope.cols[..left_width]
+                            .iter()
+                            .any(|l| !l.qualified_only && l.name == r.name)
+                    })
+                    .map(|r| r.name.clone())
+                    .collect(),
+            };
+            let mut cond: Option<Expr> = None;
+            for col in names {
+                let missing = |side: &str| {
+                    PgError::new(
+                        sqlstate::UNDEFINED_COLUMN,
+                        format!(
+                            "column \"{col}\" specified in USING clause does not exist in {side} table"
+                        ),
+                    )
+                };
+                let left = Scope {
+                    cols: scope.cols[..left_width].to_vec(),
+                };
+                let li = left.resolve(None, &col).map_err(|e| {
+                    if e.code == sqlstate::AMBIGUOUS_COLUMN {
+                        e
+                    } else {
+                        missing("left")
+                    }
+                })?;
+                let ri = scope.cols[left_width..]
+                    .iter()
+                    .position(|c| c.name == col)
+                    .ok_or_else(|| missing("right"))?
+                    + left_width;
+                let eq = ast::Expr::BinaryOp {
+                    left: Box::new(qualified(&scope.cols[li])),
+                    op: ast::BinaryOperator::Eq,
+                    right: Box::new(qualified(&scope.cols[ri])),
+                };
+                b.agg_mode = AggMode::Forbidden("JOIN conditions");
+                let c = b.condition(&eq, scope, "JOIN/USING")?;
+                cond = Some(match cond {
+                    None => c,
+                    Some(prev) => Expr::And(prev.boxed(), c.boxed()),
+                });
+                // The merged column is the left one: the right copy answers only to its
+                // qualifier and is not part of `*`.
+                scope.cols[ri].qualified_only = true;
+            }
+            cond
+        }
+        Some(ast::JoinConstraint::UsingAlias(..)) => return Err(unsupported("USING ... AS")),
+    };
+    let mut hash_keys = Vec::new();
+    if let Some(e) = &on {
+        equal_columns(e, left_width, scope, &mut hash_keys);
+    }
+    items.push(JoinItem {
+        rel,
+        width,
+        kind: if items.is_empty() {
+            JoinKind::Inner
+        } else {
+            kind
+        },
+        on,
+        hash_keys,
+    });
+    Ok(())
+}
+
+/// `qualifier.name` as an expression, quoted so it resolves exactly.
+fn qualified(c: &super::bind_expr::ScopeCol) -> ast::Expr {
+    ast::Expr::CompoundIdentifier(vec![
+        ast::Ident::with_quote('"', c.qualifier.clone().unwrap_or_default()),
+        ast::Ident::with_quote('"', c.name.clone()),
+    ])
+}
+
+/// Collects `left_col = right_col` conjuncts of a join condition whose columns have the same
+/// type (so equal values are equal keys): (position in the left row, position in the item).
+fn equal_columns(e: &Expr, left_width: usize, scope: &Scope, out: &mut Vec<(usize, usize)>) {
+    match e {
+        Expr::And(a, c) => {
+            equal_columns(a, left_width, scope, out);
+            equal_columns(c, left_width, scope, out);
+        }
+        Expr::Cmp(crate::expr::CmpOp::Eq, a, c) => {
+            if let (Expr::Column(x), Expr::Column(y)) = (a.as_ref(), c.as_ref()) {
+                let (l, r) = if x < y { (*x, *y) } else { (*y, *x) };
+                let same_type = scope.cols.get(l).map(|c| c.ty) == scope.cols.get(r).map(|c| c.ty);
+                if l < left_width && r >= left_width && same_type {
+                    out.push((l, r - left_width));
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// One FROM item without joins.
+fn bind_single(
+    b: &mut Binder,
+    relation: &ast::TableFactor,
+    resolve: Resolver<'_>,
+) -> Result<(SourceKind, Scope, Option<TableBinding>), PgError> {
+    Ok(match relation {
+        ast::TableFactor::Table {
+            name, alias, args, ..
+        } => {
+            if alias.as_ref().is_some_and(|a| !a.columns.is_empty()) {
+                return Err(unsupported("column aliases in FROM"));
+            }
+            let alias = alias.as_ref().map(|a| ident_name(&a.name));
+            if let Some(fargs) = args {
+                let (kind, scope) = bind_from_function(b, name, &fargs.args, alias)?;
+                (kind, scope, None)
+            } else {
+                match relation_name(name)? {
+                    Relation::View(v) => {
+                        let q = alias.unwrap_or_else(|| views::name(v).to_owned());
+                        (SourceKind::View(v), views::scope(v, &q), None)
+                    }
+                    Relation::Table(t) => {
+                        let table = resolve_table(resolve, &t)?;
+                        let q = alias.unwrap_or_else(|| t.clone());
+                        let scope = Scope::for_table(&table.def, &q);
+                        (
+                            SourceKind::Table,
+                            scope,
+                            Some(TableBinding {
+                                name: t,
+                                def: table.def.clone(),
+                            }),
+                        )
+                    }
+                }
+            }
+        }
+        ast::TableFactor::Derived { .. } => return Err(unsupported("subqueries in FROM")),
+        _ => return Err(unsupported("this kind of FROM item")),
+    })
 }
 
 /// A function in FROM. Only `pg_create_physical_replication_slot` is one: PostgreSQL

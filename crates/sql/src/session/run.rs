@@ -339,6 +339,7 @@ impl Session {
                     sink.begin(plan.fields.as_deref().unwrap_or(&[]))?;
                     let input = Input {
                         table: sp.table.as_deref().and_then(|n| tables.get(n)),
+                        tables: Some(&tables),
                         snapshot,
                         engine,
                     };
@@ -354,12 +355,6 @@ impl Session {
                         .first()
                         .and_then(|b| tables.get(&b.name))
                         .ok_or_else(need_txn)?;
-                    let source = match &ip.source {
-                        crate::plan::InsertSource::Query { query, .. } => {
-                            query.table.as_deref().and_then(|n| tables.get(n))
-                        }
-                        crate::plan::InsertSource::Values(_) => None,
-                    };
                     if let Some(f) = &plan.fields {
                         sink.begin(f)?;
                     }
@@ -368,7 +363,7 @@ impl Session {
                         ip,
                         txn,
                         target,
-                        source,
+                        &tables,
                         snapshot,
                         engine,
                         &cx,
