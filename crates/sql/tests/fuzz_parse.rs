@@ -170,6 +170,8 @@ const SEEDS: &[&str] = &[
     "SELECT t.a, u.b FROM t JOIN t AS u ON t.a = u.a LEFT JOIN t v USING (a) WHERE u.b IS NULL",
     "SELECT count(*) FROM t NATURAL JOIN t AS x FULL JOIN t y ON x.a = y.a + 1 GROUP BY y.b",
     "SELECT date_trunc('hour', now()), extract(epoch from now()), now() AT TIME ZONE 'Asia/Tokyo'",
+    "SELECT a, (SELECT max(b) FROM t) FROM t WHERE a IN (SELECT a FROM t WHERE b IS NOT NULL) AND NOT EXISTS (SELECT 1 FROM t WHERE a < 0)",
+    "SELECT s.a FROM (SELECT a, count(*) AS n FROM t GROUP BY a) s JOIN t ON t.a = s.a",
     "vacuum analyze t",
     "SET LOCAL statement_timeout = '1s'",
     "SELECT CASE WHEN a > 1 THEN 'a' ELSE NULL END, coalesce(b, 'z'), a::text FROM t",

@@ -252,6 +252,10 @@ fn item_rows(
 ) -> Result<Vec<Vec<Value>>, PgError> {
     match rel {
         JoinRel::View(v) => Ok(views::rows(*v, cx.env)),
+        JoinRel::Derived(i) => match cx.subqueries.get(*i) {
+            Some(crate::expr::SubResult::Rows(rows)) => Ok(rows.clone()),
+            _ => Err(PgError::internal("FROM subquery rows missing")),
+        },
         JoinRel::Table(name) => {
             let table = input
                 .tables

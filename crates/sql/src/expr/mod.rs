@@ -119,6 +119,30 @@ pub enum Expr {
     Func(Func, Vec<Expr>),
     /// An aggregate call's result, during binding only (replaced before execution).
     Agg(usize),
+    /// The value of scalar subquery `i` (`Plan::subplans`, run before the statement).
+    Subquery(usize),
+    /// `EXISTS` subquery `i`.
+    Exists(usize),
+    /// `expr [NOT] IN (subquery sub)`.
+    InSubquery {
+        expr: Box<Expr>,
+        sub: usize,
+        negated: bool,
+    },
+}
+
+/// What a subquery produced, for the expressions that refer to it.
+#[derive(Clone, Debug)]
+pub enum SubResult {
+    Scalar(Value),
+    Exists(bool),
+    /// The distinct non-NULL values, and whether there was a NULL.
+    Set {
+        values: std::collections::BTreeSet<Value>,
+        has_null: bool,
+    },
+    /// A subquery in FROM: its rows.
+    Rows(Vec<Vec<Value>>),
 }
 
 impl Expr {
@@ -143,7 +167,13 @@ impl Expr {
     pub fn walk(&self, f: &mut dyn FnMut(&Expr)) {
         f(self);
         match self {
-            Expr::Const(_) | Expr::Param(_) | Expr::Column(_) | Expr::Agg(_) => {}
+            Expr::Const(_)
+            | Expr::Param(_)
+            | Expr::Column(_)
+            | Expr::Agg(_)
+            | Expr::Subquery(_)
+            | Expr::Exists(_) => {}
+            Expr::InSubquery { expr, .. } => expr.walk(f),
             Expr::Not(a) | Expr::Neg(a) | Expr::IsNull(a, _) | Expr::IsBool(a, _, _) => a.walk(f),
             Expr::Cast { expr, .. } => expr.walk(f),
             Expr::And(a, b)
@@ -202,7 +232,17 @@ impl Expr {
             };
         }
         Ok(match self {
-            e @ (Expr::Const(_) | Expr::Param(_) | Expr::Column(_) | Expr::Agg(_)) => e,
+            e @ (Expr::Const(_)
+            | Expr::Param(_)
+            | Expr::Column(_)
+            | Expr::Agg(_)
+            | Expr::Subquery(_)
+            | Expr::Exists(_)) => e,
+            Expr::InSubquery { expr, sub, negated } => Expr::InSubquery {
+                expr: m!(expr)?,
+                sub,
+                negated,
+            },
             Expr::Not(a) => Expr::Not(m!(a)?),
             Expr::Neg(a) => Expr::Neg(m!(a)?),
             Expr::IsNull(a, n) => Expr::IsNull(m!(a)?, n),
@@ -300,6 +340,8 @@ pub struct Env<'a> {
 pub struct EvalCx<'a> {
     pub params: &'a [Value],
     pub env: &'a Env<'a>,
+    /// Results of the statement's subqueries, by index (empty when it has none).
+    pub subqueries: &'a [SubResult],
 }
 
 fn truth(v: &Value) -> Result<Option<bool>, PgError> {
@@ -474,6 +516,33 @@ pub fn eval(e: &Expr, row: &[Value], cx: &EvalCx<'_>) -> Result<Value, PgError> 
         Expr::Func(f, args) => func::call(*f, args, row, cx)?,
         Expr::Agg(_) => {
             return Err(PgError::internal("aggregate reference outside aggregation"));
+        }
+        Expr::Subquery(i) => match cx.subqueries.get(*i) {
+            Some(SubResult::Scalar(v)) => v.clone(),
+            _ => return Err(PgError::internal("scalar subquery result missing")),
+        },
+        Expr::Exists(i) => match cx.subqueries.get(*i) {
+            Some(SubResult::Exists(b)) => Value::Bool(*b),
+            _ => return Err(PgError::internal("EXISTS subquery result missing")),
+        },
+        Expr::InSubquery { expr, sub, negated } => {
+            let Some(SubResult::Set { values, has_null }) = cx.subqueries.get(*sub) else {
+                return Err(PgError::internal("IN subquery result missing"));
+            };
+            // x IN (empty) is false even for a NULL x; otherwise SQL's three values.
+            if values.is_empty() && !has_null {
+                return Ok(Value::Bool(*negated));
+            }
+            let x = eval(expr, row, cx)?;
+            if x.is_null() {
+                Value::Null
+            } else if values.contains(&x) {
+                Value::Bool(!negated)
+            } else if *has_null {
+                Value::Null
+            } else {
+                Value::Bool(*negated)
+            }
         }
     })
 }

@@ -25,6 +25,7 @@ use base::{DataType, PgError, Value};
 use rust_decimal::Decimal;
 use sqlparser::ast::{self, BinaryOperator, UnaryOperator};
 
+use super::SubKind;
 use super::coerce::{
     can_assign, can_implicit, common_type, comparable, no_operator, promote_numeric,
 };
@@ -261,28 +262,40 @@ fn can_explicit(from: DataType, to: DataType) -> bool {
     ) || (from.is_numeric_family() && to.is_numeric_family())
 }
 
-pub struct Binder {
+pub struct Binder<'r> {
     pub params: Vec<DataType>,
     pub client_params: usize,
     /// Client parameters whose type the client declared (never re-inferred).
     pub declared: Vec<bool>,
     pub aggs: Vec<AggCall>,
     pub agg_mode: AggMode,
+    /// Opens the tables of subqueries; `None` where there can be none (defaults, DDL).
+    pub resolve: Option<super::Resolver<'r>>,
+    /// The subqueries bound so far (see `plan::SubPlan`).
+    pub subplans: Vec<super::SubPlan>,
+    /// The tables they read.
+    pub sub_tables: Vec<super::TableBinding>,
+    /// The result columns of the subquery bound last (FROM subqueries need them all).
+    pub sub_fields: Vec<crate::api::FieldInfo>,
 }
 
-impl Binder {
-    pub fn new(params: Vec<DataType>, client_params: usize, declared: Vec<bool>) -> Binder {
+impl<'r> Binder<'r> {
+    pub fn new(params: Vec<DataType>, client_params: usize, declared: Vec<bool>) -> Binder<'r> {
         Binder {
             params,
             client_params,
             declared,
             aggs: Vec::new(),
             agg_mode: AggMode::Forbidden("this context"),
+            resolve: None,
+            subplans: Vec::new(),
+            sub_tables: Vec::new(),
+            sub_fields: Vec::new(),
         }
     }
 
     /// A binder without parameters (column defaults, DDL checks).
-    pub fn plain() -> Binder {
+    pub fn plain() -> Binder<'r> {
         Binder::new(Vec::new(), 0, Vec::new())
     }
 
@@ -507,7 +520,8 @@ impl Binder {
                 ..
             } => match target {
                 ast::InTarget::List(list) => self.in_list(expr, list, *negated, scope),
-                _ => Err(unsupported("subqueries")),
+                ast::InTarget::Subquery(q) => self.in_subquery(expr, q, *negated, scope),
+                _ => Err(unsupported("IN with this kind of target")),
             },
             E::Between {
                 expr,
@@ -635,7 +649,18 @@ impl Binder {
                 self.call_exprs(name, &[expr], scope)
             }
             E::Position { expr, r#in } => self.call_exprs("strpos", &[r#in, expr], scope),
-            E::Exists { .. } | E::Subquery(_) => Err(unsupported("subqueries")),
+            E::Subquery(q) => {
+                let (i, ty) = self.subquery(q, SubKind::Scalar, scope)?;
+                Ok((Expr::Subquery(i), ty))
+            }
+            E::Exists { subquery, negated } => {
+                let (i, _) = self.subquery(subquery, SubKind::Exists, scope)?;
+                let e = Expr::Exists(i);
+                Ok((
+                    if *negated { Expr::Not(e.boxed()) } else { e },
+                    DataType::Bool,
+                ))
+            }
             E::Tuple(_) => Err(unsupported("row constructors")),
             // `interval '5 minutes'`; field restrictions (`interval '1' hour`) are not applied.
             E::Interval(iv) if iv.leading_field.is_none() && iv.last_field.is_none() => {
@@ -919,6 +944,94 @@ impl Binder {
         let l = self.coerce(l, t, How::Implicit)?;
         let r = self.coerce(r, t, How::Implicit)?;
         Ok((Expr::Arith(op, l.boxed(), r.boxed()), t))
+    }
+
+    fn in_subquery(
+        &mut self,
+        expr: &ast::Expr,
+        subquery: &ast::Query,
+        negated: bool,
+        scope: &Scope,
+    ) -> Result<Bound, PgError> {
+        let subject = self.expr(expr, scope)?;
+        let (i, st) = self.subquery(subquery, SubKind::In, scope)?;
+        let t = common_type(&[subject.1, st], "IN")?;
+        let subject = self.coerce(subject, t, How::Implicit)?;
+        if st != t {
+            // The subquery's values arrive already in the comparison's type.
+            let p = std::mem::replace(
+                &mut self.subplans[i].plan.projection[0],
+                Expr::Const(Value::Null),
+            );
+            self.subplans[i].plan.projection[0] = self.coerce((p, st), t, How::Implicit)?;
+        }
+        Ok((
+            Expr::InSubquery {
+                expr: subject.boxed(),
+                sub: i,
+                negated,
+            },
+            DataType::Bool,
+        ))
+    }
+
+    /// Binds an uncorrelated subquery; returns its index and (for one column) its type.
+    pub(super) fn subquery(
+        &mut self,
+        q: &ast::Query,
+        kind: SubKind,
+        outer: &Scope,
+    ) -> Result<(usize, DataType), PgError> {
+        let Some(resolve) = self.resolve else {
+            return Err(unsupported("subqueries in this context"));
+        };
+        // The subquery has its own aggregates and clauses.
+        let aggs = std::mem::take(&mut self.aggs);
+        let mode = self.agg_mode;
+        let r = super::select::bind_query(self, q, resolve);
+        self.aggs = aggs;
+        self.agg_mode = mode;
+        let (plan, fields, tables) = r.map_err(|e| {
+            // A name the subquery could not find but the outer query has: a correlated
+            // subquery, which lockstep does not run.
+            let quoted = e.message.split('"').nth(1).unwrap_or("");
+            let outer = match e.code {
+                c if c == sqlstate::UNDEFINED_TABLE => outer
+                    .cols
+                    .iter()
+                    .any(|c| c.qualifier.as_deref() == Some(quoted)),
+                c if c == sqlstate::UNDEFINED_COLUMN => {
+                    let name = quoted.rsplit('.').next().unwrap_or(quoted);
+                    outer.cols.iter().any(|c| c.name == name)
+                }
+                _ => false,
+            };
+            if outer {
+                unsupported("correlated subqueries (a subquery referring to the outer query)")
+                    .with_detail(e.message)
+            } else {
+                e
+            }
+        })?;
+        for t in tables {
+            if !self.sub_tables.iter().any(|x| x.name == t.name) {
+                self.sub_tables.push(t);
+            }
+        }
+        if matches!(kind, SubKind::Scalar | SubKind::In) && fields.len() != 1 {
+            return Err(PgError::new(
+                sqlstate::SYNTAX_ERROR,
+                if kind == SubKind::In && fields.len() > 1 {
+                    "subquery has too many columns"
+                } else {
+                    "subquery must return only one column"
+                },
+            ));
+        }
+        let ty = fields.first().map_or(DataType::Bool, |f| f.data_type);
+        self.subplans.push(super::SubPlan { plan, kind });
+        self.sub_fields = fields;
+        Ok((self.subplans.len() - 1, ty))
     }
 
     fn in_list(

@@ -66,6 +66,26 @@ pub enum Source {
     Join(Box<JoinPlan>),
 }
 
+/// An uncorrelated subquery in an expression: run once per execution, before the statement
+/// reads anything, its result then stands in for it (`Expr::Subquery` and friends).
+#[derive(Clone, Debug)]
+pub struct SubPlan {
+    pub plan: SelectPlan,
+    pub kind: SubKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SubKind {
+    /// `(SELECT x ...)`: its one value (NULL for no row, 21000 for more than one).
+    Scalar,
+    /// `EXISTS (SELECT ...)`.
+    Exists,
+    /// `x IN (SELECT y ...)`: its values, already of the comparison's type.
+    In,
+    /// `FROM (SELECT ...) AS s`: all its rows.
+    Rows,
+}
+
 /// FROM items joined left to right (see `exec::select` for how they run).
 #[derive(Clone, Debug)]
 pub struct JoinPlan {
@@ -95,6 +115,8 @@ pub enum JoinRel {
     /// A table, by the name it was opened under (in `Plan::tables`).
     Table(String),
     View(View),
+    /// A subquery in FROM: the rows of `Plan::subplans[i]`.
+    Derived(usize),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -212,6 +234,8 @@ pub struct Plan {
     pub param_types: Vec<DataType>,
     /// Result columns (`None`: the statement returns no rows).
     pub fields: Option<Vec<FieldInfo>>,
+    /// Subqueries of its expressions, in the order they must run (a nested one first).
+    pub subplans: Vec<SubPlan>,
 }
 
 /// Looks tables up by name for the binder.
@@ -272,6 +296,7 @@ pub fn plan_statement(
     resolve: Resolver<'_>,
 ) -> Result<Plan, PgError> {
     let mut binder = bind_expr::Binder::new(slot_types, client_params, declared);
+    binder.resolve = Some(resolve);
     let mut tables: Vec<TableBinding> = Vec::new();
     let mut add = |t: Option<TableBinding>| {
         if let Some(t) = t
@@ -308,6 +333,9 @@ pub fn plan_statement(
         }
         _ => return Err(PgError::internal("statement has no plan")),
     };
+    for t in std::mem::take(&mut binder.sub_tables) {
+        add(Some(t));
+    }
     let param_types = binder.client_param_types();
     let mut slot_types = binder.params.clone();
     for t in slot_types.iter_mut().take(client_params) {
@@ -321,6 +349,7 @@ pub fn plan_statement(
         slot_types,
         param_types,
         fields,
+        subplans: std::mem::take(&mut binder.subplans),
     })
 }
 

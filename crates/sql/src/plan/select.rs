@@ -17,7 +17,7 @@ use sqlparser::ast;
 use super::bind_expr::{AggMode, Binder, How, Scope, column_name, ident_name, name_parts};
 use super::{
     AggPlan, JoinItem, JoinKind, JoinPlan, JoinRel, Relation, Resolver, SelectPlan, SortKey,
-    Source, TableBinding, View, access, field, relation_name, resolve_table,
+    Source, SubKind, TableBinding, View, access, field, relation_name, resolve_table,
 };
 use crate::api::FieldInfo;
 use crate::expr::Expr;
@@ -363,9 +363,11 @@ fn bind_from(
     from: &[ast::TableWithJoins],
     resolve: Resolver<'_>,
 ) -> Result<(SourceKind, Scope, Vec<TableBinding>), PgError> {
+    let derived = |f: &ast::TableFactor| matches!(f, ast::TableFactor::Derived { .. });
     match from {
         [] => return Ok((SourceKind::None, Scope::empty(), Vec::new())),
-        [twj] if twj.joins.is_empty() => {
+        // A lone subquery in FROM runs as a one-item join (its rows are materialised).
+        [twj] if twj.joins.is_empty() && !derived(&twj.relation) => {
             let (kind, scope, table) = bind_single(b, &twj.relation, resolve)?;
             return Ok((kind, scope, table.into_iter().collect()));
         }
@@ -437,14 +439,72 @@ fn join_item(
     tables: &mut Vec<TableBinding>,
     items: &mut Vec<JoinItem>,
 ) -> Result<(), PgError> {
+    if let ast::TableFactor::Derived {
+        lateral,
+        subquery,
+        alias,
+        ..
+    } = factor
+    {
+        if *lateral {
+            return Err(unsupported("LATERAL"));
+        }
+        let Some(alias) = alias else {
+            return Err(PgError::syntax("subquery in FROM must have an alias")
+                .with_hint("For example, FROM (SELECT ...) [AS] foo."));
+        };
+        if !alias.columns.is_empty() {
+            return Err(unsupported("column aliases in FROM"));
+        }
+        let q = ident_name(&alias.name);
+        let left_width = scope.cols.len();
+        // The subquery sees no columns of the FROM items beside it (no LATERAL).
+        let (i, _) = b.subquery(subquery, SubKind::Rows, &Scope::empty())?;
+        let fields = std::mem::take(&mut b.sub_fields);
+        if scope
+            .cols
+            .iter()
+            .any(|c| c.qualifier.as_deref() == Some(q.as_str()))
+        {
+            return Err(PgError::new(
+                sqlstate::DUPLICATE_ALIAS,
+                format!("table name \"{q}\" specified more than once"),
+            ));
+        }
+        let width = fields.len();
+        for (k, f) in fields.iter().enumerate() {
+            scope.cols.push(super::bind_expr::ScopeCol {
+                name: f.name.clone(),
+                qualifier: Some(q.clone()),
+                ty: f.data_type,
+                table_oid: 0,
+                attnum: i16::try_from(k + 1).unwrap_or(0),
+                qualified_only: false,
+            });
+        }
+        let on = join_condition(b, kind, constraint, scope, left_width)?;
+        let mut hash_keys = Vec::new();
+        if let Some(e) = &on {
+            equal_columns(e, left_width, scope, &mut hash_keys);
+        }
+        items.push(JoinItem {
+            rel: JoinRel::Derived(i),
+            width,
+            kind: if items.is_empty() {
+                JoinKind::Inner
+            } else {
+                kind
+            },
+            on,
+            hash_keys,
+        });
+        return Ok(());
+    }
     let ast::TableFactor::Table {
         name, alias, args, ..
     } = factor
     else {
-        return Err(match factor {
-            ast::TableFactor::Derived { .. } => unsupported("subqueries in FROM"),
-            _ => unsupported("this kind of FROM item"),
-        });
+        return Err(unsupported("this kind of FROM item"));
     };
     if args.is_some() {
         return Err(unsupported("functions in FROM with JOIN"));
@@ -484,7 +544,35 @@ fn join_item(
     }
     let width = cols.len();
     scope.cols.extend(cols);
-    let on = match constraint {
+    let on = join_condition(b, kind, constraint, scope, left_width)?;
+    let mut hash_keys = Vec::new();
+    if let Some(e) = &on {
+        equal_columns(e, left_width, scope, &mut hash_keys);
+    }
+    items.push(JoinItem {
+        rel,
+        width,
+        kind: if items.is_empty() {
+            JoinKind::Inner
+        } else {
+            kind
+        },
+        on,
+        hash_keys,
+    });
+    Ok(())
+}
+
+/// Binds a join's ON / USING / NATURAL over the scope that already holds the new item's
+/// columns (after `left_width` ones); USING marks the right-hand copies qualified-only.
+fn join_condition(
+    b: &mut Binder,
+    kind: JoinKind,
+    constraint: Option<&ast::JoinConstraint>,
+    scope: &mut Scope,
+    left_width: usize,
+) -> Result<Option<Expr>, PgError> {
+    Ok(match constraint {
         None | Some(ast::JoinConstraint::None) => None,
         Some(ast::JoinConstraint::On(e)) => {
             b.agg_mode = AggMode::Forbidden("JOIN conditions");
@@ -560,23 +648,7 @@ fn join_item(
             cond
         }
         Some(ast::JoinConstraint::UsingAlias(..)) => return Err(unsupported("USING ... AS")),
-    };
-    let mut hash_keys = Vec::new();
-    if let Some(e) = &on {
-        equal_columns(e, left_width, scope, &mut hash_keys);
-    }
-    items.push(JoinItem {
-        rel,
-        width,
-        kind: if items.is_empty() {
-            JoinKind::Inner
-        } else {
-            kind
-        },
-        on,
-        hash_keys,
-    });
-    Ok(())
+    })
 }
 
 /// `qualifier.name` as an expression, quoted so it resolves exactly.

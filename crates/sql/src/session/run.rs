@@ -21,9 +21,9 @@ use super::{Session, XactKind};
 use crate::api::{ExecOutcome, Prepared, RowSink};
 use crate::exec::select::Input;
 use crate::exec::{Check, Tables, ddl, dml, select};
-use crate::expr::{Effect, Env, EvalCx};
+use crate::expr::{Effect, Env, EvalCx, SubResult};
 use crate::parse::Template;
-use crate::plan::{Plan, PlanKind, plan_statement};
+use crate::plan::{Plan, PlanKind, SubKind, plan_statement};
 
 /// Statements that are bound and planned (as opposed to DDL, executed from the syntax tree).
 pub(super) fn has_plan(ast: &ast::Statement) -> bool {
@@ -321,13 +321,73 @@ impl Session {
             effects: Mutex::new(Vec::new()),
             promote_result: Mutex::new(None),
         };
-        let cx = EvalCx {
-            params: &slots,
-            env: &env,
-        };
         let check = Check {
             interrupt: &backend.interrupt,
             deadline,
+        };
+        // Subqueries run first, each once, in order (a nested one before its parent), with
+        // the statement's snapshot; their results stand in for them while the statement runs.
+        let mut subqueries: Vec<SubResult> = Vec::with_capacity(plan.subplans.len());
+        for sp in &plan.subplans {
+            let cx = EvalCx {
+                params: &slots,
+                env: &env,
+                subqueries: &subqueries,
+            };
+            let input = Input {
+                table: sp.plan.table.as_deref().and_then(|n| tables.get(n)),
+                tables: Some(&tables),
+                snapshot,
+                engine,
+            };
+            let mut rows: Vec<Vec<Value>> = Vec::new();
+            let limit = match sp.kind {
+                SubKind::Exists => 1,
+                SubKind::Scalar => 2,
+                SubKind::In | SubKind::Rows => usize::MAX,
+            };
+            select::run(&sp.plan, None, &input, &cx, &check, &mut |row| {
+                if rows.len() < limit {
+                    rows.push(row);
+                }
+                Ok(())
+            })
+            .await?;
+            subqueries.push(match sp.kind {
+                SubKind::Exists => SubResult::Exists(!rows.is_empty()),
+                SubKind::Scalar => {
+                    if rows.len() > 1 {
+                        return Err(PgError::new(
+                            base::SqlState("21000"),
+                            "more than one row returned by a subquery used as an expression",
+                        ));
+                    }
+                    SubResult::Scalar(
+                        rows.pop()
+                            .and_then(|r| r.into_iter().next())
+                            .unwrap_or(Value::Null),
+                    )
+                }
+                SubKind::Rows => SubResult::Rows(rows),
+                SubKind::In => {
+                    let mut values = std::collections::BTreeSet::new();
+                    let mut has_null = false;
+                    for r in rows {
+                        match r.into_iter().next() {
+                            Some(v) if !v.is_null() => {
+                                values.insert(v);
+                            }
+                            _ => has_null = true,
+                        }
+                    }
+                    SubResult::Set { values, has_null }
+                }
+            });
+        }
+        let cx = EvalCx {
+            params: &slots,
+            env: &env,
+            subqueries: &subqueries,
         };
         if let PlanKind::Select(sp) = &plan.kind {
             await_promote(sp, &cx).await?;

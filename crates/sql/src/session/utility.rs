@@ -479,6 +479,7 @@ impl Session {
             promote_result: parking_lot::Mutex::new(None),
         };
         let cx = EvalCx {
+            subqueries: &[],
             params: &[],
             env: &env,
         };

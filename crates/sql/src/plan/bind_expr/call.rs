@@ -4,7 +4,7 @@
 
 use super::*;
 
-impl Binder {
+impl Binder<'_> {
     pub(super) fn call_exprs(
         &mut self,
         name: &str,
