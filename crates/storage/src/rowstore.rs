@@ -112,14 +112,27 @@ impl RowStore {
     }
 
     /// Calls `f(rowid, row)` for every row visible to `snapshot`, until `f` returns `false`.
+    ///
+    /// `f` runs with no slot locked: it may read this same table again (a correlated
+    /// subquery over the table being scanned) without deadlocking on the slot it came from.
     pub fn scan(&self, snapshot: &Snapshot, mut f: impl FnMut(RowId, &Row) -> bool) {
-        self.for_each_slot(|id, slot| match slot.visible(snapshot) {
-            Some(row) => {
-                let row = row.clone();
-                f(id, &row)
+        let end = self.end_rowid();
+        let chunks: Vec<Arc<Chunk>> = self.chunks.read().clone();
+        let mut rowid: RowId = 0;
+        for chunk in chunks {
+            for slot in chunk.iter() {
+                if rowid >= end {
+                    return;
+                }
+                let row = slot.lock().visible(snapshot).cloned();
+                if let Some(row) = row
+                    && !f(rowid, &row)
+                {
+                    return;
+                }
+                rowid += 1;
             }
-            None => true,
-        });
+        }
     }
 }
 

@@ -49,24 +49,23 @@ pub async fn run(
     check: &Check<'_>,
     emit: &mut Emit<'_>,
 ) -> Result<u64, PgError> {
-    let limit = eval_count(plan.limit.as_ref(), cx, true)?;
-    let offset = eval_count(plan.offset.as_ref(), cx, false)?.unwrap_or(0);
-    if limit == Some(0) {
-        return Ok(0);
-    }
-    let streaming = plan.agg.is_none() && plan.order.is_empty() && !plan.distinct;
-    let mut out = Output {
-        emit,
-        offset,
-        limit,
-        emitted: 0,
-        skipped: 0,
-    };
-    let mut collected: Vec<(Vec<Value>, Vec<Value>)> = Vec::new();
-
     if plan.for_update
         && let (Some(table), Some(txn), Source::Table(access)) = (input.table, txn, &plan.source)
     {
+        let limit = eval_count(plan.limit.as_ref(), cx, true)?;
+        let offset = eval_count(plan.offset.as_ref(), cx, false)?.unwrap_or(0);
+        if limit == Some(0) {
+            return Ok(0);
+        }
+        let streaming = plan.agg.is_none() && plan.order.is_empty() && !plan.distinct;
+        let mut out = Output {
+            emit,
+            offset,
+            limit,
+            emitted: 0,
+            skipped: 0,
+        };
+        let mut collected: Vec<(Vec<Value>, Vec<Value>)> = Vec::new();
         let mut ids: Vec<RowId> = Vec::new();
         for_each_match(
             table,
@@ -105,6 +104,37 @@ pub async fn run(
         }
         return finish(plan, collected, &mut out);
     }
+    run_rows(plan, input, cx, check, None, emit)
+}
+
+/// Runs `plan` without FOR UPDATE (what a subquery is): synchronous, and stopping after
+/// `cap` rows when given (EXISTS needs one).
+pub fn run_rows(
+    plan: &SelectPlan,
+    input: &Input<'_>,
+    cx: &EvalCx<'_>,
+    check: &Check<'_>,
+    cap: Option<u64>,
+    emit: &mut Emit<'_>,
+) -> Result<u64, PgError> {
+    let limit = eval_count(plan.limit.as_ref(), cx, true)?;
+    let limit = match (limit, cap) {
+        (Some(l), Some(c)) => Some(l.min(c)),
+        (l, c) => l.or(c),
+    };
+    let offset = eval_count(plan.offset.as_ref(), cx, false)?.unwrap_or(0);
+    if limit == Some(0) {
+        return Ok(0);
+    }
+    let streaming = plan.agg.is_none() && plan.order.is_empty() && !plan.distinct;
+    let mut out = Output {
+        emit,
+        offset,
+        limit,
+        emitted: 0,
+        skipped: 0,
+    };
+    let mut collected: Vec<(Vec<Value>, Vec<Value>)> = Vec::new();
 
     if let Some(agg) = &plan.agg {
         let mut groups: BTreeMap<Vec<Value>, Vec<AggState>> = BTreeMap::new();

@@ -129,6 +129,16 @@ pub enum Expr {
         sub: usize,
         negated: bool,
     },
+    /// A correlated subquery (`Plan::subplans[sub]`), run for the current row: scalar,
+    /// EXISTS, or `expr [NOT] IN` (then `expr` is set).
+    Correlated {
+        sub: usize,
+        kind: crate::plan::SubKind,
+        expr: Option<Box<Expr>>,
+        negated: bool,
+    },
+    /// Inside a correlated subquery: column `i` of the enclosing query's row.
+    OuterColumn(usize),
 }
 
 /// What a subquery produced, for the expressions that refer to it.
@@ -143,6 +153,8 @@ pub enum SubResult {
     },
     /// A subquery in FROM: its rows.
     Rows(Vec<Vec<Value>>),
+    /// A correlated subquery: nothing ahead of time.
+    Correlated,
 }
 
 impl Expr {
@@ -150,12 +162,26 @@ impl Expr {
         Box::new(self)
     }
 
+    pub fn correlated(
+        sub: usize,
+        kind: crate::plan::SubKind,
+        expr: Option<Box<Expr>>,
+        negated: bool,
+    ) -> Expr {
+        Expr::Correlated {
+            sub,
+            kind,
+            expr,
+            negated,
+        }
+    }
+
     /// Whether the expression's value is the same for every row of one execution (no
     /// column references, no volatile functions): usable as an index key.
     pub fn is_row_independent(&self) -> bool {
         let mut ok = true;
         self.walk(&mut |e| match e {
-            Expr::Column(_) | Expr::Agg(_) => ok = false,
+            Expr::Column(_) | Expr::Agg(_) | Expr::Correlated { .. } => ok = false,
             Expr::Func(f, _) if f.is_volatile() => ok = false,
             _ => {}
         });
@@ -172,8 +198,14 @@ impl Expr {
             | Expr::Column(_)
             | Expr::Agg(_)
             | Expr::Subquery(_)
-            | Expr::Exists(_) => {}
+            | Expr::Exists(_)
+            | Expr::OuterColumn(_) => {}
             Expr::InSubquery { expr, .. } => expr.walk(f),
+            Expr::Correlated { expr, .. } => {
+                if let Some(e) = expr {
+                    e.walk(f);
+                }
+            }
             Expr::Not(a) | Expr::Neg(a) | Expr::IsNull(a, _) | Expr::IsBool(a, _, _) => a.walk(f),
             Expr::Cast { expr, .. } => expr.walk(f),
             Expr::And(a, b)
@@ -237,7 +269,22 @@ impl Expr {
             | Expr::Column(_)
             | Expr::Agg(_)
             | Expr::Subquery(_)
-            | Expr::Exists(_)) => e,
+            | Expr::Exists(_)
+            | Expr::OuterColumn(_)) => e,
+            Expr::Correlated {
+                sub,
+                kind,
+                expr,
+                negated,
+            } => Expr::Correlated {
+                sub,
+                kind,
+                expr: match expr {
+                    Some(e) => Some(m!(e)?),
+                    None => None,
+                },
+                negated,
+            },
             Expr::InSubquery { expr, sub, negated } => Expr::InSubquery {
                 expr: m!(expr)?,
                 sub,
@@ -342,6 +389,55 @@ pub struct EvalCx<'a> {
     pub env: &'a Env<'a>,
     /// Results of the statement's subqueries, by index (empty when it has none).
     pub subqueries: &'a [SubResult],
+    /// What a correlated subquery needs to run (`None` where there are none).
+    pub exec: Option<&'a SubExec<'a>>,
+    /// Inside a correlated subquery: the enclosing query's current row.
+    pub outer: &'a [Value],
+}
+
+/// The statement's subqueries and what they read, for running correlated ones per row.
+pub struct SubExec<'a> {
+    pub plans: &'a [crate::plan::SubPlan],
+    pub tables: &'a crate::exec::Tables,
+    pub snapshot: storage::Snapshot,
+    pub engine: &'a Engine,
+    pub check: &'a crate::exec::Check<'a>,
+}
+
+impl SubExec<'_> {
+    /// Runs correlated subquery `sub` for the enclosing row `outer`; returns at most `cap`
+    /// rows.
+    fn rows(
+        &self,
+        sub: usize,
+        outer: &[Value],
+        cx: &EvalCx<'_>,
+        cap: u64,
+    ) -> Result<Vec<Vec<Value>>, PgError> {
+        let sp = self
+            .plans
+            .get(sub)
+            .ok_or_else(|| PgError::internal("correlated subquery plan missing"))?;
+        let input = crate::exec::select::Input {
+            table: sp.plan.table.as_deref().and_then(|n| self.tables.get(n)),
+            tables: Some(self.tables),
+            snapshot: self.snapshot,
+            engine: self.engine,
+        };
+        let inner = EvalCx {
+            params: cx.params,
+            env: cx.env,
+            subqueries: cx.subqueries,
+            exec: cx.exec,
+            outer,
+        };
+        let mut rows = Vec::new();
+        crate::exec::select::run_rows(&sp.plan, &input, &inner, self.check, Some(cap), &mut |r| {
+            rows.push(r);
+            Ok(())
+        })?;
+        Ok(rows)
+    }
 }
 
 fn truth(v: &Value) -> Result<Option<bool>, PgError> {
@@ -525,6 +621,65 @@ pub fn eval(e: &Expr, row: &[Value], cx: &EvalCx<'_>) -> Result<Value, PgError> 
             Some(SubResult::Exists(b)) => Value::Bool(*b),
             _ => return Err(PgError::internal("EXISTS subquery result missing")),
         },
+        Expr::OuterColumn(i) => cx
+            .outer
+            .get(*i)
+            .cloned()
+            .ok_or_else(|| PgError::internal("outer column out of range"))?,
+        Expr::Correlated {
+            sub,
+            kind,
+            expr,
+            negated,
+        } => {
+            let exec = cx
+                .exec
+                .ok_or_else(|| PgError::internal("correlated subquery without its executor"))?;
+            match kind {
+                crate::plan::SubKind::Exists => {
+                    let found = !exec.rows(*sub, row, cx, 1)?.is_empty();
+                    Value::Bool(found != *negated)
+                }
+                crate::plan::SubKind::Scalar => {
+                    let mut rows = exec.rows(*sub, row, cx, 2)?;
+                    if rows.len() > 1 {
+                        return Err(PgError::new(
+                            base::SqlState("21000"),
+                            "more than one row returned by a subquery used as an expression",
+                        ));
+                    }
+                    rows.pop()
+                        .and_then(|r| r.into_iter().next())
+                        .unwrap_or(Value::Null)
+                }
+                crate::plan::SubKind::In | crate::plan::SubKind::Rows => {
+                    let subject = expr
+                        .as_ref()
+                        .ok_or_else(|| PgError::internal("IN subquery without its operand"))?;
+                    let x = eval(subject, row, cx)?;
+                    let rows = exec.rows(*sub, row, cx, u64::MAX)?;
+                    if rows.is_empty() {
+                        return Ok(Value::Bool(*negated));
+                    }
+                    if x.is_null() {
+                        return Ok(Value::Null);
+                    }
+                    let mut saw_null = false;
+                    for r in rows {
+                        match r.into_iter().next() {
+                            Some(v) if v.is_null() => saw_null = true,
+                            Some(v) if v == x => return Ok(Value::Bool(!negated)),
+                            _ => {}
+                        }
+                    }
+                    if saw_null {
+                        Value::Null
+                    } else {
+                        Value::Bool(*negated)
+                    }
+                }
+            }
+        }
         Expr::InSubquery { expr, sub, negated } => {
             let Some(SubResult::Set { values, has_null }) = cx.subqueries.get(*sub) else {
                 return Err(PgError::internal("IN subquery result missing"));

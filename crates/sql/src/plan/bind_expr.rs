@@ -277,6 +277,13 @@ pub struct Binder<'r> {
     pub sub_tables: Vec<super::TableBinding>,
     /// The result columns of the subquery bound last (FROM subqueries need them all).
     pub sub_fields: Vec<crate::api::FieldInfo>,
+    /// While binding a subquery in an expression: the enclosing query's scope, where names
+    /// the subquery does not have are looked up (becoming `Expr::OuterColumn`).
+    outer: Option<Scope>,
+    /// Scopes of the queries further out (names found there are not supported).
+    outer_deeper: Vec<Scope>,
+    /// Whether the subquery being bound used `outer`.
+    correlated: std::cell::Cell<bool>,
 }
 
 impl<'r> Binder<'r> {
@@ -291,6 +298,9 @@ impl<'r> Binder<'r> {
             subplans: Vec::new(),
             sub_tables: Vec::new(),
             sub_fields: Vec::new(),
+            outer: None,
+            outer_deeper: Vec::new(),
+            correlated: std::cell::Cell::new(false),
         }
     }
 
@@ -446,8 +456,32 @@ impl<'r> Binder<'r> {
     }
 
     fn column(&self, qualifier: Option<&str>, name: &str, scope: &Scope) -> Result<Bound, PgError> {
-        let i = scope.resolve(qualifier, name)?;
-        Ok((Expr::Column(i), scope.cols[i].ty))
+        match scope.resolve(qualifier, name) {
+            Ok(i) => Ok((Expr::Column(i), scope.cols[i].ty)),
+            Err(e)
+                if e.code == sqlstate::UNDEFINED_COLUMN || e.code == sqlstate::UNDEFINED_TABLE =>
+            {
+                // Inside a subquery, a name of the enclosing query: a correlated reference.
+                match self.outer.as_ref().map(|o| (o, o.resolve(qualifier, name))) {
+                    Some((o, Ok(i))) => {
+                        self.correlated.set(true);
+                        Ok((Expr::OuterColumn(i), o.cols[i].ty))
+                    }
+                    _ if self
+                        .outer_deeper
+                        .iter()
+                        .any(|o| o.resolve(qualifier, name).is_ok()) =>
+                    {
+                        Err(
+                            unsupported("subqueries referring to a query more than one level out")
+                                .with_detail(e.message),
+                        )
+                    }
+                    _ => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Binds an expression in `scope`. Deep trees grow the stack instead of overflowing it
@@ -651,10 +685,17 @@ impl<'r> Binder<'r> {
             E::Position { expr, r#in } => self.call_exprs("strpos", &[r#in, expr], scope),
             E::Subquery(q) => {
                 let (i, ty) = self.subquery(q, SubKind::Scalar, scope)?;
+                if self.subplans[i].correlated {
+                    return Ok((Expr::correlated(i, SubKind::Scalar, None, false), ty));
+                }
                 Ok((Expr::Subquery(i), ty))
             }
             E::Exists { subquery, negated } => {
                 let (i, _) = self.subquery(subquery, SubKind::Exists, scope)?;
+                if self.subplans[i].correlated {
+                    let e = Expr::correlated(i, SubKind::Exists, None, *negated);
+                    return Ok((e, DataType::Bool));
+                }
                 let e = Expr::Exists(i);
                 Ok((
                     if *negated { Expr::Not(e.boxed()) } else { e },
@@ -965,6 +1006,10 @@ impl<'r> Binder<'r> {
             );
             self.subplans[i].plan.projection[0] = self.coerce((p, st), t, How::Implicit)?;
         }
+        if self.subplans[i].correlated {
+            let e = Expr::correlated(i, SubKind::In, Some(subject.boxed()), negated);
+            return Ok((e, DataType::Bool));
+        }
         Ok((
             Expr::InSubquery {
                 expr: subject.boxed(),
@@ -985,34 +1030,27 @@ impl<'r> Binder<'r> {
         let Some(resolve) = self.resolve else {
             return Err(unsupported("subqueries in this context"));
         };
-        // The subquery has its own aggregates and clauses.
+        // The subquery has its own aggregates and clauses; names it lacks are looked up in
+        // the enclosing query (one level: a subquery inside it looks only at it).
         let aggs = std::mem::take(&mut self.aggs);
         let mode = self.agg_mode;
+        let saved_outer = self.outer.replace(outer.clone());
+        if let Some(o) = &saved_outer {
+            self.outer_deeper.push(o.clone());
+        }
+        let saved_correlated = self.correlated.replace(false);
         let r = super::select::bind_query(self, q, resolve);
+        let correlated = self.correlated.replace(saved_correlated);
+        if saved_outer.is_some() {
+            self.outer_deeper.pop();
+        }
+        self.outer = saved_outer;
         self.aggs = aggs;
         self.agg_mode = mode;
-        let (plan, fields, tables) = r.map_err(|e| {
-            // A name the subquery could not find but the outer query has: a correlated
-            // subquery, which lockstep does not run.
-            let quoted = e.message.split('"').nth(1).unwrap_or("");
-            let outer = match e.code {
-                c if c == sqlstate::UNDEFINED_TABLE => outer
-                    .cols
-                    .iter()
-                    .any(|c| c.qualifier.as_deref() == Some(quoted)),
-                c if c == sqlstate::UNDEFINED_COLUMN => {
-                    let name = quoted.rsplit('.').next().unwrap_or(quoted);
-                    outer.cols.iter().any(|c| c.name == name)
-                }
-                _ => false,
-            };
-            if outer {
-                unsupported("correlated subqueries (a subquery referring to the outer query)")
-                    .with_detail(e.message)
-            } else {
-                e
-            }
-        })?;
+        let (plan, fields, tables) = r?;
+        if correlated && kind == SubKind::Rows {
+            return Err(unsupported("LATERAL"));
+        }
         for t in tables {
             if !self.sub_tables.iter().any(|x| x.name == t.name) {
                 self.sub_tables.push(t);
@@ -1029,7 +1067,11 @@ impl<'r> Binder<'r> {
             ));
         }
         let ty = fields.first().map_or(DataType::Bool, |f| f.data_type);
-        self.subplans.push(super::SubPlan { plan, kind });
+        self.subplans.push(super::SubPlan {
+            plan,
+            kind,
+            correlated,
+        });
         self.sub_fields = fields;
         Ok((self.subplans.len() - 1, ty))
     }

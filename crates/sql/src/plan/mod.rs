@@ -66,12 +66,16 @@ pub enum Source {
     Join(Box<JoinPlan>),
 }
 
-/// An uncorrelated subquery in an expression: run once per execution, before the statement
-/// reads anything, its result then stands in for it (`Expr::Subquery` and friends).
+/// A subquery in an expression. An uncorrelated one runs once per execution, before the
+/// statement reads anything, and its result stands in for it (`Expr::Subquery` and
+/// friends); a correlated one runs for each row that evaluates it.
 #[derive(Clone, Debug)]
 pub struct SubPlan {
     pub plan: SelectPlan,
     pub kind: SubKind,
+    /// It refers to the enclosing query's row (`Expr::OuterColumn`): it runs once per row
+    /// that evaluates it (`Expr::Correlated`), not once before the statement.
+    pub correlated: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -851,6 +851,10 @@ fn regroup(e: Expr, groups: &[Expr], ngroups: usize, scope: &Scope) -> Result<Ex
     }
     match e {
         Expr::Agg(i) => Ok(Expr::Column(ngroups + i)),
+        // Its outer references index the input row, which no longer exists after grouping.
+        Expr::Correlated { .. } => Err(unsupported(
+            "correlated subqueries in the select list, HAVING or ORDER BY of a grouped query",
+        )),
         Expr::Column(c) => {
             let name = scope
                 .cols

@@ -21,7 +21,7 @@ use super::{Session, XactKind};
 use crate::api::{ExecOutcome, Prepared, RowSink};
 use crate::exec::select::Input;
 use crate::exec::{Check, Tables, ddl, dml, select};
-use crate::expr::{Effect, Env, EvalCx, SubResult};
+use crate::expr::{Effect, Env, EvalCx, SubExec, SubResult};
 use crate::parse::Template;
 use crate::plan::{Plan, PlanKind, SubKind, plan_statement};
 
@@ -327,12 +327,26 @@ impl Session {
         };
         // Subqueries run first, each once, in order (a nested one before its parent), with
         // the statement's snapshot; their results stand in for them while the statement runs.
+        let sub_exec = SubExec {
+            plans: &plan.subplans,
+            tables: &tables,
+            snapshot,
+            engine,
+            check: &check,
+        };
         let mut subqueries: Vec<SubResult> = Vec::with_capacity(plan.subplans.len());
         for sp in &plan.subplans {
+            if sp.correlated {
+                // Runs per row, when evaluated (see `Expr::Correlated`).
+                subqueries.push(SubResult::Correlated);
+                continue;
+            }
             let cx = EvalCx {
                 params: &slots,
                 env: &env,
                 subqueries: &subqueries,
+                exec: Some(&sub_exec),
+                outer: &[],
             };
             let input = Input {
                 table: sp.plan.table.as_deref().and_then(|n| tables.get(n)),
@@ -388,6 +402,8 @@ impl Session {
             params: &slots,
             env: &env,
             subqueries: &subqueries,
+            exec: Some(&sub_exec),
+            outer: &[],
         };
         if let PlanKind::Select(sp) = &plan.kind {
             await_promote(sp, &cx).await?;

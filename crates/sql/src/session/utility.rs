@@ -480,6 +480,8 @@ impl Session {
         };
         let cx = EvalCx {
             subqueries: &[],
+            exec: None,
+            outer: &[],
             params: &[],
             env: &env,
         };
