@@ -25,7 +25,7 @@ use super::{Check, Tables, compare_keys, eval_count, for_each_match, project};
 use crate::engine::Engine;
 use crate::expr::agg::AggState;
 use crate::expr::{EvalCx, eval, eval_filter};
-use crate::plan::{Access, JoinKind, JoinPlan, JoinRel, SelectPlan, Source};
+use crate::plan::{Access, JoinKind, JoinPlan, JoinRel, SelectPlan, SetOp, SetOpPlan, Source};
 use crate::views;
 
 /// Where result rows go.
@@ -248,6 +248,14 @@ fn visit_input(
             }
             Ok(())
         }
+        Source::SetOp(s) => {
+            for row in set_op_rows(s, input, cx, check)? {
+                if pass(&row)? && !visit(&row)? {
+                    break;
+                }
+            }
+            Ok(())
+        }
         Source::Join(j) => {
             for row in join_rows(j, input, cx, check)? {
                 if pass(&row)? && !visit(&row)? {
@@ -271,6 +279,79 @@ fn visit_input(
             )
         }
     }
+}
+
+/// The rows of `left UNION/INTERSECT/EXCEPT [ALL] right` (rows compare as in DISTINCT:
+/// NULLs equal). Without ALL the result has no duplicates; with it, INTERSECT keeps a row as
+/// often as both sides have it, EXCEPT as often as the left has it more than the right.
+fn set_op_rows(
+    s: &SetOpPlan,
+    input: &Input<'_>,
+    cx: &EvalCx<'_>,
+    check: &Check<'_>,
+) -> Result<Vec<Vec<Value>>, PgError> {
+    let side = |plan: &SelectPlan| -> Result<Vec<Vec<Value>>, PgError> {
+        let side_input = Input {
+            table: plan
+                .table
+                .as_deref()
+                .and_then(|n| input.tables.and_then(|t| t.get(n))),
+            tables: input.tables,
+            snapshot: input.snapshot,
+            engine: input.engine,
+        };
+        let mut rows = Vec::new();
+        run_rows(plan, &side_input, cx, check, None, &mut |r| {
+            rows.push(r);
+            Ok(())
+        })?;
+        Ok(rows)
+    };
+    let left = side(&s.left)?;
+    let right = side(&s.right)?;
+    let mut out = Vec::new();
+    match (s.op, s.all) {
+        (SetOp::Union, true) => {
+            out = left;
+            out.extend(right);
+        }
+        (SetOp::Union, false) => {
+            let mut seen: BTreeSet<Vec<Value>> = BTreeSet::new();
+            for r in left.into_iter().chain(right) {
+                if seen.insert(r.clone()) {
+                    out.push(r);
+                }
+            }
+        }
+        (SetOp::Intersect | SetOp::Except, _) => {
+            let mut counts: BTreeMap<Vec<Value>, u64> = BTreeMap::new();
+            for r in right {
+                *counts.entry(r).or_default() += 1;
+            }
+            let mut seen: BTreeSet<Vec<Value>> = BTreeSet::new();
+            for r in left {
+                let c = counts.get_mut(&r);
+                let in_right = c.as_ref().is_some_and(|c| **c > 0);
+                let keep = match s.op {
+                    SetOp::Intersect => in_right,
+                    _ => !in_right,
+                };
+                if s.all {
+                    if let Some(c) = c
+                        && *c > 0
+                    {
+                        *c -= 1;
+                    }
+                    if keep {
+                        out.push(r);
+                    }
+                } else if keep && seen.insert(r.clone()) {
+                    out.push(r);
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// One join item's rows.

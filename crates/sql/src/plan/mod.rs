@@ -64,6 +64,25 @@ pub enum Source {
     /// Several FROM items joined (`a JOIN b ON ...`, `a, b`): the input row is the items'
     /// columns side by side, in FROM order.
     Join(Box<JoinPlan>),
+    /// `left UNION/INTERSECT/EXCEPT [ALL] right`: the input rows are the combined result
+    /// rows (both sides already converted to the result's column types).
+    SetOp(Box<SetOpPlan>),
+}
+
+#[derive(Clone, Debug)]
+pub struct SetOpPlan {
+    pub op: SetOp,
+    /// `ALL`: keep duplicates (multiset semantics for INTERSECT/EXCEPT).
+    pub all: bool,
+    pub left: SelectPlan,
+    pub right: SelectPlan,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SetOp {
+    Union,
+    Intersect,
+    Except,
 }
 
 /// A subquery in an expression. An uncorrelated one runs once per execution, before the

@@ -16,8 +16,9 @@ use sqlparser::ast;
 
 use super::bind_expr::{AggMode, Binder, How, Scope, column_name, ident_name, name_parts};
 use super::{
-    AggPlan, JoinItem, JoinKind, JoinPlan, JoinRel, Relation, Resolver, SelectPlan, SortKey,
-    Source, SubKind, TableBinding, View, access, field, relation_name, resolve_table,
+    AggPlan, JoinItem, JoinKind, JoinPlan, JoinRel, Relation, Resolver, SelectPlan, SetOp,
+    SetOpPlan, SortKey, Source, SubKind, TableBinding, View, access, field, relation_name,
+    resolve_table,
 };
 use crate::api::FieldInfo;
 use crate::expr::Expr;
@@ -55,9 +56,12 @@ pub fn bind_query(
             }
             return Err(unsupported("parenthesized queries with ORDER BY or LIMIT"));
         }
-        ast::SetExpr::SetOperation { op, .. } => {
-            return Err(unsupported(&op.to_string().to_uppercase()));
-        }
+        ast::SetExpr::SetOperation {
+            op,
+            set_quantifier,
+            left,
+            right,
+        } => return bind_set_operation(b, q, op, set_quantifier, left, right, resolve),
         ast::SetExpr::Values(_) => return Err(unsupported("VALUES lists as queries")),
         _ => return Err(unsupported("this kind of query")),
     };
@@ -345,6 +349,170 @@ pub fn bind_query(
         offset,
         for_update: for_update && table.is_some(),
         table: table.as_ref().map(|t| t.name.clone()),
+    };
+    Ok((plan, fields, tables))
+}
+
+/// `left UNION/INTERSECT/EXCEPT [ALL] right` with the query's ORDER BY / LIMIT / OFFSET over
+/// the combined rows.
+#[allow(clippy::too_many_arguments)]
+fn bind_set_operation(
+    b: &mut Binder,
+    q: &ast::Query,
+    op: &ast::SetOperator,
+    quantifier: &ast::SetQuantifier,
+    left: &ast::SetExpr,
+    right: &ast::SetExpr,
+    resolve: Resolver<'_>,
+) -> Result<(SelectPlan, Vec<FieldInfo>, Vec<TableBinding>), PgError> {
+    let (op, name) = match op {
+        ast::SetOperator::Union => (SetOp::Union, "UNION"),
+        ast::SetOperator::Intersect => (SetOp::Intersect, "INTERSECT"),
+        ast::SetOperator::Except => (SetOp::Except, "EXCEPT"),
+        other => return Err(unsupported(&other.to_string().to_uppercase())),
+    };
+    let all = match quantifier {
+        ast::SetQuantifier::All => true,
+        ast::SetQuantifier::Distinct | ast::SetQuantifier::None => false,
+        other => return Err(unsupported(&format!("{name} {other}"))),
+    };
+    if !q.locks.is_empty() {
+        return Err(PgError::new(
+            sqlstate::FEATURE_NOT_SUPPORTED,
+            format!("FOR UPDATE is not allowed with {name}"),
+        ));
+    }
+    let side = |e: &ast::SetExpr| ast::Query {
+        with: None,
+        body: Box::new(e.clone()),
+        order_by: None,
+        limit_clause: None,
+        fetch: None,
+        locks: Vec::new(),
+        for_clause: None,
+        settings: None,
+        format_clause: None,
+        pipe_operators: Vec::new(),
+    };
+    let (mut lp, lf, mut tables) = bind_query(b, &side(left), resolve)?;
+    let (mut rp, rf, rt) = bind_query(b, &side(right), resolve)?;
+    for t in rt {
+        if !tables.iter().any(|x| x.name == t.name) {
+            tables.push(t);
+        }
+    }
+    if lf.len() != rf.len() {
+        return Err(PgError::syntax(format!(
+            "each {name} query must have the same number of columns"
+        )));
+    }
+    // Each column takes the type both sides resolve to, as PostgreSQL's
+    // select_common_type does; the sides' projections convert to it.
+    let mut fields = Vec::with_capacity(lf.len());
+    let mut scope = Scope::empty();
+    for (i, (l, r)) in lf.iter().zip(&rf).enumerate() {
+        let t = super::coerce::common_type(&[l.data_type, r.data_type], name)?;
+        for (plan, f) in [(&mut lp, l), (&mut rp, r)] {
+            if f.data_type != t {
+                let e = std::mem::replace(&mut plan.projection[i], Expr::Const(Value::Null));
+                plan.projection[i] = b.coerce((e, f.data_type), t, How::Implicit)?;
+            }
+        }
+        fields.push(field(l.name.clone(), t, None));
+        scope.cols.push(super::bind_expr::ScopeCol {
+            name: l.name.clone(),
+            qualifier: None,
+            ty: t,
+            table_oid: 0,
+            attnum: 0,
+            qualified_only: false,
+        });
+    }
+    // ORDER BY: result column names or positions only, as PostgreSQL requires here.
+    let mut order = Vec::new();
+    if let Some(ob) = &q.order_by {
+        let ast::OrderByKind::Expressions(exprs) = &ob.kind else {
+            return Err(unsupported("ORDER BY ALL"));
+        };
+        for o in exprs {
+            let col = match &o.expr {
+                ast::Expr::Value(v) if matches!(v.value, ast::Value::Number(..)) => {
+                    let ast::Value::Number(n, _) = &v.value else {
+                        return Err(PgError::internal("number literal"));
+                    };
+                    let pos: usize = n
+                        .parse()
+                        .map_err(|_| PgError::syntax("non-integer constant in ORDER BY"))?;
+                    if pos == 0 || pos > fields.len() {
+                        return Err(PgError::new(
+                            sqlstate::INVALID_COLUMN_REFERENCE,
+                            format!("ORDER BY position {pos} is not in select list"),
+                        ));
+                    }
+                    pos - 1
+                }
+                ast::Expr::Identifier(id) => scope.resolve(None, &ident_name(id))?,
+                _ => {
+                    return Err(PgError::new(
+                        sqlstate::FEATURE_NOT_SUPPORTED,
+                        "invalid UNION/INTERSECT/EXCEPT ORDER BY clause",
+                    )
+                    .with_detail("Only result column names can be used, not expressions or functions.")
+                    .with_hint(format!(
+                        "Add the expression/function to every SELECT, or move the {name} into a FROM clause."
+                    )));
+                }
+            };
+            let desc = matches!(o.options.sort, Some(ast::OrderBySort::Desc));
+            order.push(SortKey {
+                expr: Expr::Column(col),
+                desc,
+                nulls_first: o.options.nulls_first.unwrap_or(desc),
+            });
+        }
+    }
+    b.agg_mode = AggMode::Forbidden("LIMIT");
+    let (limit, offset) = match &q.limit_clause {
+        None => (None, None),
+        Some(ast::LimitClause::LimitOffset {
+            limit,
+            offset,
+            limit_by,
+        }) => {
+            if !limit_by.is_empty() {
+                return Err(unsupported("LIMIT BY"));
+            }
+            let l = match limit {
+                Some(e) => Some(bind_count(b, e, "LIMIT")?),
+                None => None,
+            };
+            let o = match offset {
+                Some(o) => Some(bind_count(b, &o.value, "OFFSET")?),
+                None => None,
+            };
+            (l, o)
+        }
+        Some(ast::LimitClause::OffsetCommaLimit { .. }) => {
+            return Err(PgError::syntax("LIMIT #,# syntax is not supported"));
+        }
+    };
+    let n = fields.len();
+    let plan = SelectPlan {
+        source: Source::SetOp(Box::new(SetOpPlan {
+            op,
+            all,
+            left: lp,
+            right: rp,
+        })),
+        filter: None,
+        agg: None,
+        projection: (0..n).map(Expr::Column).collect(),
+        order,
+        distinct: false,
+        limit,
+        offset,
+        for_update: false,
+        table: None,
     };
     Ok((plan, fields, tables))
 }
