@@ -172,6 +172,8 @@ const SEEDS: &[&str] = &[
     "SELECT date_trunc('hour', now()), extract(epoch from now()), now() AT TIME ZONE 'Asia/Tokyo'",
     "SELECT a, (SELECT max(b) FROM t) FROM t WHERE a IN (SELECT a FROM t WHERE b IS NOT NULL) AND NOT EXISTS (SELECT 1 FROM t WHERE a < 0)",
     "SELECT s.a FROM (SELECT a, count(*) AS n FROM t GROUP BY a) s JOIN t ON t.a = s.a",
+    "WITH x (n) AS (SELECT a FROM t), y AS (SELECT n FROM x) SELECT n FROM y UNION SELECT a FROM t EXCEPT ALL SELECT 1 ORDER BY 1 LIMIT 2",
+    "SELECT a FROM t WHERE EXISTS (SELECT 1 FROM t u WHERE u.a = t.a AND u.b IN (SELECT b FROM t v WHERE v.a = u.a))",
     "vacuum analyze t",
     "SET LOCAL statement_timeout = '1s'",
     "SELECT CASE WHEN a > 1 THEN 'a' ELSE NULL END, coalesce(b, 'z'), a::text FROM t",

@@ -284,6 +284,8 @@ pub struct Binder<'r> {
     outer_deeper: Vec<Scope>,
     /// Whether the subquery being bound used `outer`.
     correlated: std::cell::Cell<bool>,
+    /// The WITH queries in scope, innermost last: (name, column names given, query).
+    pub ctes: Vec<(String, Vec<String>, Box<ast::Query>)>,
 }
 
 impl<'r> Binder<'r> {
@@ -301,6 +303,7 @@ impl<'r> Binder<'r> {
             outer: None,
             outer_deeper: Vec::new(),
             correlated: std::cell::Cell::new(false),
+            ctes: Vec::new(),
         }
     }
 

@@ -42,8 +42,35 @@ pub fn bind_query(
     q: &ast::Query,
     resolve: Resolver<'_>,
 ) -> Result<(SelectPlan, Vec<FieldInfo>, Vec<TableBinding>), PgError> {
-    if q.with.is_some() {
-        return Err(unsupported("WITH"));
+    if let Some(with) = &q.with {
+        if with.recursive {
+            return Err(unsupported("WITH RECURSIVE"));
+        }
+        // Each WITH query becomes a subquery in FROM wherever it is named; it sees only
+        // the ones before it.
+        let depth = b.ctes.len();
+        for cte in &with.cte_tables {
+            let name = ident_name(&cte.alias.name);
+            if b.ctes[depth..].iter().any(|(n, _, _)| *n == name) {
+                b.ctes.truncate(depth);
+                return Err(PgError::new(
+                    sqlstate::DUPLICATE_ALIAS,
+                    format!("WITH query name \"{name}\" specified more than once"),
+                ));
+            }
+            let cols = cte
+                .alias
+                .columns
+                .iter()
+                .map(|c| ident_name(&c.name))
+                .collect();
+            b.ctes.push((name, cols, cte.query.clone()));
+        }
+        let mut inner = q.clone();
+        inner.with = None;
+        let r = bind_query(b, &inner, resolve);
+        b.ctes.truncate(depth);
+        return r;
     }
     if q.fetch.is_some() {
         return Err(unsupported("FETCH FIRST"));
@@ -531,7 +558,9 @@ fn bind_from(
     from: &[ast::TableWithJoins],
     resolve: Resolver<'_>,
 ) -> Result<(SourceKind, Scope, Vec<TableBinding>), PgError> {
-    let derived = |f: &ast::TableFactor| matches!(f, ast::TableFactor::Derived { .. });
+    let derived = |f: &ast::TableFactor| {
+        matches!(f, ast::TableFactor::Derived { .. }) || cte_ref(b, f).is_some()
+    };
     match from {
         [] => return Ok((SourceKind::None, Scope::empty(), Vec::new())),
         // A lone subquery in FROM runs as a one-item join (its rows are materialised).
@@ -607,6 +636,33 @@ fn join_item(
     tables: &mut Vec<TableBinding>,
     items: &mut Vec<JoinItem>,
 ) -> Result<(), PgError> {
+    if let Some(i) = cte_ref(b, factor) {
+        let ast::TableFactor::Table { alias, .. } = factor else {
+            return Err(PgError::internal("WITH reference that is not a name"));
+        };
+        let (name, cols, query) = b.ctes[i].clone();
+        let q = alias.as_ref().map_or(name, |a| ident_name(&a.name));
+        // Bound as a subquery that sees only the WITH queries before it.
+        let later = b.ctes.split_off(i);
+        let r = b.subquery(&query, SubKind::Rows, &Scope::empty());
+        b.ctes.extend(later);
+        let (sub, _) = r?;
+        let mut fields = std::mem::take(&mut b.sub_fields);
+        if cols.len() > fields.len() {
+            return Err(PgError::new(
+                sqlstate::INVALID_COLUMN_REFERENCE,
+                format!(
+                    "WITH query \"{q}\" has {} columns available but {} columns specified",
+                    fields.len(),
+                    cols.len()
+                ),
+            ));
+        }
+        for (f, c) in fields.iter_mut().zip(cols) {
+            f.name = c;
+        }
+        return derived_item(b, sub, fields, q, kind, constraint, scope, items);
+    }
     if let ast::TableFactor::Derived {
         lateral,
         subquery,
@@ -625,48 +681,10 @@ fn join_item(
             return Err(unsupported("column aliases in FROM"));
         }
         let q = ident_name(&alias.name);
-        let left_width = scope.cols.len();
         // The subquery sees no columns of the FROM items beside it (no LATERAL).
         let (i, _) = b.subquery(subquery, SubKind::Rows, &Scope::empty())?;
         let fields = std::mem::take(&mut b.sub_fields);
-        if scope
-            .cols
-            .iter()
-            .any(|c| c.qualifier.as_deref() == Some(q.as_str()))
-        {
-            return Err(PgError::new(
-                sqlstate::DUPLICATE_ALIAS,
-                format!("table name \"{q}\" specified more than once"),
-            ));
-        }
-        let width = fields.len();
-        for (k, f) in fields.iter().enumerate() {
-            scope.cols.push(super::bind_expr::ScopeCol {
-                name: f.name.clone(),
-                qualifier: Some(q.clone()),
-                ty: f.data_type,
-                table_oid: 0,
-                attnum: i16::try_from(k + 1).unwrap_or(0),
-                qualified_only: false,
-            });
-        }
-        let on = join_condition(b, kind, constraint, scope, left_width)?;
-        let mut hash_keys = Vec::new();
-        if let Some(e) = &on {
-            equal_columns(e, left_width, scope, &mut hash_keys);
-        }
-        items.push(JoinItem {
-            rel: JoinRel::Derived(i),
-            width,
-            kind: if items.is_empty() {
-                JoinKind::Inner
-            } else {
-                kind
-            },
-            on,
-            hash_keys,
-        });
-        return Ok(());
+        return derived_item(b, i, fields, q, kind, constraint, scope, items);
     }
     let ast::TableFactor::Table {
         name, alias, args, ..
@@ -729,6 +747,77 @@ fn join_item(
         hash_keys,
     });
     Ok(())
+}
+
+/// A subquery's rows (`Plan::subplans[sub]`, columns `fields`) joined as FROM item `q`.
+#[allow(clippy::too_many_arguments)]
+fn derived_item(
+    b: &mut Binder,
+    sub: usize,
+    fields: Vec<FieldInfo>,
+    q: String,
+    kind: JoinKind,
+    constraint: Option<&ast::JoinConstraint>,
+    scope: &mut Scope,
+    items: &mut Vec<JoinItem>,
+) -> Result<(), PgError> {
+    let left_width = scope.cols.len();
+    if scope
+        .cols
+        .iter()
+        .any(|c| c.qualifier.as_deref() == Some(q.as_str()))
+    {
+        return Err(PgError::new(
+            sqlstate::DUPLICATE_ALIAS,
+            format!("table name \"{q}\" specified more than once"),
+        ));
+    }
+    let width = fields.len();
+    for (k, f) in fields.iter().enumerate() {
+        scope.cols.push(super::bind_expr::ScopeCol {
+            name: f.name.clone(),
+            qualifier: Some(q.clone()),
+            ty: f.data_type,
+            table_oid: 0,
+            attnum: i16::try_from(k + 1).unwrap_or(0),
+            qualified_only: false,
+        });
+    }
+    let on = join_condition(b, kind, constraint, scope, left_width)?;
+    let mut hash_keys = Vec::new();
+    if let Some(e) = &on {
+        equal_columns(e, left_width, scope, &mut hash_keys);
+    }
+    items.push(JoinItem {
+        rel: JoinRel::Derived(sub),
+        width,
+        kind: if items.is_empty() {
+            JoinKind::Inner
+        } else {
+            kind
+        },
+        on,
+        hash_keys,
+    });
+    Ok(())
+}
+
+/// The WITH query a FROM item names, if it is an unqualified name of one in scope.
+fn cte_ref(b: &Binder, f: &ast::TableFactor) -> Option<usize> {
+    let ast::TableFactor::Table {
+        name, args: None, ..
+    } = f
+    else {
+        return None;
+    };
+    let [part] = name.0.as_slice() else {
+        return None;
+    };
+    let ast::ObjectNamePart::Identifier(id) = part else {
+        return None;
+    };
+    let n = ident_name(id);
+    b.ctes.iter().rposition(|(c, _, _)| *c == n)
 }
 
 /// Binds a join's ON / USING / NATURAL over the scope that already holds the new item's
