@@ -89,7 +89,13 @@ impl ServerHooks for NodeHooks {
         self.core.in_recovery()
     }
     fn last_wal_receive_lsn(&self) -> Option<Lsn> {
-        self.core.standby.as_ref().map(|s| s.walrcv.flushed_lsn())
+        // Nothing is replayed before it was received; in archive mode the startup process
+        // publishes what it replayed a moment before what it found in the files, so the
+        // maximum keeps the two functions consistent for a reader in between.
+        self.core
+            .standby
+            .as_ref()
+            .map(|s| s.walrcv.flushed_lsn().max(s.replayed_lsn()))
     }
     fn last_wal_replay_lsn(&self) -> Option<Lsn> {
         self.core.standby.as_ref().map(|s| s.replayed_lsn())
