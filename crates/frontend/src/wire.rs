@@ -541,14 +541,7 @@ pub(crate) fn row_description(
 /// CopyInResponse for a text-format COPY of `columns` columns.
 /// CopyOutResponse ('H'): text format overall and per column.
 pub(crate) fn copy_out_response(out: &mut Vec<u8>, columns: usize) {
-    let at = begin(out, b'H');
-    out.push(0);
-    let n = i16::try_from(columns).unwrap_or(i16::MAX);
-    out.extend_from_slice(&n.to_be_bytes());
-    for _ in 0..n {
-        out.extend_from_slice(&0i16.to_be_bytes());
-    }
-    end(out, at);
+    copy_response(out, b'H', columns);
 }
 
 /// CopyData ('d') from the server.
@@ -564,8 +557,13 @@ pub(crate) fn copy_done(out: &mut Vec<u8>) {
     end(out, at);
 }
 
+/// CopyInResponse ('G'): text format overall and per column.
 pub(crate) fn copy_in_response(out: &mut Vec<u8>, columns: usize) {
-    let at = begin(out, b'G');
+    copy_response(out, b'G', columns);
+}
+
+fn copy_response(out: &mut Vec<u8>, msg_type: u8, columns: usize) {
+    let at = begin(out, msg_type);
     out.push(0);
     let n = i16::try_from(columns).unwrap_or(i16::MAX);
     out.extend_from_slice(&n.to_be_bytes());

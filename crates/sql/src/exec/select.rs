@@ -52,19 +52,10 @@ pub async fn run(
     if plan.for_update
         && let (Some(table), Some(txn), Source::Table(access)) = (input.table, txn, &plan.source)
     {
-        let limit = eval_count(plan.limit.as_ref(), cx, true)?;
-        let offset = eval_count(plan.offset.as_ref(), cx, false)?.unwrap_or(0);
-        if limit == Some(0) {
+        let Some(mut out) = output(plan, cx, None, emit)? else {
             return Ok(0);
-        }
-        let streaming = plan.agg.is_none() && plan.order.is_empty() && !plan.distinct;
-        let mut out = Output {
-            emit,
-            offset,
-            limit,
-            emitted: 0,
-            skipped: 0,
         };
+        let streaming = plan.agg.is_none() && plan.order.is_empty() && !plan.distinct;
         let mut collected: Vec<(Vec<Value>, Vec<Value>)> = Vec::new();
         let mut ids: Vec<RowId> = Vec::new();
         for_each_match(
@@ -117,23 +108,10 @@ pub fn run_rows(
     cap: Option<u64>,
     emit: &mut Emit<'_>,
 ) -> Result<u64, PgError> {
-    let limit = eval_count(plan.limit.as_ref(), cx, true)?;
-    let limit = match (limit, cap) {
-        (Some(l), Some(c)) => Some(l.min(c)),
-        (l, c) => l.or(c),
-    };
-    let offset = eval_count(plan.offset.as_ref(), cx, false)?.unwrap_or(0);
-    if limit == Some(0) {
+    let Some(mut out) = output(plan, cx, cap, emit)? else {
         return Ok(0);
-    }
-    let streaming = plan.agg.is_none() && plan.order.is_empty() && !plan.distinct;
-    let mut out = Output {
-        emit,
-        offset,
-        limit,
-        emitted: 0,
-        skipped: 0,
     };
+    let streaming = plan.agg.is_none() && plan.order.is_empty() && !plan.distinct;
     let mut collected: Vec<(Vec<Value>, Vec<Value>)> = Vec::new();
 
     if let Some(agg) = &plan.agg {
@@ -484,6 +462,31 @@ fn join_rows(
         left_width += item.width;
     }
     Ok(left)
+}
+
+/// The plan's LIMIT (capped at `cap`) and OFFSET around `emit`; `None` when nothing is to be
+/// sent (LIMIT 0).
+fn output<'a, 'b>(
+    plan: &SelectPlan,
+    cx: &EvalCx<'_>,
+    cap: Option<u64>,
+    emit: &'a mut Emit<'b>,
+) -> Result<Option<Output<'a, 'b>>, PgError> {
+    let limit = match (eval_count(plan.limit.as_ref(), cx, true)?, cap) {
+        (Some(l), Some(c)) => Some(l.min(c)),
+        (l, c) => l.or(c),
+    };
+    let offset = eval_count(plan.offset.as_ref(), cx, false)?.unwrap_or(0);
+    if limit == Some(0) {
+        return Ok(None);
+    }
+    Ok(Some(Output {
+        emit,
+        offset,
+        limit,
+        emitted: 0,
+        skipped: 0,
+    }))
 }
 
 struct Output<'a, 'b> {

@@ -725,20 +725,11 @@ fn copy(c: &mut Cur<'_>) -> Result<Statement, PgError> {
             }
             None => name,
         };
-        let mut columns = None;
-        if c.eat_kind(TokenKind::LParen) {
-            let mut cols = Vec::new();
-            loop {
-                cols.push(c.name()?);
-                if c.eat_kind(TokenKind::RParen) {
-                    break;
-                }
-                if !c.eat_kind(TokenKind::Comma) {
-                    return Err(c.error());
-                }
-            }
-            columns = Some(cols);
-        }
+        let columns = if c.eat_kind(TokenKind::LParen) {
+            Some(paren_names(c)?)
+        } else {
+            None
+        };
         CopySource::Table { table, columns }
     };
     let to = if c.eat_kw("to") {
@@ -794,15 +785,14 @@ fn copy(c: &mut Cur<'_>) -> Result<Statement, PgError> {
             "COPY force quote only available using COPY TO",
         ));
     }
+    let invalid = |m: &str| PgError::new(sqlstate::INVALID_PARAMETER_VALUE, m);
     if null.contains(['\n', '\r']) {
-        return Err(PgError::new(
-            sqlstate::INVALID_PARAMETER_VALUE,
+        return Err(invalid(
             "COPY null representation cannot use newline or carriage return",
         ));
     }
     if null.contains(char::from(delimiter)) {
-        return Err(PgError::new(
-            sqlstate::INVALID_PARAMETER_VALUE,
+        return Err(invalid(
             "COPY delimiter must not appear in the NULL specification",
         ));
     }
@@ -812,22 +802,18 @@ fn copy(c: &mut Cur<'_>) -> Result<Statement, PgError> {
             || delimiter.is_ascii_digit()
             || delimiter == b'.')
     {
-        return Err(PgError::new(
-            sqlstate::INVALID_PARAMETER_VALUE,
-            format!("COPY delimiter cannot be \"{}\"", char::from(delimiter)),
-        ));
+        return Err(invalid(&format!(
+            "COPY delimiter cannot be \"{}\"",
+            char::from(delimiter)
+        )));
     }
     let csv_format = if csv {
         let quote = opts.quote.unwrap_or(b'"');
         if quote == delimiter {
-            return Err(PgError::new(
-                sqlstate::INVALID_PARAMETER_VALUE,
-                "COPY delimiter and quote must be different",
-            ));
+            return Err(invalid("COPY delimiter and quote must be different"));
         }
         if null.contains(char::from(quote)) {
-            return Err(PgError::new(
-                sqlstate::INVALID_PARAMETER_VALUE,
+            return Err(invalid(
                 "CSV quote character must not appear in the NULL specification",
             ));
         }
@@ -1059,17 +1045,21 @@ fn force_quote_list(c: &mut Cur<'_>) -> Result<super::ForceQuote, PgError> {
     if !c.eat_kind(TokenKind::LParen) {
         return Err(c.error());
     }
+    Ok(super::ForceQuote::Columns(paren_names(c)?))
+}
+
+/// `a, b, c)` after an opening parenthesis.
+fn paren_names(c: &mut Cur<'_>) -> Result<Vec<String>, PgError> {
     let mut cols = Vec::new();
     loop {
         cols.push(c.name()?);
         if c.eat_kind(TokenKind::RParen) {
-            break;
+            return Ok(cols);
         }
         if !c.eat_kind(TokenKind::Comma) {
             return Err(c.error());
         }
     }
-    Ok(super::ForceQuote::Columns(cols))
 }
 
 /// `a, b, c` (the legacy FORCE QUOTE column list).

@@ -300,30 +300,7 @@ pub fn bind_query(
 
     // LIMIT / OFFSET.
     b.agg_mode = AggMode::Forbidden("LIMIT");
-    let (limit, offset) = match &q.limit_clause {
-        None => (None, None),
-        Some(ast::LimitClause::LimitOffset {
-            limit,
-            offset,
-            limit_by,
-        }) => {
-            if !limit_by.is_empty() {
-                return Err(unsupported("LIMIT BY"));
-            }
-            let l = match limit {
-                Some(e) => Some(bind_count(b, e, "LIMIT")?),
-                None => None,
-            };
-            let o = match offset {
-                Some(o) => Some(bind_count(b, &o.value, "OFFSET")?),
-                None => None,
-            };
-            (l, o)
-        }
-        Some(ast::LimitClause::OffsetCommaLimit { .. }) => {
-            return Err(PgError::syntax("LIMIT #,# syntax is not supported"));
-        }
-    };
+    let (limit, offset) = bind_limit(b, q.limit_clause.as_ref())?;
 
     // FOR UPDATE.
     let mut for_update = false;
@@ -499,30 +476,7 @@ fn bind_set_operation(
         }
     }
     b.agg_mode = AggMode::Forbidden("LIMIT");
-    let (limit, offset) = match &q.limit_clause {
-        None => (None, None),
-        Some(ast::LimitClause::LimitOffset {
-            limit,
-            offset,
-            limit_by,
-        }) => {
-            if !limit_by.is_empty() {
-                return Err(unsupported("LIMIT BY"));
-            }
-            let l = match limit {
-                Some(e) => Some(bind_count(b, e, "LIMIT")?),
-                None => None,
-            };
-            let o = match offset {
-                Some(o) => Some(bind_count(b, &o.value, "OFFSET")?),
-                None => None,
-            };
-            (l, o)
-        }
-        Some(ast::LimitClause::OffsetCommaLimit { .. }) => {
-            return Err(PgError::syntax("LIMIT #,# syntax is not supported"));
-        }
-    };
+    let (limit, offset) = bind_limit(b, q.limit_clause.as_ref())?;
     let n = fields.len();
     let plan = SelectPlan {
         source: Source::SetOp(Box::new(SetOpPlan {
@@ -699,7 +653,6 @@ fn join_item(
         return Err(unsupported("column aliases in FROM"));
     }
     let alias = alias.as_ref().map(|a| ident_name(&a.name));
-    let left_width = scope.cols.len();
     let (rel, qualifier, cols) = match relation_name(name)? {
         Relation::View(v) => {
             let q = alias.unwrap_or_else(|| views::name(v).to_owned());
@@ -718,35 +671,7 @@ fn join_item(
             (JoinRel::Table(t), q, cols)
         }
     };
-    if scope
-        .cols
-        .iter()
-        .any(|c| c.qualifier.as_deref() == Some(qualifier.as_str()))
-    {
-        return Err(PgError::new(
-            sqlstate::DUPLICATE_ALIAS,
-            format!("table name \"{qualifier}\" specified more than once"),
-        ));
-    }
-    let width = cols.len();
-    scope.cols.extend(cols);
-    let on = join_condition(b, kind, constraint, scope, left_width)?;
-    let mut hash_keys = Vec::new();
-    if let Some(e) = &on {
-        equal_columns(e, left_width, scope, &mut hash_keys);
-    }
-    items.push(JoinItem {
-        rel,
-        width,
-        kind: if items.is_empty() {
-            JoinKind::Inner
-        } else {
-            kind
-        },
-        on,
-        hash_keys,
-    });
-    Ok(())
+    add_item(b, rel, &qualifier, cols, kind, constraint, scope, items)
 }
 
 /// A subquery's rows (`Plan::subplans[sub]`, columns `fields`) joined as FROM item `q`.
@@ -761,35 +686,59 @@ fn derived_item(
     scope: &mut Scope,
     items: &mut Vec<JoinItem>,
 ) -> Result<(), PgError> {
-    let left_width = scope.cols.len();
-    if scope
-        .cols
+    let cols = fields
         .iter()
-        .any(|c| c.qualifier.as_deref() == Some(q.as_str()))
-    {
-        return Err(PgError::new(
-            sqlstate::DUPLICATE_ALIAS,
-            format!("table name \"{q}\" specified more than once"),
-        ));
-    }
-    let width = fields.len();
-    for (k, f) in fields.iter().enumerate() {
-        scope.cols.push(super::bind_expr::ScopeCol {
+        .enumerate()
+        .map(|(k, f)| super::bind_expr::ScopeCol {
             name: f.name.clone(),
             qualifier: Some(q.clone()),
             ty: f.data_type,
             table_oid: 0,
             attnum: i16::try_from(k + 1).unwrap_or(0),
             qualified_only: false,
-        });
+        })
+        .collect();
+    add_item(
+        b,
+        JoinRel::Derived(sub),
+        &q,
+        cols,
+        kind,
+        constraint,
+        scope,
+        items,
+    )
+}
+
+/// Adds FROM item `rel` (columns `cols`, qualified `q`) to the scope and the join, binding its
+/// condition over everything so far.
+#[allow(clippy::too_many_arguments)]
+fn add_item(
+    b: &mut Binder,
+    rel: JoinRel,
+    q: &str,
+    cols: Vec<super::bind_expr::ScopeCol>,
+    kind: JoinKind,
+    constraint: Option<&ast::JoinConstraint>,
+    scope: &mut Scope,
+    items: &mut Vec<JoinItem>,
+) -> Result<(), PgError> {
+    if scope.cols.iter().any(|c| c.qualifier.as_deref() == Some(q)) {
+        return Err(PgError::new(
+            sqlstate::DUPLICATE_ALIAS,
+            format!("table name \"{q}\" specified more than once"),
+        ));
     }
+    let left_width = scope.cols.len();
+    let width = cols.len();
+    scope.cols.extend(cols);
     let on = join_condition(b, kind, constraint, scope, left_width)?;
     let mut hash_keys = Vec::new();
     if let Some(e) = &on {
         equal_columns(e, left_width, scope, &mut hash_keys);
     }
     items.push(JoinItem {
-        rel: JoinRel::Derived(sub),
+        rel,
         width,
         kind: if items.is_empty() {
             JoinKind::Inner
@@ -1081,6 +1030,37 @@ fn output_reference(
             }
         }
         _ => Ok(None),
+    }
+}
+
+/// LIMIT and OFFSET.
+fn bind_limit(
+    b: &mut Binder,
+    clause: Option<&ast::LimitClause>,
+) -> Result<(Option<Expr>, Option<Expr>), PgError> {
+    match clause {
+        None => Ok((None, None)),
+        Some(ast::LimitClause::LimitOffset {
+            limit,
+            offset,
+            limit_by,
+        }) => {
+            if !limit_by.is_empty() {
+                return Err(unsupported("LIMIT BY"));
+            }
+            let l = match limit {
+                Some(e) => Some(bind_count(b, e, "LIMIT")?),
+                None => None,
+            };
+            let o = match offset {
+                Some(o) => Some(bind_count(b, &o.value, "OFFSET")?),
+                None => None,
+            };
+            Ok((l, o))
+        }
+        Some(ast::LimitClause::OffsetCommaLimit { .. }) => {
+            Err(PgError::syntax("LIMIT #,# syntax is not supported"))
+        }
     }
 }
 
