@@ -237,11 +237,7 @@ impl CopyIn {
     }
 
     fn parse_row(&mut self, text: &str) -> Result<Row, PgError> {
-        let mut values: Vec<Value> = self
-            .defaults
-            .iter()
-            .map(|d| d.clone().unwrap_or(Value::Null))
-            .collect();
+        let mut values = self.default_row();
         let bytes = text.as_bytes();
         let mut pos = 0usize;
         let nfields = self.fields.len();
@@ -304,13 +300,17 @@ impl CopyIn {
 }
 
 impl CopyIn {
-    /// One CSV record (without its newline) into a row.
-    fn parse_row_csv(&mut self, text: &str, quote: u8, escape: u8) -> Result<Row, PgError> {
-        let mut values: Vec<Value> = self
-            .defaults
+    /// A row of the columns' defaults (NULL for those the file fills in).
+    fn default_row(&self) -> Vec<Value> {
+        self.defaults
             .iter()
             .map(|d| d.clone().unwrap_or(Value::Null))
-            .collect();
+            .collect()
+    }
+
+    /// One CSV record (without its newline) into a row.
+    fn parse_row_csv(&mut self, text: &str, quote: u8, escape: u8) -> Result<Row, PgError> {
+        let mut values = self.default_row();
         let bytes = text.as_bytes();
         let mut pos = 0usize;
         let nfields = self.fields.len();

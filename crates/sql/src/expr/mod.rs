@@ -395,6 +395,21 @@ pub struct EvalCx<'a> {
     pub outer: &'a [Value],
 }
 
+/// A scalar subquery's value from its rows (at most two asked for): NULL for none, 21000 for
+/// more than one.
+pub(crate) fn scalar_of(mut rows: Vec<Vec<Value>>) -> Result<Value, PgError> {
+    if rows.len() > 1 {
+        return Err(PgError::new(
+            base::SqlState("21000"),
+            "more than one row returned by a subquery used as an expression",
+        ));
+    }
+    Ok(rows
+        .pop()
+        .and_then(|r| r.into_iter().next())
+        .unwrap_or(Value::Null))
+}
+
 /// The statement's subqueries and what they read, for running correlated ones per row.
 pub struct SubExec<'a> {
     pub plans: &'a [crate::plan::SubPlan],
@@ -407,7 +422,7 @@ pub struct SubExec<'a> {
 impl SubExec<'_> {
     /// Runs correlated subquery `sub` for the enclosing row `outer`; returns at most `cap`
     /// rows.
-    fn rows(
+    pub(crate) fn rows(
         &self,
         sub: usize,
         outer: &[Value],
@@ -640,18 +655,7 @@ pub fn eval(e: &Expr, row: &[Value], cx: &EvalCx<'_>) -> Result<Value, PgError> 
                     let found = !exec.rows(*sub, row, cx, 1)?.is_empty();
                     Value::Bool(found != *negated)
                 }
-                crate::plan::SubKind::Scalar => {
-                    let mut rows = exec.rows(*sub, row, cx, 2)?;
-                    if rows.len() > 1 {
-                        return Err(PgError::new(
-                            base::SqlState("21000"),
-                            "more than one row returned by a subquery used as an expression",
-                        ));
-                    }
-                    rows.pop()
-                        .and_then(|r| r.into_iter().next())
-                        .unwrap_or(Value::Null)
-                }
+                crate::plan::SubKind::Scalar => scalar_of(exec.rows(*sub, row, cx, 2)?)?,
                 crate::plan::SubKind::In | crate::plan::SubKind::Rows => {
                     let subject = expr
                         .as_ref()

@@ -19,7 +19,6 @@
 //! and aggregate calls (named arguments, defaults) are in `bind_expr/call.rs`.
 
 use base::cast::CastKind;
-use base::catalog::TableDef;
 use base::error::sqlstate;
 use base::{DataType, PgError, Value};
 use rust_decimal::Decimal;
@@ -36,88 +35,14 @@ use crate::expr::ops::convert;
 use crate::expr::{ArithOp, CmpOp, Expr};
 
 mod call;
+mod scope;
+mod subquery;
+
+pub use scope::{Scope, ScopeCol};
 
 /// A comparison type for a character column without a length: `bpchar` semantics (trailing
 /// blanks insignificant) without a limit. Only used inside expressions, never stored.
 pub const BPCHAR_ANY: DataType = DataType::Char(u32::MAX);
-
-#[derive(Clone, Debug)]
-pub struct ScopeCol {
-    pub name: String,
-    pub qualifier: Option<String>,
-    pub ty: DataType,
-    pub table_oid: u32,
-    pub attnum: i16,
-    /// Reachable only through its qualifier (ON CONFLICT's `excluded`).
-    pub qualified_only: bool,
-}
-
-#[derive(Clone, Debug, Default)]
-pub struct Scope {
-    pub cols: Vec<ScopeCol>,
-}
-
-impl Scope {
-    pub fn empty() -> Scope {
-        Scope::default()
-    }
-
-    pub fn for_table(def: &TableDef, qualifier: &str) -> Scope {
-        let mut s = Scope::empty();
-        s.add_table(def, qualifier, false);
-        s
-    }
-
-    pub fn add_table(&mut self, def: &TableDef, qualifier: &str, qualified_only: bool) {
-        for (i, c) in def.columns.iter().enumerate() {
-            self.cols.push(ScopeCol {
-                name: c.name.clone(),
-                qualifier: Some(qualifier.to_owned()),
-                ty: c.data_type,
-                table_oid: def.oid,
-                attnum: i16::try_from(i + 1).unwrap_or(i16::MAX),
-                qualified_only,
-            });
-        }
-    }
-
-    pub fn resolve(&self, qualifier: Option<&str>, name: &str) -> Result<usize, PgError> {
-        match qualifier {
-            Some(q) => {
-                if !self.cols.iter().any(|c| c.qualifier.as_deref() == Some(q)) {
-                    return Err(PgError::new(
-                        sqlstate::UNDEFINED_TABLE,
-                        format!("missing FROM-clause entry for table \"{q}\""),
-                    ));
-                }
-                self.cols
-                    .iter()
-                    .position(|c| c.qualifier.as_deref() == Some(q) && c.name == name)
-                    .ok_or_else(|| {
-                        PgError::new(
-                            sqlstate::UNDEFINED_COLUMN,
-                            format!("column {q}.{name} does not exist"),
-                        )
-                    })
-            }
-            None => {
-                let mut found = None;
-                for (i, c) in self.cols.iter().enumerate() {
-                    if c.name == name && !c.qualified_only {
-                        if found.is_some() {
-                            return Err(PgError::new(
-                                sqlstate::AMBIGUOUS_COLUMN,
-                                format!("column reference \"{name}\" is ambiguous"),
-                            ));
-                        }
-                        found = Some(i);
-                    }
-                }
-                found.ok_or_else(|| PgError::undefined_column(name))
-            }
-        }
-    }
-}
 
 /// The parts of a dotted name (`pg_catalog.pg_settings`), each as `ident_name` folds it.
 pub fn name_parts(name: &ast::ObjectName) -> Vec<String> {
@@ -988,95 +913,6 @@ impl<'r> Binder<'r> {
         let l = self.coerce(l, t, How::Implicit)?;
         let r = self.coerce(r, t, How::Implicit)?;
         Ok((Expr::Arith(op, l.boxed(), r.boxed()), t))
-    }
-
-    fn in_subquery(
-        &mut self,
-        expr: &ast::Expr,
-        subquery: &ast::Query,
-        negated: bool,
-        scope: &Scope,
-    ) -> Result<Bound, PgError> {
-        let subject = self.expr(expr, scope)?;
-        let (i, st) = self.subquery(subquery, SubKind::In, scope)?;
-        let t = common_type(&[subject.1, st], "IN")?;
-        let subject = self.coerce(subject, t, How::Implicit)?;
-        if st != t {
-            // The subquery's values arrive already in the comparison's type.
-            let p = std::mem::replace(
-                &mut self.subplans[i].plan.projection[0],
-                Expr::Const(Value::Null),
-            );
-            self.subplans[i].plan.projection[0] = self.coerce((p, st), t, How::Implicit)?;
-        }
-        if self.subplans[i].correlated {
-            let e = Expr::correlated(i, SubKind::In, Some(subject.boxed()), negated);
-            return Ok((e, DataType::Bool));
-        }
-        Ok((
-            Expr::InSubquery {
-                expr: subject.boxed(),
-                sub: i,
-                negated,
-            },
-            DataType::Bool,
-        ))
-    }
-
-    /// Binds an uncorrelated subquery; returns its index and (for one column) its type.
-    pub(super) fn subquery(
-        &mut self,
-        q: &ast::Query,
-        kind: SubKind,
-        outer: &Scope,
-    ) -> Result<(usize, DataType), PgError> {
-        let Some(resolve) = self.resolve else {
-            return Err(unsupported("subqueries in this context"));
-        };
-        // The subquery has its own aggregates and clauses; names it lacks are looked up in
-        // the enclosing query (one level: a subquery inside it looks only at it).
-        let aggs = std::mem::take(&mut self.aggs);
-        let mode = self.agg_mode;
-        let saved_outer = self.outer.replace(outer.clone());
-        if let Some(o) = &saved_outer {
-            self.outer_deeper.push(o.clone());
-        }
-        let saved_correlated = self.correlated.replace(false);
-        let r = super::select::bind_query(self, q, resolve);
-        let correlated = self.correlated.replace(saved_correlated);
-        if saved_outer.is_some() {
-            self.outer_deeper.pop();
-        }
-        self.outer = saved_outer;
-        self.aggs = aggs;
-        self.agg_mode = mode;
-        let (plan, fields, tables) = r?;
-        if correlated && kind == SubKind::Rows {
-            return Err(unsupported("LATERAL"));
-        }
-        for t in tables {
-            if !self.sub_tables.iter().any(|x| x.name == t.name) {
-                self.sub_tables.push(t);
-            }
-        }
-        if matches!(kind, SubKind::Scalar | SubKind::In) && fields.len() != 1 {
-            return Err(PgError::new(
-                sqlstate::SYNTAX_ERROR,
-                if kind == SubKind::In && fields.len() > 1 {
-                    "subquery has too many columns"
-                } else {
-                    "subquery must return only one column"
-                },
-            ));
-        }
-        let ty = fields.first().map_or(DataType::Bool, |f| f.data_type);
-        self.subplans.push(super::SubPlan {
-            plan,
-            kind,
-            correlated,
-        });
-        self.sub_fields = fields;
-        Ok((self.subplans.len() - 1, ty))
     }
 
     fn in_list(

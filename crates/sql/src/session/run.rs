@@ -348,40 +348,15 @@ impl Session {
                 exec: Some(&sub_exec),
                 outer: &[],
             };
-            let input = Input {
-                table: sp.plan.table.as_deref().and_then(|n| tables.get(n)),
-                tables: Some(&tables),
-                snapshot,
-                engine,
-            };
-            let mut rows: Vec<Vec<Value>> = Vec::new();
-            let limit = match sp.kind {
+            let cap = match sp.kind {
                 SubKind::Exists => 1,
                 SubKind::Scalar => 2,
-                SubKind::In | SubKind::Rows => usize::MAX,
+                SubKind::In | SubKind::Rows => u64::MAX,
             };
-            select::run(&sp.plan, None, &input, &cx, &check, &mut |row| {
-                if rows.len() < limit {
-                    rows.push(row);
-                }
-                Ok(())
-            })
-            .await?;
+            let rows = sub_exec.rows(subqueries.len(), &[], &cx, cap)?;
             subqueries.push(match sp.kind {
                 SubKind::Exists => SubResult::Exists(!rows.is_empty()),
-                SubKind::Scalar => {
-                    if rows.len() > 1 {
-                        return Err(PgError::new(
-                            base::SqlState("21000"),
-                            "more than one row returned by a subquery used as an expression",
-                        ));
-                    }
-                    SubResult::Scalar(
-                        rows.pop()
-                            .and_then(|r| r.into_iter().next())
-                            .unwrap_or(Value::Null),
-                    )
-                }
+                SubKind::Scalar => SubResult::Scalar(crate::expr::scalar_of(rows)?),
                 SubKind::Rows => SubResult::Rows(rows),
                 SubKind::In => {
                     let mut values = std::collections::BTreeSet::new();
