@@ -176,6 +176,26 @@ server_ticks() { # name -> CPU ticks of that side's servers (primary and, in rep
   echo "$t"
 }
 
+# Before every run both sides checkpoint (standbys too) and the kernel writes back what is
+# dirty, so no run pays for writes the other server, or its own earlier run, deferred: an
+# idle server's background writeback (PostgreSQL's checkpointer spreads its writes over
+# minutes; lockstep's periodic snapshot) otherwise lands in the middle of the other side's
+# run and slows its fdatasyncs. Measured without this: lockstep's 1-client rounds ranged
+# 2742-3549 tps in one run.
+settle() {
+  local port
+  for port in "$PG_PORT" "$LS_PORT"; do
+    psql -Atq -h 127.0.0.1 -p "$port" -U postgres -c CHECKPOINT postgres >/dev/null 2>&1 || true
+  done
+  if [ "$MODE" = replica ]; then
+    for port in "$PG_STANDBY_PORT" "$LS_STANDBY_PORT"; do
+      psql -Atq -h 127.0.0.1 -p "$port" -U postgres -c CHECKPOINT postgres >/dev/null 2>&1 || true
+    done
+  fi
+  sync
+  sleep 1
+}
+
 run() { # name clients round -> tps
   local name=$1 c=$2 r=$3 conn opts=""
   if [ "$name" = pg ]; then conn=("${PG_CONN[@]}"); else conn=("${LS_CONN[@]}"); fi
@@ -183,6 +203,7 @@ run() { # name clients round -> tps
   local j=2; [ "$c" -lt 2 ] && j=1
   local dir="$WORK/logs/$name-$c-$r"; mkdir -p "$dir"
   local side=ls; [ "$name" = pg ] && side=pg
+  settle
   local before; before=$(server_ticks "$side")
   # `times` in the subshell reports its children's CPU, i.e. pgbench's own.
   (cd "$dir" && { PGOPTIONS="$opts" pgbench -M prepared -c "$c" -j "$j" -T "$DURATION" -l --log-prefix=tx "${conn[@]}" >out.txt 2>&1 || true; times >times.txt; })
