@@ -82,6 +82,30 @@ fn psql_everyday_use() {
         "the failed transaction left nothing:\n{out}"
     );
 
+    // psql's ON_ERROR_ROLLBACK: a savepoint around each statement of the block, so a failed
+    // statement is rolled back alone and the block commits the rest.
+    let script = srv.base_dir().join("on_error_rollback.sql");
+    std::fs::write(
+        &script,
+        "\\set ON_ERROR_ROLLBACK on\nBEGIN;\nINSERT INTO t (id, name) VALUES (3, 'plum');\nINSERT INTO t (id, name) VALUES (1, 'dup');\nINSERT INTO t (id, name) VALUES (4, 'fig');\nCOMMIT;\nSELECT id, name FROM t ORDER BY id;\n",
+    )
+    .expect("script");
+    let (_, out, err) = psql(&srv, &["-f", script.to_str().expect("path")]);
+    assert!(
+        err.contains("duplicate key value violates unique constraint"),
+        "{err}"
+    );
+    assert!(
+        out.contains("COMMIT")
+            && out.contains("plum")
+            && out.contains("fig")
+            && !out.contains("dup")
+            && out.contains("(4 rows)"),
+        "the block committed all but the failed statement:\n{out}{err}"
+    );
+    let (ok, out, err) = psql(&srv, &["-c", "DELETE FROM t WHERE id IN (3, 4)"]);
+    assert!(ok && out.contains("DELETE 2"), "{out}{err}");
+
     // \copy out to a client-side CSV file and back in (COPY TO STDOUT / FROM STDIN).
     let csv = srv.base_dir().join("t.csv");
     let csv_path = csv.to_str().expect("path");

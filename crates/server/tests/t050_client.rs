@@ -196,6 +196,46 @@ async fn errors_transactions_copy_and_cancel() {
         .get(0);
     assert_eq!(n, 1);
 
+    // Nested transactions (tokio-postgres's savepoints, through the extended protocol): a
+    // failed inner one is rolled back alone and the outer one still commits.
+    let mut tx = c.transaction().await.expect("begin");
+    tx.execute("INSERT INTO kv VALUES (20, 'twenty')", &[])
+        .await
+        .expect("insert");
+    {
+        let inner = tx.savepoint("inner").await.expect("savepoint");
+        inner
+            .execute("INSERT INTO kv VALUES ($1, $2)", &[&21i32, &"kept"])
+            .await
+            .expect("insert");
+        inner.commit().await.expect("release");
+    }
+    {
+        let inner = tx.transaction().await.expect("nested");
+        inner
+            .execute("INSERT INTO kv VALUES (22, 'undone')", &[])
+            .await
+            .expect("insert");
+        let err = inner
+            .execute("INSERT INTO kv VALUES (1, 'dup')", &[])
+            .await
+            .expect_err("dup");
+        assert_eq!(err.code(), Some(&SqlState::UNIQUE_VIOLATION));
+        inner.rollback().await.expect("rollback to savepoint");
+    }
+    tx.commit().await.expect("commit");
+    let keys: Vec<i32> = c
+        .query("SELECT k FROM kv ORDER BY k", &[])
+        .await
+        .expect("select")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(keys, vec![1, 20, 21]);
+    c.batch_execute("DELETE FROM kv WHERE k > 1")
+        .await
+        .expect("clean up");
+
     // COPY FROM STDIN in text format, split across messages at odd places.
     {
         use futures::SinkExt;

@@ -132,6 +132,31 @@ impl Catalog {
         });
     }
 
+    /// `me`'s staged meaning of `name`, if it staged one (`Some(None)`: staged as dropped):
+    /// what a savepoint's undo entry remembers before `me` stages `name` again.
+    pub fn staged_by(&self, name: &str, me: &Arc<TxnShared>) -> Option<Option<Arc<Table>>> {
+        let inner = self.inner.read();
+        let last = inner.by_name.get(name)?.last()?;
+        last.stamp.is_owned_by(me).then(|| last.table.clone())
+    }
+
+    /// Puts `me`'s staging of `name` back as `staged_by` reported it (ROLLBACK TO
+    /// SAVEPOINT): `None` forgets it, `Some(table)` stages `table` again.
+    pub fn restore_staged(
+        &self,
+        name: &str,
+        me: &Arc<TxnShared>,
+        prior: Option<Option<Arc<Table>>>,
+    ) {
+        match prior {
+            None => self.rollback(me, &[name.to_owned()]),
+            Some(table) => {
+                self.stage(name, me, table);
+                self.generation.fetch_add(1, Ordering::AcqRel);
+            }
+        }
+    }
+
     /// After `me` committed at `lsn`: stamps its entries for `names`, updates `by_oid`, and
     /// prunes entries every snapshot has moved past.
     pub fn finalize(

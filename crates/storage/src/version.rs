@@ -324,6 +324,38 @@ impl SlotState {
         true
     }
 
+    /// `me`'s pending version's data, if the slot has one (`Some(None)`: a pending deletion):
+    /// what a savepoint's undo entry remembers before `me` writes the slot again.
+    pub fn own_pending(&self, me: &Arc<TxnShared>) -> Option<Option<Row>> {
+        self.versions
+            .last()
+            .filter(|v| v.is_owned_by(me))
+            .map(|v| v.data.clone())
+    }
+
+    /// Puts `me`'s pending version back as `own_pending` reported it before a later write
+    /// (ROLLBACK TO SAVEPOINT): `None` removes it, `Some(data)` restores its data. The row
+    /// lock stays with `me`. Returns the data the undone write had left (for index cleanup).
+    pub fn restore_pending(
+        &mut self,
+        me: &Arc<TxnShared>,
+        prior: Option<Option<Row>>,
+    ) -> Option<Row> {
+        let mine = self.versions.last().is_some_and(|v| v.is_owned_by(me));
+        match (prior, mine) {
+            (None, true) => self.versions.pop().and_then(|v| v.data),
+            (None, false) => None,
+            (Some(data), true) => match self.versions.last_mut() {
+                Some(last) => std::mem::replace(&mut last.data, data),
+                None => None,
+            },
+            (Some(data), false) => {
+                self.versions.push(Version::pending(me, data));
+                None
+            }
+        }
+    }
+
     /// After `me` committed at `lsn`: stamps its version and releases its lock. Returns the
     /// data of versions pruned (older than the newest version every snapshot sees), so the
     /// caller can drop index entries no remaining version needs.

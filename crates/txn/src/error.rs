@@ -35,6 +35,10 @@ pub enum TxnError {
     ConcurrentDdl(String),
     #[error("the write-ahead log is not accepting records: {0}")]
     LogUnavailable(String),
+    #[error(
+        "ROLLBACK TO SAVEPOINT cannot undo DDL once the transaction's changes since the savepoint outgrew the change buffer"
+    )]
+    SavepointAfterSpilledDdl,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -68,6 +72,13 @@ impl From<TxnError> for PgError {
             TxnError::ReadOnly(_) => PgError::new(sqlstate::READ_ONLY_SQL_TRANSACTION, msg),
             TxnError::ConcurrentDdl(_) => PgError::new(sqlstate::SERIALIZATION_FAILURE, msg),
             TxnError::LogUnavailable(_) => PgError::new(sqlstate::IO_ERROR, msg),
+            TxnError::SavepointAfterSpilledDdl => PgError::new(
+                sqlstate::FEATURE_NOT_SUPPORTED,
+                msg,
+            )
+            .with_hint(
+                "Roll back the whole transaction, or set the savepoint after the bulk of the data.",
+            ),
             TxnError::Internal(_) => PgError::new(sqlstate::INTERNAL_ERROR, msg),
         }
     }

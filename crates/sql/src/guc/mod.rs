@@ -12,9 +12,10 @@
 //! in their canonical spelling. `show` formats them as PostgreSQL's SHOW does: an integer
 //! with a unit is printed in the largest unit that divides it evenly (`5000` ms → `5s`).
 //!
-//! Deliberately not done: PostgreSQL's full per-level GUC stack (we have no savepoints or
-//! functions with SET clauses, so "session value + transaction-local value + value saved at
-//! the first SET of the transaction" captures every case), and settings that need machinery
+//! Deliberately not done: PostgreSQL's full per-level GUC stack (we have no functions with SET
+//! clauses, so "session value + transaction-local value + value saved at the first SET of the
+//! transaction" captures every case, and a savepoint simply keeps a copy of those three to
+//! return to), and settings that need machinery
 //! lockstep does not have are accepted but documented as having no effect.
 //! Failure: every bad name or value is a `PgError` with PostgreSQL's SQLSTATE and wording
 //! (42704 unknown parameter, 55P02 wrong context, 22023 bad value).

@@ -43,6 +43,14 @@ enum Key {
 
 type Layer = HashMap<Key, GucValue>;
 
+/// The session's settings as a savepoint found them (`SessionGucs::savepoint`).
+#[derive(Clone, Debug)]
+pub struct GucSavepoint {
+    session: Layer,
+    local: Layer,
+    saved: Option<Layer>,
+}
+
 /// Decoded values consulted on every statement.
 #[derive(Clone, Copy, Debug)]
 pub struct HotSettings {
@@ -227,6 +235,27 @@ impl SessionGucs {
         }
         self.session.clear();
         self.local.clear();
+        self.report_dirty = true;
+        self.refresh_hot();
+    }
+
+    /// SAVEPOINT: the values SET and SET LOCAL have made so far, for `rollback_to`.
+    pub fn savepoint(&self) -> GucSavepoint {
+        GucSavepoint {
+            session: self.session.clone(),
+            local: self.local.clone(),
+            saved: self.saved.clone(),
+        }
+    }
+
+    /// ROLLBACK TO SAVEPOINT: SET and SET LOCAL since the savepoint are undone.
+    pub fn rollback_to(&mut self, sp: &GucSavepoint) {
+        if self.session == sp.session && self.local == sp.local {
+            return;
+        }
+        self.session = sp.session.clone();
+        self.local = sp.local.clone();
+        self.saved = sp.saved.clone();
         self.report_dirty = true;
         self.refresh_hot();
     }

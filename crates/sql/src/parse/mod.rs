@@ -107,7 +107,12 @@ pub enum Statement {
     Rollback {
         chain: bool,
     },
-    RollbackTo,
+    /// `SAVEPOINT name`.
+    Savepoint(String),
+    /// `RELEASE [SAVEPOINT] name`.
+    Release(String),
+    /// `ROLLBACK [WORK | TRANSACTION] TO [SAVEPOINT] name`.
+    RollbackTo(String),
     SetTransaction(TxnModes),
     SetSessionCharacteristics(TxnModes),
     Set {
@@ -178,7 +183,7 @@ impl Statement {
     pub fn ends_failed_block(&self) -> bool {
         matches!(
             self,
-            Statement::Commit { .. } | Statement::Rollback { .. } | Statement::RollbackTo
+            Statement::Commit { .. } | Statement::Rollback { .. } | Statement::RollbackTo(_)
         )
     }
 }

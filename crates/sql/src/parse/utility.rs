@@ -1,13 +1,13 @@
 //! The pre-parser: utility statements read from tokens, before (and instead of) sqlparser.
 //!
 //! Transaction control (`BEGIN`, `START TRANSACTION`, `COMMIT`, `END`, `ROLLBACK`, `ABORT`,
-//! `SET TRANSACTION`), settings (`SET`, `RESET`, `SHOW` in all of PostgreSQL's forms),
+//! `SET TRANSACTION`, `SAVEPOINT`, `RELEASE`, `ROLLBACK TO`), settings (`SET`, `RESET`, `SHOW` in all of PostgreSQL's forms),
 //! `VACUUM`/`ANALYZE` (accepted, no work to do: lockstep has no dead tuples to reclaim and no
 //! planner statistics), `CHECKPOINT`, `COPY ... FROM STDIN` with PostgreSQL's option syntax,
 //! and `DISCARD`. sqlparser reads the Redshift form of VACUUM and rejects `FREEZE on`; the
 //! hot transaction statements are also cheaper here than through a full parse.
 //!
-//! Statements lockstep does not implement at all (savepoints, LISTEN/NOTIFY, LOCK, EXPLAIN,
+//! Statements lockstep does not implement at all (LISTEN/NOTIFY, LOCK, EXPLAIN,
 //! two-phase commit) become `Statement::Unsupported`, raised when executed, as PostgreSQL
 //! raises such errors at execution. `None` means "not a utility statement".
 
@@ -230,12 +230,17 @@ pub fn parse(src: &str, toks: &[Token]) -> Option<Result<Statement, PgError>> {
                 return Some(Ok(unsupported("two-phase commit")));
             }
             let _ = c.eat_kw("work") || c.eat_kw("transaction");
-            if kw == "rollback" && c.is_kw("to") {
-                return Some(Ok(Statement::RollbackTo));
+            if kw == "rollback" && c.eat_kw("to") {
+                let _ = c.eat_kw("savepoint");
+                return Some(savepoint_name(&mut c).map(Statement::RollbackTo));
             }
             chain(&mut c).map(|chain| Statement::Rollback { chain })
         }
-        "savepoint" | "release" => Ok(unsupported("savepoints")),
+        "savepoint" => savepoint_name(&mut c).map(Statement::Savepoint),
+        "release" => {
+            let _ = c.eat_kw("savepoint");
+            savepoint_name(&mut c).map(Statement::Release)
+        }
         "prepare" => {
             if c.is_kw("transaction") {
                 Ok(unsupported("two-phase commit"))
@@ -283,6 +288,14 @@ pub fn parse(src: &str, toks: &[Token]) -> Option<Result<Statement, PgError>> {
         _ => return None,
     };
     Some(result)
+}
+
+/// The name ending `SAVEPOINT name`, `RELEASE [SAVEPOINT] name` and `ROLLBACK TO [SAVEPOINT]
+/// name`: an identifier, folded to lower case unless quoted.
+fn savepoint_name(c: &mut Cur<'_>) -> Result<String, PgError> {
+    let name = c.name()?;
+    c.expect_end()?;
+    Ok(name)
 }
 
 /// `CREATE ROLE|USER name [[WITH] option ...]`.

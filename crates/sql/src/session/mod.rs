@@ -7,7 +7,8 @@
 //! Transaction states (`Xact`): none; *implicit* (statements outside BEGIN: a simple-query
 //! batch or everything up to a Sync runs as one transaction, committed by `end_implicit`);
 //! *block* (after BEGIN); *failed* (an error inside a block: every statement but
-//! COMMIT/ROLLBACK/END/ABORT is 25P02; COMMIT then rolls back and reports ROLLBACK). The
+//! COMMIT/ROLLBACK/END/ABORT/ROLLBACK TO is 25P02; COMMIT then rolls back and reports
+//! ROLLBACK; ROLLBACK TO an open savepoint returns to *block*). The
 //! `txn::Transaction` behind a state is created lazily, at the first statement that touches a
 //! table, so SET/SHOW/`SELECT 1` cost no transaction.
 //!
@@ -37,6 +38,7 @@ use crate::api::{
 use crate::copy::CopyIn;
 use crate::engine::{Backend, BackendState, Engine, now_micros};
 use crate::guc::SessionGucs;
+use crate::guc::session::GucSavepoint;
 use crate::guc::session::{NOTICE_RANK, WARNING_RANK};
 use crate::parse::cache::StatementCache;
 use crate::parse::{self, Statement, TxnModes};
@@ -58,6 +60,9 @@ struct Xact {
     modes: TxnModes,
     /// Statements run in the transaction (SET TRANSACTION must come first).
     queries: u32,
+    /// Open savepoints, oldest first, with the settings each found; the transaction keeps
+    /// the matching marks (`txn` exists whenever this is not empty).
+    savepoints: Vec<(String, GucSavepoint)>,
 }
 
 pub struct Session {
@@ -389,7 +394,9 @@ impl Session {
             }
             Statement::Commit { chain } => self.commit_statement(*chain).await,
             Statement::Rollback { chain } => self.rollback_statement(*chain),
-            Statement::RollbackTo => Err(PgError::feature_not_supported("savepoints")),
+            Statement::Savepoint(name) => self.savepoint(name),
+            Statement::Release(name) => self.release_savepoint(name),
+            Statement::RollbackTo(name) => self.rollback_to_savepoint(name),
             Statement::Sql(ast) => {
                 self.ensure_xact();
                 self.run_sql(&template, ast, stmt, params, sink, stmt_start, deadline)
@@ -407,7 +414,10 @@ impl Session {
     }
 
     /// Records that the current statement failed: an explicit transaction block becomes
-    /// failed (25P02 until ROLLBACK); an implicit transaction is rolled back. Idempotent.
+    /// failed (25P02 until ROLLBACK or ROLLBACK TO SAVEPOINT); an implicit transaction is
+    /// rolled back. A failed block with no savepoint rolls its transaction back at once
+    /// (releasing its locks); with savepoints it keeps it, half-done statement included, for
+    /// ROLLBACK TO to undo. Idempotent.
     pub fn mark_failed(&mut self, err: &PgError) {
         let _ = err;
         self.copy = None;
@@ -416,6 +426,7 @@ impl Session {
         };
         match x.kind {
             XactKind::Failed => {}
+            XactKind::Block if !x.savepoints.is_empty() => x.kind = XactKind::Failed,
             XactKind::Block => {
                 x.kind = XactKind::Failed;
                 if let Some(t) = x.txn.take() {
@@ -626,6 +637,7 @@ impl Session {
                 read_only,
                 modes: TxnModes::default(),
                 queries: 0,
+                savepoints: Vec::new(),
             });
             self.backend.activity.lock().xact_start = self.xact.as_ref().map(|x| x.start);
         }
@@ -657,6 +669,7 @@ impl Session {
             read_only: false,
             modes: TxnModes::default(),
             queries: 0,
+            savepoints: Vec::new(),
         });
         let txn = x.txn.get_or_insert_with(|| {
             Transaction::begin(
@@ -779,6 +792,75 @@ impl Session {
         Ok(ExecOutcome::Command("ROLLBACK".into()))
     }
 
+    /// `SAVEPOINT name`: only inside a transaction block (the transaction is started here if
+    /// no statement has needed it yet, so the savepoint has a place to mark).
+    fn savepoint(&mut self, name: &str) -> Result<ExecOutcome, PgError> {
+        if !self.in_block() {
+            return Err(outside_block("SAVEPOINT"));
+        }
+        let gucs = self.gucs.savepoint();
+        let txn = self.statement_txn();
+        txn.savepoint();
+        txn.end_statement();
+        if let Some(x) = self.xact.as_mut() {
+            x.savepoints.push((name.to_owned(), gucs));
+        }
+        Ok(ExecOutcome::Command("SAVEPOINT".into()))
+    }
+
+    /// The depth of the newest open savepoint called `name` (PostgreSQL allows reusing a
+    /// name; the newest one wins), or 3B001.
+    fn find_savepoint(&self, name: &str) -> Result<usize, PgError> {
+        self.xact
+            .as_ref()
+            .and_then(|x| x.savepoints.iter().rposition(|(n, _)| n == name))
+            .ok_or_else(|| {
+                PgError::new(
+                    sqlstate::INVALID_SAVEPOINT_SPECIFICATION,
+                    format!("savepoint \"{name}\" does not exist"),
+                )
+            })
+    }
+
+    /// `RELEASE [SAVEPOINT] name`: forgets it and every savepoint set after it; what was done
+    /// since stays, as part of the enclosing level.
+    fn release_savepoint(&mut self, name: &str) -> Result<ExecOutcome, PgError> {
+        if !self.in_block() {
+            return Err(outside_block("RELEASE SAVEPOINT"));
+        }
+        let depth = self.find_savepoint(name)?;
+        if let Some(x) = self.xact.as_mut() {
+            x.savepoints.truncate(depth);
+            if let Some(t) = x.txn.as_mut() {
+                t.release_savepoint(depth);
+            }
+        }
+        Ok(ExecOutcome::Command("RELEASE".into()))
+    }
+
+    /// `ROLLBACK TO [SAVEPOINT] name`: undoes every change and setting since the savepoint,
+    /// forgets the savepoints set after it (keeping this one), and leaves a failed block
+    /// usable again.
+    fn rollback_to_savepoint(&mut self, name: &str) -> Result<ExecOutcome, PgError> {
+        if !self.in_block() {
+            return Err(outside_block("ROLLBACK TO SAVEPOINT"));
+        }
+        let depth = self.find_savepoint(name)?;
+        let Some(x) = self.xact.as_mut() else {
+            return Err(PgError::internal("savepoint without a transaction"));
+        };
+        match x.txn.as_mut() {
+            Some(t) => t.rollback_to_savepoint(depth)?,
+            None => return Err(PgError::internal("savepoint without a transaction")),
+        }
+        x.savepoints.truncate(depth + 1);
+        x.kind = XactKind::Block;
+        if let Some((_, gucs)) = x.savepoints.last() {
+            self.gucs.rollback_to(gucs);
+        }
+        Ok(ExecOutcome::Command("ROLLBACK".into()))
+    }
+
     fn rollback_now(&mut self) {
         if let Some(x) = self.xact.take() {
             if let Some(t) = x.txn {
@@ -892,6 +974,14 @@ impl Session {
             )),
         }
     }
+}
+
+/// 25P01 for a savepoint command outside a transaction block, in PostgreSQL's words.
+fn outside_block(what: &str) -> PgError {
+    PgError::new(
+        sqlstate::NO_ACTIVE_SQL_TRANSACTION,
+        format!("{what} can only be used in transaction blocks"),
+    )
 }
 
 fn terminated_error() -> PgError {

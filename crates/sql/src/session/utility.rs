@@ -140,7 +140,9 @@ impl Session {
             | Statement::Begin(_)
             | Statement::Commit { .. }
             | Statement::Rollback { .. }
-            | Statement::RollbackTo
+            | Statement::Savepoint(_)
+            | Statement::Release(_)
+            | Statement::RollbackTo(_)
             | Statement::CopyTo(_)
             | Statement::Sql(_) => Err(PgError::internal("statement routed to the wrong handler")),
         }
