@@ -39,6 +39,85 @@ pub struct TableDef {
     pub name: String,
     pub columns: Vec<ColumnDef>,
     pub indexes: Vec<IndexDef>,
+    /// Set for a sequence (a relation of one row: `last_value`, `log_cnt`, `is_called`).
+    pub sequence: Option<SequenceDef>,
+}
+
+/// A sequence's parameters (`CREATE SEQUENCE`, or implied by a serial or identity column).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SequenceDef {
+    /// `smallint`, `integer` or `bigint`: bounds the default MINVALUE/MAXVALUE.
+    pub data_type: DataType,
+    pub start: i64,
+    pub increment: i64,
+    pub min: i64,
+    pub max: i64,
+    pub cache: i64,
+    pub cycle: bool,
+    /// The column that owns it (serial/identity, `OWNED BY`): dropped with its table.
+    pub owned_by: Option<(Oid, u16)>,
+}
+
+impl SequenceDef {
+    /// The columns of a sequence relation, as `SELECT * FROM seq` shows them.
+    pub fn columns() -> Vec<ColumnDef> {
+        let col = |name: &str, data_type| ColumnDef {
+            name: name.to_owned(),
+            data_type,
+            not_null: true,
+            default: None,
+        };
+        vec![
+            col("last_value", DataType::Int8),
+            col("log_cnt", DataType::Int8),
+            col("is_called", DataType::Bool),
+        ]
+    }
+
+    fn encode(&self, e: &mut Encoder) {
+        encode_type(e, self.data_type);
+        for v in [self.start, self.increment, self.min, self.max, self.cache] {
+            e.i64(v);
+        }
+        e.bool(self.cycle);
+        match self.owned_by {
+            None => e.u8(0),
+            Some((oid, col)) => {
+                e.u8(1);
+                e.u32(oid);
+                e.u16(col);
+            }
+        }
+    }
+
+    fn decode(d: &mut Decoder<'_>) -> Result<SequenceDef, DecodeError> {
+        let data_type = decode_type(d)?;
+        let (start, increment, min, max, cache) =
+            (d.i64()?, d.i64()?, d.i64()?, d.i64()?, d.i64()?);
+        let cycle = d.bool()?;
+        let at = d.offset();
+        let owned_by = match d.u8()? {
+            0 => None,
+            1 => Some((d.u32()?, d.u16()?)),
+            tag => return Err(DecodeError::BadTag { offset: at, tag }),
+        };
+        if increment == 0 || min > max || start < min || start > max {
+            return Err(DecodeError::Invalid {
+                offset: d.offset(),
+                what: "sequence parameters out of range",
+            });
+        }
+        Ok(SequenceDef {
+            data_type,
+            start,
+            increment,
+            min,
+            max,
+            cache,
+            cycle,
+            owned_by,
+        })
+    }
 }
 
 impl TableDef {
@@ -160,6 +239,13 @@ impl TableDef {
         for i in &self.indexes {
             i.encode(e);
         }
+        match &self.sequence {
+            None => e.u8(0),
+            Some(seq) => {
+                e.u8(1);
+                seq.encode(e);
+            }
+        }
     }
 
     pub fn decode(d: &mut Decoder<'_>) -> Result<TableDef, DecodeError> {
@@ -197,11 +283,18 @@ impl TableDef {
                 });
             }
         }
+        let at = d.offset();
+        let sequence = match d.u8()? {
+            0 => None,
+            1 => Some(SequenceDef::decode(d)?),
+            tag => return Err(DecodeError::BadTag { offset: at, tag }),
+        };
         Ok(TableDef {
             oid,
             name,
             columns,
             indexes,
+            sequence,
         })
     }
 }
@@ -242,11 +335,41 @@ mod tests {
                 unique: true,
                 primary: true,
             }],
+            sequence: None,
         };
         let mut e = Encoder::new();
         t.encode(&mut e);
         let mut d = Decoder::new(&e.buf);
         assert_eq!(TableDef::decode(&mut d), Ok(t));
         assert!(d.is_empty());
+    }
+
+    #[test]
+    fn sequence_def_round_trips_and_bad_parameters_are_refused() {
+        let mut t = TableDef {
+            oid: 16400,
+            name: "t_id_seq".into(),
+            columns: SequenceDef::columns(),
+            indexes: Vec::new(),
+            sequence: Some(SequenceDef {
+                data_type: DataType::Int4,
+                start: 1,
+                increment: 1,
+                min: 1,
+                max: i64::from(i32::MAX),
+                cache: 1,
+                cycle: false,
+                owned_by: Some((16399, 0)),
+            }),
+        };
+        let mut e = Encoder::new();
+        t.encode(&mut e);
+        assert_eq!(TableDef::decode(&mut Decoder::new(&e.buf)), Ok(t.clone()));
+        if let Some(s) = t.sequence.as_mut() {
+            s.increment = 0;
+        }
+        let mut e = Encoder::new();
+        t.encode(&mut e);
+        assert!(TableDef::decode(&mut Decoder::new(&e.buf)).is_err());
     }
 }

@@ -66,6 +66,9 @@ pub mod sqlstate {
     pub const DUPLICATE_ALIAS: SqlState = SqlState("42712");
     pub const INVALID_TABLE_DEFINITION: SqlState = SqlState("42P16");
     pub const INVALID_PARAMETER_VALUE: SqlState = SqlState("22023");
+    pub const SEQUENCE_GENERATOR_LIMIT_EXCEEDED: SqlState = SqlState("2200H");
+    pub const WRONG_OBJECT_TYPE: SqlState = SqlState("42809");
+    pub const INVALID_SCHEMA_NAME: SqlState = SqlState("3F000");
     pub const INVALID_TEXT_REPRESENTATION: SqlState = SqlState("22P02");
     pub const INVALID_BINARY_REPRESENTATION: SqlState = SqlState("22P03");
     pub const INVALID_DATETIME_FORMAT: SqlState = SqlState("22007");

@@ -235,3 +235,76 @@ async fn acknowledged_commits_survive_kill_9() {
     );
     srv.stop();
 }
+
+/// Sequences after `kill -9`: a value a client saw (in a committed row, or returned by a
+/// committed `SELECT nextval`) is never handed out again, whether the sequence's WAL record
+/// was its own, the creating transaction's commit, or inside a checkpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sequences_never_repeat_a_value_a_client_saw() {
+    let mut srv = TestServer::init();
+    srv.start();
+    let c = srv.client().await;
+    c.batch_execute(
+        "CREATE TABLE ev (id bigserial PRIMARY KEY, round int);
+         CREATE SEQUENCE s INCREMENT BY 7;
+         BEGIN;
+         CREATE TABLE made (id serial PRIMARY KEY, v int);
+         INSERT INTO made (v) VALUES (1), (2), (3);
+         COMMIT;",
+    )
+    .await
+    .expect("setup");
+    drop(c);
+    let mut seen_s = 0i64;
+    let mut rows = 0i64;
+    for round in 0..6i32 {
+        let c = srv.client().await;
+        for _ in 0..40 {
+            c.execute("INSERT INTO ev (round) VALUES ($1)", &[&round])
+                .await
+                .expect("insert");
+            rows += 1;
+        }
+        c.execute("INSERT INTO made (v) VALUES ($1)", &[&round])
+            .await
+            .expect("insert made");
+        if round == 3 {
+            c.batch_execute("CHECKPOINT").await.expect("checkpoint");
+        }
+        // Last before the kill, a transaction that writes nothing but takes a value: its
+        // commit must have waited for the sequence's record.
+        let v: i64 = c
+            .query_one("SELECT nextval('s')", &[])
+            .await
+            .expect("nextval")
+            .get(0);
+        assert!(v > seen_s, "round {round}: nextval {v} after {seen_s}");
+        seen_s = v;
+        drop(c);
+        srv.kill9();
+        srv.start();
+    }
+    let c = srv.client().await;
+    // Inserting goes on without a duplicate key: the serial restarted past every used id.
+    for _ in 0..10 {
+        c.execute("INSERT INTO ev (round) VALUES (99)", &[])
+            .await
+            .expect("insert after crashes");
+        c.execute("INSERT INTO made (v) VALUES (99)", &[])
+            .await
+            .expect("insert after crashes");
+    }
+    let n: i64 = c
+        .query_one("SELECT count(*) FROM ev", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(n, rows + 10);
+    let v: i64 = c
+        .query_one("SELECT nextval('s')", &[])
+        .await
+        .expect("nextval")
+        .get(0);
+    assert!(v > seen_s, "after the crashes nextval {v}, seen {seen_s}");
+    srv.stop();
+}

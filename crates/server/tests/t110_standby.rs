@@ -140,6 +140,7 @@ async fn standby_replays_shipped_wal_restarts_and_promotes() {
         "25006"
     );
     assert_eq!(error_code(&s, "CREATE TABLE nope (id int)").await, "25006");
+    assert_eq!(error_code(&s, "CREATE SEQUENCE nope").await, "25006");
     assert_eq!(error_code(&s, "SELECT pg_current_wal_lsn()").await, "55000");
     check_invariant(&s).await;
     let replay0 = lsn(&query_text(&s, "SELECT pg_last_wal_replay_lsn()::text")
@@ -148,13 +149,21 @@ async fn standby_replays_shipped_wal_restarts_and_promotes() {
 
     // Workload on the primary, including DDL, then ship its WAL.
     let p = primary.client().await;
-    p.batch_execute("CREATE TABLE shipped (id int PRIMARY KEY, v text)")
-        .await
-        .expect("ddl");
+    p.batch_execute(
+        "CREATE TABLE shipped (id int PRIMARY KEY, v text);
+         CREATE TABLE ser (id serial PRIMARY KEY, v int)",
+    )
+    .await
+    .expect("ddl");
     for i in 0..200 {
         p.execute("INSERT INTO shipped VALUES ($1, 'x')", &[&i])
             .await
             .expect("insert");
+    }
+    for i in 0..50 {
+        p.execute("INSERT INTO ser (v) VALUES ($1)", &[&i])
+            .await
+            .expect("insert serial");
     }
     pgbench(&primary, &["-n", "-T", "2", "-c", "2", "postgres"]);
     let primary_end = lsn(&query_text(&p, "SELECT pg_current_wal_flush_lsn()::text")
@@ -236,6 +245,11 @@ async fn standby_replays_shipped_wal_restarts_and_promotes() {
     );
     assert_eq!(check_invariant(&s).await, history_rows);
     assert_eq!(count(&s, "SELECT count(*) FROM shipped").await, 200);
+    assert_eq!(count(&s, "SELECT count(*) FROM ser").await, 50);
+    assert_eq!(
+        error_code(&s, "SELECT nextval('ser_id_seq')").await,
+        "25006"
+    );
 
     // More WAL after the restart, then the primary "dies" and the standby is promoted.
     for i in 200..300 {
@@ -259,6 +273,14 @@ async fn standby_replays_shipped_wal_restarts_and_promotes() {
         300,
         "every shipped commit survives promotion"
     );
+    // The serial column's sequence continues past every replicated value.
+    for _ in 0..10 {
+        s.execute("INSERT INTO ser (v) VALUES (-1)", &[])
+            .await
+            .expect("serial insert after promotion");
+    }
+    assert_eq!(count(&s, "SELECT count(*) FROM ser").await, 60);
+    assert!(count(&s, "SELECT min(id)::int8 FROM ser WHERE v = -1").await > 50);
     let end = query_text(&s, "SELECT pg_last_wal_replay_lsn()::text")
         .await
         .expect("lsn");

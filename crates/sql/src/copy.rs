@@ -62,6 +62,9 @@ pub struct CopyIn {
     /// point is inside quotes.
     csv_scanned: usize,
     csv_in_quotes: bool,
+    /// Columns not in the file whose default is `nextval(seq)`: a new value per row.
+    sequences: Vec<(usize, Arc<Table>)>,
+    mgr: Option<Arc<txn::TxnManager>>,
 }
 
 /// SQLSTATE 22P04 (bad_copy_file_format), not in base's list.
@@ -95,7 +98,21 @@ impl CopyIn {
             csv: stmt.csv.as_ref().map(|c| (c.quote, c.escape)),
             csv_scanned: 0,
             csv_in_quotes: false,
+            sequences: Vec::new(),
+            mgr: None,
         }
+    }
+
+    /// Columns whose default takes the next value of a sequence for every row (serial and
+    /// identity columns), instead of one evaluated default.
+    pub fn with_sequences(
+        mut self,
+        mgr: Arc<txn::TxnManager>,
+        sequences: Vec<(usize, Arc<Table>)>,
+    ) -> CopyIn {
+        self.mgr = Some(mgr);
+        self.sequences = sequences;
+        self
     }
 
     fn context(&self) -> String {
@@ -237,7 +254,7 @@ impl CopyIn {
     }
 
     fn parse_row(&mut self, text: &str) -> Result<Row, PgError> {
-        let mut values = self.default_row();
+        let mut values = self.default_row()?;
         let bytes = text.as_bytes();
         let mut pos = 0usize;
         let nfields = self.fields.len();
@@ -301,16 +318,31 @@ impl CopyIn {
 
 impl CopyIn {
     /// A row of the columns' defaults (NULL for those the file fills in).
-    fn default_row(&self) -> Vec<Value> {
-        self.defaults
+    fn default_row(&self) -> Result<Vec<Value>, PgError> {
+        let mut row: Vec<Value> = self
+            .defaults
             .iter()
             .map(|d| d.clone().unwrap_or(Value::Null))
-            .collect()
+            .collect();
+        if let Some(mgr) = &self.mgr {
+            for (col, seq) in &self.sequences {
+                // The COPY's own commit record follows any sequence record: no extra wait.
+                let (v, _) = mgr
+                    .nextval(seq)
+                    .map_err(|e| crate::exec::sequence::sequence_error(e, "nextval", seq.name()))?;
+                row[*col] = base::cast::cast(
+                    &Value::Int8(v),
+                    self.types[*col],
+                    base::cast::CastKind::Assignment,
+                )?;
+            }
+        }
+        Ok(row)
     }
 
     /// One CSV record (without its newline) into a row.
     fn parse_row_csv(&mut self, text: &str, quote: u8, escape: u8) -> Result<Row, PgError> {
-        let mut values = self.default_row();
+        let mut values = self.default_row()?;
         let bytes = text.as_bytes();
         let mut pos = 0usize;
         let nfields = self.fields.len();

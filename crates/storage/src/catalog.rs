@@ -324,6 +324,7 @@ mod tests {
             name: name.into(),
             columns: vec![],
             indexes: vec![],
+            sequence: None,
         }))
     }
 

@@ -354,6 +354,7 @@ mod tests {
             name: "t".into(),
             columns: vec![],
             indexes: vec![],
+            sequence: None,
         });
         for rowid in 0..3 {
             table.rows.reserve(rowid);

@@ -17,6 +17,7 @@ pub mod controlfile;
 pub mod index;
 pub mod redo;
 pub mod rowstore;
+pub mod sequence;
 pub mod table;
 pub mod version;
 pub mod visibility;

@@ -141,6 +141,21 @@ impl Redo {
                     skipped,
                 })
             }
+            WalRecord::Sequence(r) => {
+                let end = rec.end_lsn();
+                // A sequence dropped by a transaction that committed before this record was
+                // inserted (the nextval that wrote it had found the sequence first) is gone:
+                // nothing to apply.
+                if end > self.snapshot_lsn
+                    && let Some(t) = self.catalog.by_oid(r.sequence)
+                {
+                    t.store_sequence_row(end.0, r.last_value, r.is_called, horizon);
+                    if let Some(seq) = &t.sequence {
+                        seq.reset();
+                    }
+                }
+                Ok(Replayed::Other(kind))
+            }
             WalRecord::Checkpoint(_) | WalRecord::EndOfRecovery(_) => Ok(Replayed::Other(kind)),
         }
     }
@@ -304,6 +319,7 @@ mod tests {
                     name: "t".into(),
                     columns: vec![],
                     indexes: vec![],
+                    sequence: None,
                 },
             }],
         );

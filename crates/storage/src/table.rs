@@ -14,6 +14,7 @@ use parking_lot::Mutex;
 
 use crate::index::{Index, IndexKey};
 use crate::rowstore::{RowId, RowStore};
+use crate::sequence::SequenceState;
 use crate::version::TxnShared;
 
 /// The table-level locks, shared by all `Table` values of one OID.
@@ -33,6 +34,8 @@ pub struct Table {
     /// Parallel to `def.indexes`.
     pub indexes: Vec<Arc<Index>>,
     pub locks: Arc<TableLocks>,
+    /// A sequence's in-memory state (shared by every `Table` value of it); `None` for tables.
+    pub sequence: Option<Arc<SequenceState>>,
 }
 
 /// Why an index could not be built.
@@ -57,12 +60,73 @@ impl Table {
             .iter()
             .map(|d| Arc::new(Index::new(d.clone(), &types)))
             .collect();
+        let sequence = def
+            .sequence
+            .is_some()
+            .then(|| Arc::new(SequenceState::default()));
         Table {
             def: Arc::new(def),
             rows: Arc::new(RowStore::new()),
             indexes,
             locks: Arc::new(TableLocks::default()),
+            sequence,
         }
+    }
+
+    /// A sequence's row: (`last_value`, `log_cnt`, `is_called`).
+    pub fn sequence_row(last_value: i64, is_called: bool) -> Row {
+        Arc::from(vec![
+            base::Value::Int8(last_value),
+            base::Value::Int8(0),
+            base::Value::Bool(is_called),
+        ])
+    }
+
+    /// A sequence's stored (`last_value`, `is_called`): its row's newest version that is not
+    /// dead (committed, or the creating transaction's own), or the start if none.
+    pub fn stored_sequence(&self) -> (i64, bool) {
+        let start = self.def.sequence.as_ref().map_or(1, |s| s.start);
+        self.rows
+            .with_slot(0, |s| {
+                s.versions
+                    .iter()
+                    .rev()
+                    .find(|v| v.state() != crate::version::VersionState::Dead)
+                    .and_then(|v| v.data.clone())
+            })
+            .flatten()
+            .and_then(|r| match (r.first(), r.get(2)) {
+                (Some(base::Value::Int8(v)), Some(base::Value::Bool(c))) => Some((*v, *c)),
+                _ => None,
+            })
+            .unwrap_or((start, false))
+    }
+
+    /// A sequence's row as a query sees it: its current state (see `SequenceState::current`).
+    pub fn current_sequence_row(&self) -> Option<Row> {
+        let state = self.sequence.as_ref()?;
+        let (last, log_cnt, is_called) = state.current(|| self.stored_sequence());
+        Some(Arc::from(vec![
+            base::Value::Int8(last),
+            base::Value::Int8(log_cnt),
+            base::Value::Bool(is_called),
+        ]))
+    }
+
+    /// Stores a sequence's row as committed at `lsn` outside any transaction (a `Sequence`
+    /// WAL record's effect, on the primary when it is inserted and in redo when replayed),
+    /// visible once written, like the record. `horizon` bounds pruning of older versions.
+    pub fn store_sequence_row(&self, lsn: u64, last_value: i64, is_called: bool, horizon: u64) {
+        let row = Self::sequence_row(last_value, is_called);
+        self.rows.reserve(0);
+        self.rows.with_slot(0, |s| {
+            s.versions.push(crate::version::Version::committed(
+                lsn,
+                base::SyncCommitLevel::Off as u8,
+                Some(row),
+            ));
+            s.prune(horizon)
+        });
     }
 
     pub fn oid(&self) -> u32 {
@@ -86,6 +150,7 @@ impl Table {
                 .map(|d| Arc::new(Index::new(d.clone(), &types)))
                 .collect(),
             locks: self.locks.clone(),
+            sequence: self.sequence.clone(),
         }
     }
 
@@ -96,6 +161,7 @@ impl Table {
             rows: self.rows.clone(),
             indexes: self.indexes.clone(),
             locks: self.locks.clone(),
+            sequence: self.sequence.clone(),
         }
     }
 
@@ -176,6 +242,7 @@ impl Table {
             rows: self.rows.clone(),
             indexes,
             locks: self.locks.clone(),
+            sequence: self.sequence.clone(),
         })
     }
 

@@ -7,6 +7,7 @@
 pub mod error;
 pub mod interrupt;
 pub mod manager;
+pub mod sequence;
 pub mod testing;
 pub mod transaction;
 pub mod waiters;

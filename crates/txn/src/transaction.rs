@@ -45,7 +45,7 @@
 
 use std::sync::Arc;
 
-use base::catalog::{ColumnDef, IndexDef, Oid, TableDef};
+use base::catalog::{ColumnDef, IndexDef, Oid, SequenceDef, TableDef};
 use base::codec::Encoder;
 use base::{DataType, Lsn, Row, SyncCommitLevel, Value};
 use smallvec::SmallVec;
@@ -636,7 +636,49 @@ impl Transaction {
         indexes: Vec<NewIndex>,
         if_not_exists: bool,
     ) -> Result<bool, TxnError> {
-        self.check_writable("CREATE TABLE")?;
+        self.create_relation(name, columns, indexes, None, if_not_exists)
+            .await
+    }
+
+    /// CREATE SEQUENCE (also for serial and identity columns): a relation of one row, which
+    /// starts unused at `seq.start`. Returns `false` if the name exists and `if_not_exists`.
+    pub async fn create_sequence(
+        &mut self,
+        name: &str,
+        seq: SequenceDef,
+        if_not_exists: bool,
+    ) -> Result<bool, TxnError> {
+        let start = seq.start;
+        let created = self
+            .create_relation(
+                name,
+                SequenceDef::columns(),
+                Vec::new(),
+                Some(seq),
+                if_not_exists,
+            )
+            .await?;
+        if created {
+            let table = self.table_for_ddl(name)?;
+            self.insert(&table, Table::sequence_row(start, false))
+                .await?;
+        }
+        Ok(created)
+    }
+
+    async fn create_relation(
+        &mut self,
+        name: &str,
+        columns: Vec<ColumnDef>,
+        indexes: Vec<NewIndex>,
+        sequence: Option<SequenceDef>,
+        if_not_exists: bool,
+    ) -> Result<bool, TxnError> {
+        self.check_writable(if sequence.is_some() {
+            "CREATE SEQUENCE"
+        } else {
+            "CREATE TABLE"
+        })?;
         self.acquire_global_ddl().await?;
         if self.mgr.catalog.latest(name, Some(&self.shared)).is_some() {
             if if_not_exists {
@@ -650,6 +692,7 @@ impl Transaction {
             name: name.to_owned(),
             columns,
             indexes: Vec::new(),
+            sequence,
         };
         for ix in indexes {
             if ix.primary {
@@ -866,6 +909,7 @@ impl Transaction {
             self.release(None);
             return Ok(CommitOutcome::ReadOnly);
         }
+        self.log_created_sequences()?;
         let mut payload = Encoder::with_capacity(self.changes.buf.len() + 24);
         record::encode_commit_prefix(&mut payload, now_pg_micros(), level);
         payload.varint(self.change_count);
@@ -920,6 +964,36 @@ impl Transaction {
                 Ok(CommitOutcome::Detached { lsn: end })
             }
         }
+    }
+
+    /// Puts the row of every sequence this transaction created into its commit: the values
+    /// handed out before the commit were logged nowhere else (see `crate::sequence`).
+    fn log_created_sequences(&mut self) -> Result<(), TxnError> {
+        for i in 0..self.staged_names.len() {
+            let Some(table) = self
+                .mgr
+                .catalog
+                .latest(&self.staged_names[i], Some(&self.shared))
+            else {
+                continue;
+            };
+            let (Some(def), Some(state)) = (table.def.sequence.as_ref(), table.sequence.as_ref())
+            else {
+                continue;
+            };
+            if self.mgr.catalog.by_oid(table.oid()).is_some() {
+                // Created by an earlier transaction: its values were logged by records.
+                continue;
+            }
+            let (last_value, is_called) = state.commit_row(def, || table.stored_sequence());
+            let row = Table::sequence_row(last_value, is_called);
+            if self.write_slot(&table, 0, Some(row.clone())) {
+                self.writes.push((table.clone(), 0));
+            }
+            let oid = table.oid();
+            self.record_change(|e| record::encode_update(e, oid, 0, &row))?;
+        }
+        Ok(())
     }
 
     /// Rolls back: nothing the transaction did remains.

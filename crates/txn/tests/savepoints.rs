@@ -213,7 +213,9 @@ async fn rollback_to_restores_rows_and_frees_their_keys() {
         (1, Value::text("ten")),
         (1, Value::text("eins")),
     ] {
-        let key = a.indexes[i].key_from_values(std::slice::from_ref(&v)).expect("key");
+        let key = a.indexes[i]
+            .key_from_values(std::slice::from_ref(&v))
+            .expect("key");
         assert!(
             a.indexes[i].lookup(&key).is_empty(),
             "stale entry for {v:?}"

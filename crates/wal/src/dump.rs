@@ -130,6 +130,13 @@ pub fn describe(kind: RecordKind, payload: &[u8]) -> String {
             }
         }
         WalRecord::Abort => out.push_str("abort of a transaction with spilled changes"),
+        WalRecord::Sequence(r) => {
+            let _ = write!(
+                out,
+                "sequence {}: last_value {}, is_called {}",
+                r.sequence, r.last_value, r.is_called
+            );
+        }
         WalRecord::Checkpoint(c) => {
             let _ = write!(
                 out,

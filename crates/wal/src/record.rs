@@ -61,6 +61,8 @@ pub enum RecordKind {
     Checkpoint = 4,
     /// First record of a new timeline after promotion.
     EndOfRecovery = 5,
+    /// A sequence's new horizon (not transactional: applies whatever its transaction does).
+    Sequence = 6,
 }
 
 impl RecordKind {
@@ -71,6 +73,7 @@ impl RecordKind {
             3 => RecordKind::Abort,
             4 => RecordKind::Checkpoint,
             5 => RecordKind::EndOfRecovery,
+            6 => RecordKind::Sequence,
             _ => return None,
         })
     }
@@ -82,6 +85,7 @@ impl RecordKind {
             RecordKind::Abort => "ABORT",
             RecordKind::Checkpoint => "CHECKPOINT",
             RecordKind::EndOfRecovery => "END_OF_RECOVERY",
+            RecordKind::Sequence => "SEQUENCE",
         }
     }
 }
@@ -313,6 +317,15 @@ pub struct EndOfRecoveryRecord {
     pub time: i64,
 }
 
+/// The payload of a `Sequence` record: the sequence's row from now on (`last_value` is the
+/// horizon up to which values may have been handed out; see `storage::sequence`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SequenceRecord {
+    pub sequence: Oid,
+    pub last_value: i64,
+    pub is_called: bool,
+}
+
 /// A decoded record payload.
 #[derive(Clone, Debug, PartialEq)]
 pub enum WalRecord {
@@ -321,6 +334,7 @@ pub enum WalRecord {
     Abort,
     Checkpoint(CheckpointRecord),
     EndOfRecovery(EndOfRecoveryRecord),
+    Sequence(SequenceRecord),
 }
 
 fn decode_changes(d: &mut Decoder<'_>) -> Result<Vec<Change>, DecodeError> {
@@ -347,6 +361,7 @@ impl WalRecord {
             WalRecord::Abort => RecordKind::Abort,
             WalRecord::Checkpoint(_) => RecordKind::Checkpoint,
             WalRecord::EndOfRecovery(_) => RecordKind::EndOfRecovery,
+            WalRecord::Sequence(_) => RecordKind::Sequence,
         }
     }
 
@@ -372,6 +387,11 @@ impl WalRecord {
                 e.u32(r.previous_timeline.0);
                 e.u32(r.timeline.0);
                 e.i64(r.time);
+            }
+            WalRecord::Sequence(r) => {
+                e.u32(r.sequence);
+                e.i64(r.last_value);
+                e.bool(r.is_called);
             }
         }
         e.buf
@@ -408,6 +428,11 @@ impl WalRecord {
                 previous_timeline: TimelineId(d.u32()?),
                 timeline: TimelineId(d.u32()?),
                 time: d.i64()?,
+            }),
+            RecordKind::Sequence => WalRecord::Sequence(SequenceRecord {
+                sequence: d.u32()?,
+                last_value: d.i64()?,
+                is_called: d.bool()?,
             }),
         };
         if !d.is_empty() {
@@ -504,6 +529,11 @@ mod tests {
                 previous_timeline: TimelineId(1),
                 timeline: TimelineId(2),
                 time: 9,
+            }),
+            WalRecord::Sequence(SequenceRecord {
+                sequence: 16400,
+                last_value: -7,
+                is_called: true,
             }),
         ];
         for r in recs {

@@ -62,6 +62,7 @@ fn write_seed_corpus() {
             unique: true,
             primary: true,
         }],
+        sequence: None,
     };
     let recs = [
         WalRecord::Commit(CommitRecord {

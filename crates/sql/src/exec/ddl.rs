@@ -6,8 +6,9 @@
 //! with a notice; constraint indexes are named `t_pkey` and `t_a_b_key`, plain indexes
 //! `t_a_b_idx` (with a number appended on collision). Column defaults are validated by
 //! binding them, then stored as SQL text. Table options (`WITH (fillfactor=100)`) are
-//! accepted and ignored: the storage has no pages to fill. CHECK, FOREIGN KEY, serial,
-//! temporary and partitioned tables are 0A000.
+//! accepted and ignored: the storage has no pages to fill. Serial and identity columns get
+//! their sequences from `exec::sequence`. CHECK, FOREIGN KEY, temporary and partitioned
+//! tables are 0A000.
 
 use base::catalog::{ColumnDef, TableDef};
 use base::error::sqlstate;
@@ -15,6 +16,7 @@ use base::{PgError, SqlState};
 use sqlparser::ast;
 use txn::{NewIndex, Transaction, TxnError};
 
+use crate::exec::sequence;
 use crate::plan::bind_expr::ident_name;
 use crate::plan::dml::bind_default;
 use crate::plan::{Relation, relation_name, types};
@@ -172,9 +174,11 @@ pub async fn create_table(
         name: name.clone(),
         columns: Vec::with_capacity(ct.columns.len()),
         indexes: Vec::new(),
+        sequence: None,
     };
     let mut indexes: Vec<NewIndex> = Vec::new();
     let mut column_keys: Vec<(usize, bool)> = Vec::new();
+    let mut column_seqs = Vec::new();
     for col in &ct.columns {
         let cname = truncate_ident(ident_name(&col.name), notices);
         if def.columns.iter().any(|c| c.name == cname) {
@@ -183,18 +187,30 @@ pub async fn create_table(
                 format!("column \"{cname}\" specified more than once"),
             ));
         }
-        if types::is_serial(&col.data_type) {
-            return Err(unsupported("serial columns (sequences)"));
-        }
-        let data_type = types::resolve(&col.data_type)?;
+        let seq = sequence::column_sequence(&name, col, def.columns.len())?;
+        let data_type = match &seq {
+            Some((t, _)) => *t,
+            None => types::resolve(&col.data_type)?,
+        };
         let mut c = ColumnDef {
             name: cname,
             data_type,
             not_null: false,
             default: None,
         };
+        if let Some((_, s)) = seq {
+            c.not_null = true;
+            c.default = Some(sequence::nextval_default(&s.name));
+            column_seqs.push(s);
+        }
         for opt in &col.options {
             match &opt.option {
+                // Identity: handled by `column_sequence` above.
+                ast::ColumnOption::Generated {
+                    generated_as: ast::GeneratedAs::Always | ast::GeneratedAs::ByDefault,
+                    generation_expr: None,
+                    ..
+                } => {}
                 ast::ColumnOption::Null => {}
                 ast::ColumnOption::NotNull => c.not_null = true,
                 ast::ColumnOption::Default(e) => c.default = Some(e.to_string()),
@@ -244,11 +260,13 @@ pub async fn create_table(
         let mut n = PgError::notice(format!("relation \"{name}\" already exists, skipping"));
         n.code = sqlstate::DUPLICATE_TABLE;
         notices.push(n);
+        return Ok(());
     }
-    Ok(())
+    sequence::create_column_sequences(&name, column_seqs, txn).await
 }
 
-/// DROP TABLE a, b: PostgreSQL's messages for missing tables.
+/// DROP TABLE a, b: PostgreSQL's messages for missing tables. Sequences owned by a dropped
+/// table's columns (serial, identity, OWNED BY) go with it.
 pub async fn drop_tables(
     names: &[ast::ObjectName],
     if_exists: bool,
@@ -257,8 +275,20 @@ pub async fn drop_tables(
 ) -> Result<(), PgError> {
     for n in names {
         let name = table_name(n, notices)?;
+        sequence::check_kind(txn, &name, false)?;
+        let oid = txn
+            .manager()
+            .catalog
+            .latest(&name, Some(txn.shared()))
+            .map(|t| t.oid());
         match txn.drop_table(&name, if_exists).await {
-            Ok(true) => {}
+            Ok(true) => {
+                if let Some(oid) = oid {
+                    for seq in sequence::owned_sequences(txn, oid) {
+                        txn.drop_table(&seq, true).await.map_err(PgError::from)?;
+                    }
+                }
+            }
             Ok(false) => notices.push(PgError::notice(format!(
                 "table \"{name}\" does not exist, skipping"
             ))),

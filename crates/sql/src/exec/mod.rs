@@ -18,6 +18,7 @@
 pub mod ddl;
 pub mod dml;
 pub mod select;
+pub mod sequence;
 
 use std::cmp::Ordering;
 use std::sync::Arc;
@@ -241,6 +242,14 @@ pub fn for_each_match(
             None => Ok(true),
         }
     };
+    if let Some(row) = table.current_sequence_row() {
+        // A sequence reads as its one row, in its current state (its stored row is the
+        // horizon logged for recovery, ahead of the values handed out).
+        if pass(&row)? {
+            f(0, &row)?;
+        }
+        return Ok(());
+    }
     match candidate_rowids(table, access, cx)? {
         Some(ids) => {
             for (n, id) in ids.into_iter().enumerate() {

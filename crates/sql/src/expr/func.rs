@@ -24,6 +24,7 @@ use rust_decimal::Decimal;
 
 use super::ops::{self, text_of};
 use super::{Effect, EvalCx, Expr, eval};
+use crate::exec::sequence;
 use crate::plan::coerce::common_type;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,6 +98,13 @@ pub enum Func {
     CurrentSchema,
     InetServerPort,
     StatResetShared,
+    /// Sequences (`exec::sequence`): `nextval`, `currval`, `setval`, `lastval`,
+    /// `pg_get_serial_sequence`.
+    NextVal,
+    CurrVal,
+    SetVal,
+    LastVal,
+    SerialSequence,
     /// `~` / `~*` / `!~` / `!~*` (bound from the operators, see `expr::regex`).
     RegexMatch {
         case_insensitive: bool,
@@ -125,6 +133,10 @@ impl Func {
                 | Func::CreatePhysicalReplicationSlot
                 | Func::DropReplicationSlot
                 | Func::StatResetShared
+                | Func::NextVal
+                | Func::CurrVal
+                | Func::SetVal
+                | Func::LastVal
         )
     }
 }
@@ -412,6 +424,18 @@ pub fn resolve(name: &str, args: &[DataType]) -> Result<Resolved, PgError> {
             ok(Func::TerminateBackend, t, T::Bool)
         }
         ("pg_is_in_recovery", 0) => ok(Func::IsInRecovery, vec![], T::Bool),
+        ("nextval", 1) if is_text(a0) => ok(Func::NextVal, vec![T::Text], T::Int8),
+        ("currval", 1) if is_text(a0) => ok(Func::CurrVal, vec![T::Text], T::Int8),
+        ("setval", 2) if is_text(a0) && is_int(a1) => {
+            ok(Func::SetVal, vec![T::Text, T::Int8], T::Int8)
+        }
+        ("setval", 3) if is_text(a0) && is_int(a1) && is_bool(args[2]) => {
+            ok(Func::SetVal, vec![T::Text, T::Int8, T::Bool], T::Int8)
+        }
+        ("lastval", 0) => ok(Func::LastVal, vec![], T::Int8),
+        ("pg_get_serial_sequence", 2) if is_text(a0) && is_text(a1) => {
+            ok(Func::SerialSequence, vec![T::Text, T::Text], T::Text)
+        }
         ("pg_reload_conf", 0) => ok(Func::ReloadConf, vec![], T::Bool),
         ("pg_current_wal_lsn", 0) => ok(Func::CurrentWalLsn, vec![], T::PgLsn),
         ("pg_current_wal_insert_lsn", 0) => ok(Func::CurrentWalInsertLsn, vec![], T::PgLsn),
@@ -837,6 +861,39 @@ pub fn call(f: Func, args: &[Expr], row: &[Value], cx: &EvalCx<'_>) -> Result<Va
             signal_backend(cx, pid, f == Func::TerminateBackend)?
         }
         Func::IsInRecovery => Value::Bool(env.engine.hooks.is_in_recovery()),
+        Func::NextVal | Func::CurrVal | Func::SetVal => {
+            let Some(name) = text_arg(&v0) else {
+                return Ok(Value::Null);
+            };
+            let seq = &env.sequences;
+            Value::Int8(match f {
+                Func::NextVal => {
+                    sequence::nextval(env.engine, &seq.snapshot, seq.seen, seq.read_only, name)?
+                }
+                Func::CurrVal => sequence::currval(env.engine, &seq.snapshot, seq.seen, name)?,
+                _ => {
+                    let value = int_arg(&v1).unwrap_or(0);
+                    let is_called = !matches!(vals.get(2), Some(Value::Bool(false)));
+                    sequence::setval(
+                        env.engine,
+                        &seq.snapshot,
+                        seq.seen,
+                        seq.read_only,
+                        name,
+                        value,
+                        is_called,
+                    )?
+                }
+            })
+        }
+        Func::LastVal => Value::Int8(sequence::lastval(env.sequences.seen)?),
+        Func::SerialSequence => {
+            let (Some(table), Some(column)) = (text_arg(&v0), text_arg(&v1)) else {
+                return Ok(Value::Null);
+            };
+            sequence::serial_sequence(env.engine, &env.sequences.snapshot, table, column)?
+                .map_or(Value::Null, |s| Value::Text(s.into()))
+        }
         Func::ReloadConf => {
             require_superuser(cx, "pg_reload_conf")?;
             Value::Bool(env.engine.hooks.reload_config())

@@ -381,6 +381,16 @@ pub struct Env<'a> {
     /// The outcome of `pg_promote`, awaited by the session before the statement runs
     /// (evaluation is synchronous, promotion with `wait` is not).
     pub promote_result: Mutex<Option<Result<bool, PgError>>>,
+    /// What the sequence functions need.
+    pub sequences: SequenceEnv<'a>,
+}
+
+/// The sequence functions' view of the session: names resolve in the statement's snapshot;
+/// a read-only transaction may not take values; currval/lastval read `seen`.
+pub struct SequenceEnv<'a> {
+    pub snapshot: storage::Snapshot,
+    pub read_only: bool,
+    pub seen: &'a crate::exec::sequence::SessionSequences,
 }
 
 /// Evaluation context of one statement execution.

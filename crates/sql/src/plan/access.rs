@@ -144,6 +144,7 @@ mod tests {
                     primary: true,
                 },
             ],
+            sequence: None,
         }
     }
 

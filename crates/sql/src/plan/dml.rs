@@ -47,6 +47,13 @@ fn target_table(
     match relation_name(name)? {
         Relation::Table(t) => {
             let table = resolve_table(resolve, &t)?;
+            if table.def.sequence.is_some() {
+                // A sequence's row changes only through nextval/setval.
+                return Err(PgError::new(
+                    sqlstate::WRONG_OBJECT_TYPE,
+                    format!("cannot change sequence \"{t}\""),
+                ));
+            }
             Ok((t, table))
         }
         Relation::View(_) => Err(unsupported("changing a system view")),

@@ -83,6 +83,8 @@ pub struct Session {
     /// Statements in the current simple-query batch (SET LOCAL warns outside blocks only
     /// for single statements, as PostgreSQL's implicit blocks count as blocks).
     batch_len: usize,
+    /// What nextval/setval returned in this session (currval, lastval).
+    sequences: crate::exec::sequence::SessionSequences,
 }
 
 impl std::fmt::Debug for Session {
@@ -124,6 +126,7 @@ impl Engine {
             copy: None,
             activity_generation: std::sync::atomic::AtomicU64::new(u64::MAX),
             batch_len: 0,
+            sequences: Default::default(),
         };
         let fatal = |e: PgError| PgError {
             severity: base::error::Severity::Fatal,
@@ -878,14 +881,23 @@ impl Session {
         };
         let commit = commit && x.kind != XactKind::Failed;
         self.gucs.end_xact(commit);
+        // Values this transaction took from sequences must be durable before the client
+        // hears COMMIT; a commit record covers them, a transaction that wrote nothing else
+        // waits for them here.
+        let sequence_wal = self.sequences.take_logged().filter(|_| commit);
         let Some(txn) = x.txn else {
+            self.wait_sequence_wal(sequence_wal, level).await;
             return Ok(());
         };
         if !commit {
             txn.rollback();
             return Ok(());
         }
+        let wrote = txn.has_writes();
         let outcome = txn.commit(level).await;
+        if !wrote {
+            self.wait_sequence_wal(sequence_wal, level).await;
+        }
         self.engine.maybe_recompute_horizon();
         match outcome {
             Ok(CommitOutcome::Detached { .. }) => {
@@ -902,6 +914,15 @@ impl Session {
             }
             Ok(_) => Ok(()),
             Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn wait_sequence_wal(&self, lsn: Option<base::Lsn>, level: base::SyncCommitLevel) {
+        let Some(lsn) = lsn else { return };
+        let interrupt = self.backend.interrupt.clone();
+        tokio::select! {
+            () = self.engine.mgr.wait_logged(lsn, level) => {}
+            _ = interrupt.wait() => {}
         }
     }
 

@@ -20,7 +20,7 @@ use storage::Snapshot;
 use super::{Session, XactKind};
 use crate::api::{ExecOutcome, Prepared, RowSink};
 use crate::exec::select::Input;
-use crate::exec::{Check, Tables, ddl, dml, select};
+use crate::exec::{Check, Tables, ddl, dml, select, sequence};
 use crate::expr::{Effect, Env, EvalCx, SubExec, SubResult};
 use crate::parse::Template;
 use crate::plan::{Plan, PlanKind, SubKind, plan_statement};
@@ -121,7 +121,7 @@ impl Session {
         Ok(plan)
     }
 
-    fn read_only(&self) -> bool {
+    pub(super) fn read_only(&self) -> bool {
         self.xact.as_ref().is_some_and(|x| x.read_only) || self.engine.mgr.is_read_only()
     }
 
@@ -147,6 +147,11 @@ impl Session {
                 object_type: ast::ObjectType::Table,
                 ..
             } => "DROP TABLE",
+            ast::Statement::CreateSequence { .. } => "CREATE SEQUENCE",
+            ast::Statement::Drop {
+                object_type: ast::ObjectType::Sequence,
+                ..
+            } => "DROP SEQUENCE",
             ast::Statement::Truncate(_) => "TRUNCATE TABLE",
             ast::Statement::AlterTable(_) => "ALTER TABLE",
             ast::Statement::CreateIndex(_) => "CREATE INDEX",
@@ -170,8 +175,30 @@ impl Session {
         let result = match ast {
             ast::Statement::CreateTable(ct) => ddl::create_table(ct, txn, &mut notices).await,
             ast::Statement::Drop {
+                object_type: ast::ObjectType::Sequence,
+                names,
+                if_exists,
+                ..
+            } => sequence::drop_sequences(names, *if_exists, txn, &mut notices).await,
+            ast::Statement::Drop {
                 names, if_exists, ..
             } => ddl::drop_tables(names, *if_exists, txn, &mut notices).await,
+            ast::Statement::CreateSequence {
+                temporary,
+                if_not_exists,
+                name,
+                sequence_options,
+            } => {
+                sequence::create_sequence(
+                    name,
+                    sequence_options,
+                    *if_not_exists,
+                    *temporary,
+                    txn,
+                    &mut notices,
+                )
+                .await
+            }
             ast::Statement::Truncate(t) => ddl::truncate(t, txn).await,
             ast::Statement::AlterTable(at) => ddl::alter_table(at, txn, &mut notices).await,
             ast::Statement::CreateIndex(ci) => ddl::create_index(ci, txn, &mut notices).await,
@@ -294,6 +321,7 @@ impl Session {
             return Err(PgError::read_only(what));
         }
         let (plan, tables) = self.plan_and_open(template, ast, stmt).await?;
+        let read_only = self.read_only();
 
         let Session {
             engine,
@@ -304,12 +332,18 @@ impl Session {
             database,
             superuser,
             notices,
+            sequences,
             ..
         } = self;
         let txn_start = xact.as_ref().map_or(stmt_start, |x| x.start);
         let mut txn = xact.as_mut().and_then(|x| x.txn.as_mut());
         let snapshot = txn.as_ref().map_or(Snapshot::ALL, |t| *t.snapshot());
         let env = Env {
+            sequences: crate::expr::SequenceEnv {
+                snapshot,
+                read_only,
+                seen: sequences,
+            },
             engine,
             gucs,
             pid: backend.pid,

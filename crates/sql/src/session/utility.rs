@@ -468,7 +468,18 @@ impl Session {
         // them per row; lockstep's defaults are constants or now(), which is fixed per
         // transaction, so once is the same).
         let txn_start = self.xact.as_ref().map_or(0, |x| x.start);
+        let read_only = self.read_only();
+        let snapshot = self
+            .xact
+            .as_ref()
+            .and_then(|x| x.txn.as_ref())
+            .map_or(storage::Snapshot::ALL, |t| *t.snapshot());
         let env = Env {
+            sequences: crate::expr::SequenceEnv {
+                snapshot,
+                read_only,
+                seen: &self.sequences,
+            },
             engine: &self.engine,
             gucs: &self.gucs,
             pid: self.backend.pid,
@@ -488,9 +499,22 @@ impl Session {
             env: &env,
         };
         let mut defaults = Vec::with_capacity(def.columns.len());
+        let mut sequences = Vec::new();
         for (i, col) in def.columns.iter().enumerate() {
             if fields.contains(&i) {
                 defaults.push(None);
+            } else if let Some(seq) = col
+                .default
+                .as_deref()
+                .and_then(crate::exec::sequence::nextval_target)
+            {
+                // A serial/identity column: a new value for every row.
+                let t = crate::exec::sequence::resolve(&self.engine, &snapshot, &seq)?;
+                if read_only {
+                    return Err(PgError::read_only("nextval()"));
+                }
+                sequences.push((i, t));
+                defaults.push(Some(base::Value::Null));
             } else {
                 let e = bind_default(col)?;
                 defaults.push(Some(eval(&e, &[], &cx)?));
@@ -498,7 +522,10 @@ impl Session {
         }
         drop(env);
         let columns = fields.len();
-        self.copy = Some(CopyIn::new(Arc::clone(&table), fields, defaults, c));
+        self.copy = Some(
+            CopyIn::new(Arc::clone(&table), fields, defaults, c)
+                .with_sequences(self.engine.mgr.clone(), sequences),
+        );
         Ok(ExecOutcome::CopyIn { columns })
     }
 }
