@@ -41,6 +41,16 @@ pub struct TableDef {
     pub indexes: Vec<IndexDef>,
     /// Set for a sequence (a relation of one row: `last_value`, `log_cnt`, `is_called`).
     pub sequence: Option<SequenceDef>,
+    /// CHECK constraints, in creation order.
+    pub checks: Vec<CheckDef>,
+}
+
+/// A CHECK constraint: every stored row must not make `expr` false (NULL passes).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckDef {
+    pub name: String,
+    /// The condition as SQL text over the table's columns, bound by the SQL layer.
+    pub expr: String,
 }
 
 /// A sequence's parameters (`CREATE SEQUENCE`, or implied by a serial or identity column).
@@ -246,6 +256,11 @@ impl TableDef {
                 seq.encode(e);
             }
         }
+        e.varint(self.checks.len() as u64);
+        for c in &self.checks {
+            e.str(&c.name);
+            e.str(&c.expr);
+        }
     }
 
     pub fn decode(d: &mut Decoder<'_>) -> Result<TableDef, DecodeError> {
@@ -289,12 +304,21 @@ impl TableDef {
             1 => Some(SequenceDef::decode(d)?),
             tag => return Err(DecodeError::BadTag { offset: at, tag }),
         };
+        let n = d.len()?;
+        let mut checks = Vec::with_capacity(n);
+        for _ in 0..n {
+            checks.push(CheckDef {
+                name: d.str()?.to_owned(),
+                expr: d.str()?.to_owned(),
+            });
+        }
         Ok(TableDef {
             oid,
             name,
             columns,
             indexes,
             sequence,
+            checks,
         })
     }
 }
@@ -336,6 +360,10 @@ mod tests {
                 primary: true,
             }],
             sequence: None,
+            checks: vec![CheckDef {
+                name: "pgbench_accounts_n_check".into(),
+                expr: "n > 0".into(),
+            }],
         };
         let mut e = Encoder::new();
         t.encode(&mut e);
@@ -361,6 +389,7 @@ mod tests {
                 cycle: false,
                 owned_by: Some((16399, 0)),
             }),
+            checks: Vec::new(),
         };
         let mut e = Encoder::new();
         t.encode(&mut e);

@@ -68,6 +68,7 @@ pub mod sqlstate {
     pub const INVALID_PARAMETER_VALUE: SqlState = SqlState("22023");
     pub const SEQUENCE_GENERATOR_LIMIT_EXCEEDED: SqlState = SqlState("2200H");
     pub const WRONG_OBJECT_TYPE: SqlState = SqlState("42809");
+    pub const CHECK_VIOLATION: SqlState = SqlState("23514");
     pub const INVALID_SCHEMA_NAME: SqlState = SqlState("3F000");
     pub const INVALID_TEXT_REPRESENTATION: SqlState = SqlState("22P02");
     pub const INVALID_BINARY_REPRESENTATION: SqlState = SqlState("22P03");

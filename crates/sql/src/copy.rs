@@ -65,6 +65,53 @@ pub struct CopyIn {
     /// Columns not in the file whose default is `nextval(seq)`: a new value per row.
     sequences: Vec<(usize, Arc<Table>)>,
     mgr: Option<Arc<txn::TxnManager>>,
+    /// The table's CHECK constraints, if it has any.
+    checks: Option<CopyChecks>,
+}
+
+/// What evaluating CHECK constraints during a COPY needs: the bound conditions and an
+/// owned copy of the session's view (a COPY outlives any one borrow of the session).
+pub struct CopyChecks {
+    pub checks: Vec<(String, crate::expr::Expr)>,
+    pub engine: Arc<crate::engine::Engine>,
+    pub gucs: crate::guc::SessionGucs,
+    pub pid: i32,
+    pub user: String,
+    pub database: String,
+    pub superuser: bool,
+    pub txn_start: i64,
+    pub snapshot: storage::Snapshot,
+}
+
+impl CopyChecks {
+    fn check(&self, table: &Table, row: &[Value]) -> Result<(), PgError> {
+        let seen = crate::exec::sequence::SessionSequences::default();
+        let env = crate::expr::Env {
+            engine: &self.engine,
+            gucs: &self.gucs,
+            pid: self.pid,
+            user: &self.user,
+            database: &self.database,
+            superuser: self.superuser,
+            txn_start: self.txn_start,
+            stmt_start: self.txn_start,
+            effects: parking_lot::Mutex::new(Vec::new()),
+            promote_result: parking_lot::Mutex::new(None),
+            sequences: crate::expr::SequenceEnv {
+                snapshot: self.snapshot,
+                read_only: true,
+                seen: &seen,
+            },
+        };
+        let cx = crate::expr::EvalCx {
+            params: &[],
+            env: &env,
+            subqueries: &[],
+            exec: None,
+            outer: &[],
+        };
+        crate::exec::check_constraints(table, &self.checks, row, &cx)
+    }
 }
 
 /// SQLSTATE 22P04 (bad_copy_file_format), not in base's list.
@@ -100,7 +147,14 @@ impl CopyIn {
             csv_in_quotes: false,
             sequences: Vec::new(),
             mgr: None,
+            checks: None,
         }
+    }
+
+    /// Checks every row against the table's CHECK constraints.
+    pub fn with_checks(mut self, checks: CopyChecks) -> CopyIn {
+        self.checks = Some(checks);
+        self
     }
 
     /// Columns whose default takes the next value of a sequence for every row (serial and
@@ -246,6 +300,9 @@ impl CopyIn {
             None => self.parse_row(text)?,
         };
         check_not_null(&self.table, &row).map_err(|e| e.with_detail(self.context()))?;
+        if let Some(c) = &self.checks {
+            c.check(&self.table, &row)?;
+        }
         txn.insert(&self.table, row)
             .await
             .map_err(|e| PgError::from(e).with_detail(self.context()))?;

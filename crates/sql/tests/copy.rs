@@ -485,3 +485,43 @@ async fn copy_from_csv_errors() {
     }
     assert!(rows(&mut s, "SELECT a FROM t").await.is_empty());
 }
+
+/// COPY into a table with serial and CHECK columns: a new sequence value per row, and a row
+/// breaking a check stops the COPY (nothing of it stays).
+#[tokio::test]
+async fn copy_takes_a_sequence_value_per_row_and_checks_constraints() {
+    let (engine, _) = common::new_engine();
+    let mut s = open(&engine);
+    ok(
+        &mut s,
+        "CREATE TABLE sc (id serial PRIMARY KEY, qty int CHECK (qty > 0), note text)",
+    )
+    .await;
+    let tag = copy(
+        &mut s,
+        "COPY sc (qty, note) FROM STDIN",
+        &[b"5\ta\n7\tb\n9\tc\n"],
+    )
+    .await
+    .expect("copy");
+    assert_eq!(tag, "COPY 3");
+    assert_eq!(
+        rows(&mut s, "SELECT id, qty FROM sc ORDER BY id").await,
+        vec!["1|5", "2|7", "3|9"]
+    );
+    let err = copy(&mut s, "COPY sc (qty, note) FROM STDIN", &[b"4\td\n0\te\n"])
+        .await
+        .expect_err("check violation");
+    assert_eq!(err.code.0, "23514");
+    assert!(err.message.contains("sc_qty_check"), "{}", err.message);
+    assert_eq!(
+        rows(&mut s, "SELECT count(*) FROM sc").await,
+        vec!["3"],
+        "the failed COPY left nothing"
+    );
+    // The sequence moved on anyway (values are not transactional).
+    assert_eq!(
+        rows(&mut s, "INSERT INTO sc (qty) VALUES (1) RETURNING id").await,
+        vec!["6"]
+    );
+}

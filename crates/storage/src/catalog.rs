@@ -325,6 +325,7 @@ mod tests {
             columns: vec![],
             indexes: vec![],
             sequence: None,
+            checks: Vec::new(),
         }))
     }
 

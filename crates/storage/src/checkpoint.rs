@@ -355,6 +355,7 @@ mod tests {
             columns: vec![],
             indexes: vec![],
             sequence: None,
+            checks: Vec::new(),
         });
         for rowid in 0..3 {
             table.rows.reserve(rowid);

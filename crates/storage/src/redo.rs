@@ -320,6 +320,7 @@ mod tests {
                     columns: vec![],
                     indexes: vec![],
                     sequence: None,
+                    checks: Vec::new(),
                 },
             }],
         );

@@ -45,7 +45,7 @@
 
 use std::sync::Arc;
 
-use base::catalog::{ColumnDef, IndexDef, Oid, SequenceDef, TableDef};
+use base::catalog::{CheckDef, ColumnDef, IndexDef, Oid, SequenceDef, TableDef};
 use base::codec::Encoder;
 use base::{DataType, Lsn, Row, SyncCommitLevel, Value};
 use smallvec::SmallVec;
@@ -636,7 +636,20 @@ impl Transaction {
         indexes: Vec<NewIndex>,
         if_not_exists: bool,
     ) -> Result<bool, TxnError> {
-        self.create_relation(name, columns, indexes, None, if_not_exists)
+        self.create_relation(name, columns, indexes, Vec::new(), None, if_not_exists)
+            .await
+    }
+
+    /// CREATE TABLE with CHECK constraints (their expressions already validated).
+    pub async fn create_table_with_checks(
+        &mut self,
+        name: &str,
+        columns: Vec<ColumnDef>,
+        indexes: Vec<NewIndex>,
+        checks: Vec<CheckDef>,
+        if_not_exists: bool,
+    ) -> Result<bool, TxnError> {
+        self.create_relation(name, columns, indexes, checks, None, if_not_exists)
             .await
     }
 
@@ -653,6 +666,7 @@ impl Transaction {
             .create_relation(
                 name,
                 SequenceDef::columns(),
+                Vec::new(),
                 Vec::new(),
                 Some(seq),
                 if_not_exists,
@@ -671,6 +685,7 @@ impl Transaction {
         name: &str,
         columns: Vec<ColumnDef>,
         indexes: Vec<NewIndex>,
+        checks: Vec<CheckDef>,
         sequence: Option<SequenceDef>,
         if_not_exists: bool,
     ) -> Result<bool, TxnError> {
@@ -693,6 +708,7 @@ impl Transaction {
             columns,
             indexes: Vec::new(),
             sequence,
+            checks,
         };
         for ix in indexes {
             if ix.primary {

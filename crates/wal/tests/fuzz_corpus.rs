@@ -63,6 +63,7 @@ fn write_seed_corpus() {
             primary: true,
         }],
         sequence: None,
+        checks: Vec::new(),
     };
     let recs = [
         WalRecord::Commit(CommitRecord {

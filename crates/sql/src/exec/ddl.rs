@@ -7,10 +7,11 @@
 //! `t_a_b_idx` (with a number appended on collision). Column defaults are validated by
 //! binding them, then stored as SQL text. Table options (`WITH (fillfactor=100)`) are
 //! accepted and ignored: the storage has no pages to fill. Serial and identity columns get
-//! their sequences from `exec::sequence`. CHECK, FOREIGN KEY, temporary and partitioned
-//! tables are 0A000.
+//! their sequences from `exec::sequence`. CHECK constraints are checked on every stored row
+//! (`exec::check_constraints`); adding one to an existing table, FOREIGN KEY, temporary and
+//! partitioned tables are 0A000.
 
-use base::catalog::{ColumnDef, TableDef};
+use base::catalog::{CheckDef, ColumnDef, TableDef};
 use base::error::sqlstate;
 use base::{PgError, SqlState};
 use sqlparser::ast;
@@ -82,21 +83,13 @@ fn index_columns(cols: &[ast::IndexColumn], def: &TableDef) -> Result<Vec<u16>, 
 }
 
 fn key_name(table: &str, def: &TableDef, cols: &[u16], suffix: &str) -> String {
-    let mut parts = vec![table.to_owned()];
+    let mut parts = vec![table];
     parts.extend(
         cols.iter()
-            .map(|&c| def.columns[usize::from(c)].name.clone()),
+            .map(|&c| def.columns[usize::from(c)].name.as_str()),
     );
-    parts.push(suffix.to_owned());
-    let mut name = parts.join("_");
-    if name.len() > NAME_BYTES_MAX {
-        let mut end = NAME_BYTES_MAX;
-        while !name.is_char_boundary(end) {
-            end -= 1;
-        }
-        name.truncate(end);
-    }
-    name
+    parts.push(suffix);
+    key_name_parts(&parts)
 }
 
 fn multiple_pk(table: &str) -> PgError {
@@ -140,9 +133,86 @@ fn constraint_index(
             })
         }
         ast::TableConstraint::ForeignKey(_) => Err(unsupported("FOREIGN KEY constraints")),
-        ast::TableConstraint::Check(_) => Err(unsupported("CHECK constraints")),
+        ast::TableConstraint::Check(_) => Err(unsupported("ALTER TABLE ... ADD CHECK")),
         _ => Err(unsupported("this kind of constraint")),
     }
+}
+
+/// Names and validates CHECK constraints as PostgreSQL does: an unnamed one is
+/// `<table>_<column>_check` when it is written on a column or uses exactly one column, else
+/// `<table>_check`, with a number appended on collision; the expression must bind over the
+/// table's columns as a boolean (42804 otherwise, 42703 for an unknown column).
+fn check_defs(
+    table: &str,
+    def: &TableDef,
+    checks: Vec<(Option<String>, String, Option<String>)>,
+) -> Result<Vec<CheckDef>, PgError> {
+    let mut out: Vec<CheckDef> = Vec::with_capacity(checks.len());
+    for (given, expr, column) in checks {
+        let probe = TableDef {
+            checks: vec![CheckDef {
+                name: String::new(),
+                expr: expr.clone(),
+            }],
+            ..def.clone()
+        };
+        let bound = crate::plan::dml::bind_checks(&probe)?;
+        let name = match given {
+            Some(n) => {
+                if out.iter().any(|c| c.name == n) {
+                    return Err(PgError::new(
+                        sqlstate::DUPLICATE_OBJECT,
+                        format!("check constraint \"{n}\" already exists"),
+                    ));
+                }
+                n
+            }
+            None => {
+                let column = column.or_else(|| {
+                    let mut used: Vec<usize> = Vec::new();
+                    if let Some((_, e)) = bound.first() {
+                        e.walk(&mut |x| {
+                            if let crate::expr::Expr::Column(i) = x
+                                && !used.contains(i)
+                            {
+                                used.push(*i);
+                            }
+                        });
+                    }
+                    match used.as_slice() {
+                        [one] => def.columns.get(*one).map(|c| c.name.clone()),
+                        _ => None,
+                    }
+                });
+                let base = match column {
+                    Some(c) => key_name_parts(&[table, &c, "check"]),
+                    None => key_name_parts(&[table, "check"]),
+                };
+                let mut name = base.clone();
+                let mut n = 0;
+                while out.iter().any(|c| c.name == name) {
+                    n += 1;
+                    name = format!("{base}{n}");
+                }
+                name
+            }
+        };
+        out.push(CheckDef { name, expr });
+    }
+    Ok(out)
+}
+
+/// `a_b_c`, truncated to the name limit.
+pub fn key_name_parts(parts: &[&str]) -> String {
+    let mut name = parts.join("_");
+    if name.len() > NAME_BYTES_MAX {
+        let mut end = NAME_BYTES_MAX;
+        while !name.is_char_boundary(end) {
+            end -= 1;
+        }
+        name.truncate(end);
+    }
+    name
 }
 
 pub async fn create_table(
@@ -175,7 +245,10 @@ pub async fn create_table(
         columns: Vec::with_capacity(ct.columns.len()),
         indexes: Vec::new(),
         sequence: None,
+        checks: Vec::new(),
     };
+    // CHECK constraints: (given name, expression, the column it was written on).
+    let mut checks: Vec<(Option<String>, String, Option<String>)> = Vec::new();
     let mut indexes: Vec<NewIndex> = Vec::new();
     let mut column_keys: Vec<(usize, bool)> = Vec::new();
     let mut column_seqs = Vec::new();
@@ -219,7 +292,11 @@ pub async fn create_table(
                 ast::ColumnOption::ForeignKey(_) => {
                     return Err(unsupported("FOREIGN KEY constraints"));
                 }
-                ast::ColumnOption::Check(_) => return Err(unsupported("CHECK constraints")),
+                ast::ColumnOption::Check(ch) => checks.push((
+                    opt.name.as_ref().or(ch.name.as_ref()).map(ident_name),
+                    ch.expr.to_string(),
+                    Some(c.name.clone()),
+                )),
                 ast::ColumnOption::Generated { .. } | ast::ColumnOption::Identity(_) => {
                     return Err(unsupported("identity and generated columns"));
                 }
@@ -247,13 +324,18 @@ pub async fn create_table(
         });
     }
     for c in &ct.constraints {
+        if let ast::TableConstraint::Check(ch) = c {
+            checks.push((ch.name.as_ref().map(ident_name), ch.expr.to_string(), None));
+            continue;
+        }
         indexes.push(constraint_index(c, &name, &def)?);
     }
+    def.checks = check_defs(&name, &def, checks)?;
     if indexes.iter().filter(|i| i.primary).count() > 1 {
         return Err(multiple_pk(&name));
     }
     let created = txn
-        .create_table(&name, def.columns, indexes, ct.if_not_exists)
+        .create_table_with_checks(&name, def.columns, indexes, def.checks, ct.if_not_exists)
         .await
         .map_err(PgError::from)?;
     if !created {

@@ -23,7 +23,7 @@ use storage::{RowId, Snapshot, Table};
 use txn::Transaction;
 
 use super::select::{self, Emit, Input};
-use super::{Check, check_not_null, for_each_match, project};
+use super::{Check, check_constraints, check_not_null, for_each_match, project};
 use crate::expr::{EvalCx, eval, eval_filter};
 use crate::plan::{ConflictAction, DeletePlan, InsertPlan, InsertSource, OnConflict, UpdatePlan};
 
@@ -72,6 +72,7 @@ struct RowWriter<'a, 'b> {
     table: &'a Arc<Table>,
     on_conflict: Option<&'a OnConflict>,
     returning: Option<&'a [crate::expr::Expr]>,
+    checks: &'a [(String, crate::expr::Expr)],
     cx: &'a EvalCx<'b>,
     /// Rows this statement inserted or updated through ON CONFLICT (a second hit is an
     /// error, as in PostgreSQL).
@@ -87,6 +88,7 @@ impl RowWriter<'_, '_> {
         emit: &mut Emit<'_>,
     ) -> Result<bool, PgError> {
         check_not_null(self.table, &values)?;
+        check_constraints(self.table, self.checks, &values, self.cx)?;
         let row: Row = Arc::from(values);
         let Some(oc) = self.on_conflict else {
             txn.insert(self.table, row.clone())
@@ -163,6 +165,7 @@ impl RowWriter<'_, '_> {
             new[*c] = eval(e, &combined, self.cx)?;
         }
         check_not_null(self.table, &new)?;
+        check_constraints(self.table, self.checks, &new, self.cx)?;
         let new: Row = Arc::from(new);
         txn.update(self.table, rowid, existing, new.clone())
             .await
@@ -192,6 +195,7 @@ pub async fn insert(
         table,
         on_conflict: plan.on_conflict.as_ref(),
         returning: plan.returning.as_deref(),
+        checks: &plan.checks,
         cx,
         touched: Vec::new(),
     };
@@ -283,6 +287,7 @@ pub async fn update(
             new[*c] = eval(e, &old, cx)?;
         }
         check_not_null(table, &new)?;
+        check_constraints(table, &plan.checks, &new, cx)?;
         let new: Row = Arc::from(new);
         txn.update(table, id, &old, new.clone())
             .await

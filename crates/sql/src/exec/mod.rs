@@ -366,6 +366,44 @@ pub fn check_not_null(table: &Table, row: &[Value]) -> Result<(), PgError> {
     Ok(())
 }
 
+/// Checks a row about to be stored against the table's CHECK constraints: a condition that
+/// is false (not NULL) is 23514 with PostgreSQL's message and failing-row detail.
+pub fn check_constraints(
+    table: &Table,
+    checks: &[(String, crate::expr::Expr)],
+    row: &[Value],
+    cx: &EvalCx<'_>,
+) -> Result<(), PgError> {
+    for (name, e) in checks {
+        if eval(e, row, cx)? == Value::Bool(false) {
+            let shown: Vec<String> = row
+                .iter()
+                .zip(&table.def.columns)
+                .map(|(v, c)| {
+                    if v.is_null() {
+                        "null".to_owned()
+                    } else {
+                        let mut out = Vec::new();
+                        base::pgio::format_text(v, c.data_type, &mut out);
+                        String::from_utf8_lossy(&out).into_owned()
+                    }
+                })
+                .collect();
+            return Err(PgError::new(
+                sqlstate::CHECK_VIOLATION,
+                format!(
+                    "new row for relation \"{}\" violates check constraint \"{name}\"",
+                    table.name()
+                ),
+            )
+            .with_detail(format!("Failing row contains ({}).", shown.join(", ")))
+            .with_table(table.name())
+            .with_constraint(name.clone()));
+        }
+    }
+    Ok(())
+}
+
 /// Evaluates expressions over a row into a new row.
 pub fn project(
     exprs: &[crate::expr::Expr],

@@ -323,14 +323,7 @@ pub fn column_sequence(
     };
     let (def, _) = sequence_def(data_type, identity.as_deref().unwrap_or(&[]))?;
     let column = ident_name(&col.name);
-    let mut name = format!("{table}_{column}_seq");
-    if name.len() > 63 {
-        let mut end = 63;
-        while !name.is_char_boundary(end) {
-            end -= 1;
-        }
-        name.truncate(end);
-    }
+    let name = crate::exec::ddl::key_name_parts(&[table, &column, "seq"]);
     Ok(Some((
         data_type,
         ColumnSequence {

@@ -145,6 +145,7 @@ mod tests {
                 },
             ],
             sequence: None,
+            checks: Vec::new(),
         }
     }
 

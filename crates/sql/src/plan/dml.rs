@@ -40,6 +40,23 @@ pub fn bind_default(col: &ColumnDef) -> Result<Expr, PgError> {
     b.coerce(bound, col.data_type, How::Assignment { column: &col.name })
 }
 
+/// Binds a table's CHECK constraints over its row (names and conditions). A condition must
+/// be boolean and may not hold aggregates or subqueries, as PostgreSQL requires.
+pub fn bind_checks(def: &TableDef) -> Result<Vec<(String, Expr)>, PgError> {
+    let mut out = Vec::with_capacity(def.checks.len());
+    for c in &def.checks {
+        let e = crate::parse::parse_expr(&c.expr)?;
+        let mut b = Binder::plain();
+        b.agg_mode = AggMode::Forbidden("check constraints");
+        let bound = b.condition(&e, &Scope::for_table(def, &def.name), "CHECK")?;
+        if !b.subplans.is_empty() {
+            return Err(unsupported("subqueries in check constraints"));
+        }
+        out.push((c.name.clone(), bound));
+    }
+    Ok(out)
+}
+
 fn target_table(
     name: &ast::ObjectName,
     resolve: Resolver<'_>,
@@ -317,6 +334,7 @@ pub fn bind_insert(
             source,
             on_conflict,
             returning,
+            checks: bind_checks(&def)?,
         },
         TableBinding {
             name: table_name,
@@ -459,6 +477,7 @@ pub fn bind_update(
             filter,
             sets,
             returning,
+            checks: bind_checks(&def)?,
         },
         TableBinding {
             name: table_name,

@@ -220,6 +220,8 @@ pub struct InsertPlan {
     pub on_conflict: Option<OnConflict>,
     /// Over the inserted (or updated) row.
     pub returning: Option<Vec<Expr>>,
+    /// The table's CHECK constraints over a new row (`dml::bind_checks`).
+    pub checks: Vec<(String, Expr)>,
 }
 
 #[derive(Clone, Debug)]
@@ -229,6 +231,8 @@ pub struct UpdatePlan {
     /// Column position → new value over the old row (coerced to the column type).
     pub sets: Vec<(usize, Expr)>,
     pub returning: Option<Vec<Expr>>,
+    /// The table's CHECK constraints over the new row.
+    pub checks: Vec<(String, Expr)>,
 }
 
 #[derive(Clone, Debug)]

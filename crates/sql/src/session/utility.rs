@@ -522,10 +522,23 @@ impl Session {
         }
         drop(env);
         let columns = fields.len();
-        self.copy = Some(
-            CopyIn::new(Arc::clone(&table), fields, defaults, c)
-                .with_sequences(self.engine.mgr.clone(), sequences),
-        );
+        let mut copy = CopyIn::new(Arc::clone(&table), fields, defaults, c)
+            .with_sequences(self.engine.mgr.clone(), sequences);
+        let checks = crate::plan::dml::bind_checks(def)?;
+        if !checks.is_empty() {
+            copy = copy.with_checks(crate::copy::CopyChecks {
+                checks,
+                engine: self.engine.clone(),
+                gucs: self.gucs.clone(),
+                pid: self.backend.pid,
+                user: self.user.clone(),
+                database: self.database.clone(),
+                superuser: self.superuser,
+                txn_start,
+                snapshot,
+            });
+        }
+        self.copy = Some(copy);
         Ok(ExecOutcome::CopyIn { columns })
     }
 }
