@@ -237,6 +237,18 @@ impl Redo {
                 self.catalog
                     .install_committed(t.name(), Some(Arc::new(built)), commit_lsn, level);
             }
+            Change::AddColumn { def, fill } => {
+                let t = self.table(lsn, def.oid)?;
+                if def.columns.len() != t.def.columns.len() + 1 {
+                    return Err(RedoError::Invalid {
+                        lsn,
+                        message: format!("ADD COLUMN to {} does not add one column", t.name()),
+                    });
+                }
+                let wider = t.with_added_column(def, &fill);
+                self.catalog
+                    .install_committed(t.name(), Some(Arc::new(wider)), commit_lsn, level);
+            }
         }
         if is_ddl && horizon == u64::MAX {
             // Crash recovery has no readers: dropped and replaced tables can go at once.

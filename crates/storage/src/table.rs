@@ -165,6 +165,46 @@ impl Table {
         }
     }
 
+    /// The same table with one more column at the end (ALTER TABLE ADD COLUMN): every
+    /// version of every row, committed or pending, gets `fill` as the new column's value,
+    /// keeping its stamp; indexes are rebuilt over the new rows. `def` is the new definition.
+    /// The caller holds the table's DDL lock (on the primary; redo replays alone).
+    pub fn with_added_column(&self, def: TableDef, fill: &base::Value) -> Table {
+        let fresh = Table::new(def);
+        let table = Table {
+            locks: self.locks.clone(),
+            ..fresh
+        };
+        let end = self.rows.end_rowid();
+        if end > 0 {
+            table.rows.reserve(end - 1);
+        }
+        self.rows.for_each_slot(|rowid, slot| {
+            let versions: smallvec::SmallVec<[crate::version::Version; 1]> = slot
+                .versions
+                .iter()
+                .map(|v| crate::version::Version {
+                    stamp: v.stamp.clone(),
+                    data: v.data.as_ref().map(|r| {
+                        let mut wider = r.to_vec();
+                        wider.push(fill.clone());
+                        Row::from(wider)
+                    }),
+                })
+                .collect();
+            for row in versions.iter().filter_map(|v| v.data.as_ref()) {
+                table.index_row(rowid, row);
+            }
+            let owner = slot.lock_owner.clone();
+            table.rows.with_slot(rowid, |s| {
+                s.versions = versions;
+                s.lock_owner = owner;
+            });
+            true
+        });
+        table
+    }
+
     /// The same table with one more index, built from every row version present. For a
     /// primary key the key columns also become NOT NULL. The caller holds the table's DDL lock,
     /// so no other transaction changes rows meanwhile; `me` is the DDL transaction, whose own

@@ -29,6 +29,10 @@ pub enum TxnError {
     IndexBuild { index: String, detail: String },
     #[error("column \"{column}\" of relation \"{table}\" contains null values")]
     NullInPrimaryKey { table: String, column: String },
+    #[error("column \"{column}\" of relation \"{table}\" contains null values")]
+    NullInColumn { table: String, column: String },
+    #[error("column \"{column}\" of relation \"{table}\" already exists")]
+    DuplicateColumn { table: String, column: String },
     #[error("cannot execute {0} in a read-only transaction")]
     ReadOnly(&'static str),
     #[error("table \"{0}\" was dropped or changed by a concurrent transaction")]
@@ -68,7 +72,10 @@ impl From<TxnError> for PgError {
             TxnError::IndexBuild { detail, .. } => {
                 PgError::new(sqlstate::UNIQUE_VIOLATION, msg).with_detail(detail)
             }
-            TxnError::NullInPrimaryKey { .. } => PgError::new(sqlstate::NOT_NULL_VIOLATION, msg),
+            TxnError::NullInPrimaryKey { .. } | TxnError::NullInColumn { .. } => {
+                PgError::new(sqlstate::NOT_NULL_VIOLATION, msg)
+            }
+            TxnError::DuplicateColumn { .. } => PgError::new(sqlstate::DUPLICATE_COLUMN, msg),
             TxnError::ReadOnly(_) => PgError::new(sqlstate::READ_ONLY_SQL_TRANSACTION, msg),
             TxnError::ConcurrentDdl(_) => PgError::new(sqlstate::SERIALIZATION_FAILURE, msg),
             TxnError::LogUnavailable(_) => PgError::new(sqlstate::IO_ERROR, msg),

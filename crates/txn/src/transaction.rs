@@ -758,6 +758,51 @@ impl Transaction {
         self.record_change(|e| Change::Truncate { table: oid }.encode(e))
     }
 
+    /// ALTER TABLE ADD COLUMN: `column` goes last, and every existing row gets `fill`.
+    /// Returns `false` if a column of that name exists and `if_not_exists` is set.
+    pub async fn add_column(
+        &mut self,
+        table_name: &str,
+        column: ColumnDef,
+        fill: Value,
+        if_not_exists: bool,
+    ) -> Result<bool, TxnError> {
+        self.check_writable("ALTER TABLE")?;
+        self.acquire_global_ddl().await?;
+        let table = self.table_for_ddl(table_name)?;
+        self.lock_table_for_ddl(&table).await?;
+        let table = self.table_for_ddl(table_name)?;
+        if table.def.column_index(&column.name).is_some() {
+            if if_not_exists {
+                return Ok(false);
+            }
+            return Err(TxnError::DuplicateColumn {
+                table: table_name.to_owned(),
+                column: column.name,
+            });
+        }
+        if column.not_null && fill.is_null() {
+            let me = &self.shared;
+            let mut any = false;
+            table.rows.for_each_slot(|_, s| {
+                any = s.latest_for_writer(me).is_some_and(|v| v.data.is_some());
+                !any
+            });
+            if any {
+                return Err(TxnError::NullInColumn {
+                    table: table_name.to_owned(),
+                    column: column.name,
+                });
+            }
+        }
+        let mut def = (*table.def).clone();
+        def.columns.push(column);
+        let wider = table.with_added_column(def.clone(), &fill);
+        self.stage(table_name, Some(Arc::new(wider)));
+        self.record_change(|e| Change::AddColumn { def, fill }.encode(e))?;
+        Ok(true)
+    }
+
     /// CREATE INDEX / ADD PRIMARY KEY on `table_name`. Returns `false` if an index of that
     /// name exists and `if_not_exists` is set.
     pub async fn create_index(

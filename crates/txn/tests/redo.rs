@@ -192,3 +192,74 @@ async fn checkpoint_then_replay_of_the_rest_reproduces_the_state() {
     std::fs::write(&path, bytes).expect("write");
     assert!(load_snapshot(dir.path(), &name, &Catalog::new()).is_err());
 }
+
+#[tokio::test]
+async fn add_column_replays_to_the_same_rows_and_indexes() {
+    let (mgr, log) = memory_manager();
+    let mut t = begin(&mgr);
+    t.create_table(
+        "w",
+        vec![col("k", DataType::Int4)],
+        vec![NewIndex {
+            name: "w_pkey".into(),
+            columns: vec![0],
+            unique: true,
+            primary: true,
+        }],
+        false,
+    )
+    .await
+    .expect("create");
+    t.commit(SyncCommitLevel::On).await.expect("commit");
+    let mut t = begin(&mgr);
+    let w = t.open_table("w").await.expect("open").expect("w");
+    for k in 0..20 {
+        t.insert(&w, Arc::from(vec![Value::Int4(k)]))
+            .await
+            .expect("insert");
+    }
+    // In the same transaction: widen the table its own pending rows are in, then write more.
+    assert!(
+        t.add_column("w", col("v", DataType::Text), Value::text("old"), false)
+            .await
+            .expect("add column")
+    );
+    t.new_statement();
+    let w = t.open_table("w").await.expect("open").expect("w");
+    assert_eq!(w.def.columns.len(), 2);
+    t.insert(&w, Arc::from(vec![Value::Int4(100), Value::text("new")]))
+        .await
+        .expect("insert wide");
+    let old = t.lock_row(&w, 3).await.expect("lock").expect("row");
+    assert_eq!(old[1], Value::text("old"));
+    t.update(
+        &w,
+        3,
+        &old,
+        Arc::from(vec![Value::Int4(3), Value::text("changed")]),
+    )
+    .await
+    .expect("update");
+    t.commit(SyncCommitLevel::On).await.expect("commit");
+    let expected = contents(&mgr.catalog);
+    assert_eq!(expected.len(), 21);
+    assert!(expected.contains(&("w".to_owned(), vec![Value::Int4(3), Value::text("changed")])));
+    assert!(expected.contains(&("w".to_owned(), vec![Value::Int4(7), Value::text("old")])));
+
+    let replica = Arc::new(Catalog::new());
+    let mut redo = Redo::new(replica.clone(), Lsn(0));
+    for (lsn, kind, xid, payload) in log.records() {
+        redo.apply(&raw(lsn, kind, xid, payload), u64::MAX)
+            .expect("redo");
+    }
+    assert_eq!(contents(&replica), expected);
+    let w = replica.lookup("w", &Snapshot::ALL).expect("w");
+    let key = w.indexes[0]
+        .key_from_values(&[Value::Int4(100)])
+        .expect("key");
+    assert_eq!(
+        w.indexes[0].lookup(&key).len(),
+        1,
+        "the index covers new rows"
+    );
+}

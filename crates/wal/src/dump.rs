@@ -86,6 +86,12 @@ fn describe_change(c: &Change) -> String {
             index.name,
             index.oid
         ),
+        Change::AddColumn { def, fill } => format!(
+            "ADD COLUMN {} to rel {} (filled with {})",
+            def.columns.last().map_or("?", |c| c.name.as_str()),
+            def.oid,
+            short_value(fill)
+        ),
     }
 }
 

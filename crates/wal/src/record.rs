@@ -174,13 +174,39 @@ pub fn record_crc(payload_crc: u32, header: &[u8; RECORD_HEADER_LEN]) -> u32 {
 /// One change inside a transaction's records, in execution order.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Change {
-    Insert { table: Oid, rowid: u64, row: Row },
-    Update { table: Oid, rowid: u64, row: Row },
-    Delete { table: Oid, rowid: u64 },
-    CreateTable { def: TableDef },
-    DropTable { table: Oid },
-    Truncate { table: Oid },
-    CreateIndex { table: Oid, index: IndexDef },
+    Insert {
+        table: Oid,
+        rowid: u64,
+        row: Row,
+    },
+    Update {
+        table: Oid,
+        rowid: u64,
+        row: Row,
+    },
+    Delete {
+        table: Oid,
+        rowid: u64,
+    },
+    CreateTable {
+        def: TableDef,
+    },
+    DropTable {
+        table: Oid,
+    },
+    Truncate {
+        table: Oid,
+    },
+    CreateIndex {
+        table: Oid,
+        index: IndexDef,
+    },
+    /// ALTER TABLE ADD COLUMN: `def` is the table's new definition (the new column last);
+    /// every existing row gets `fill` in it.
+    AddColumn {
+        def: TableDef,
+        fill: Value,
+    },
 }
 
 mod tag {
@@ -191,6 +217,7 @@ mod tag {
     pub const DROP_TABLE: u8 = 5;
     pub const TRUNCATE: u8 = 6;
     pub const CREATE_INDEX: u8 = 7;
+    pub const ADD_COLUMN: u8 = 8;
 }
 
 impl Change {
@@ -224,6 +251,11 @@ impl Change {
                 e.u32(*table);
                 index.encode(e);
             }
+            Change::AddColumn { def, fill } => {
+                e.u8(tag::ADD_COLUMN);
+                def.encode(e);
+                e.value(fill);
+            }
         }
     }
 
@@ -252,6 +284,10 @@ impl Change {
             tag::CREATE_INDEX => Change::CreateIndex {
                 table: d.u32()?,
                 index: IndexDef::decode(d)?,
+            },
+            tag::ADD_COLUMN => Change::AddColumn {
+                def: TableDef::decode(d)?,
+                fill: d.value()?,
             },
             tag => return Err(DecodeError::BadTag { offset: at, tag }),
         })

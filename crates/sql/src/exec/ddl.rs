@@ -1,4 +1,4 @@
-//! DDL: CREATE TABLE, DROP TABLE, TRUNCATE, ALTER TABLE ADD PRIMARY KEY / UNIQUE, CREATE
+//! DDL: CREATE TABLE, DROP TABLE, TRUNCATE, ALTER TABLE ADD COLUMN / PRIMARY KEY / UNIQUE, CREATE
 //! INDEX — translated to the transaction's catalog operations, which are transactional
 //! (visible to others at commit, undone by rollback) and take the table's DDL lock.
 //!
@@ -398,11 +398,47 @@ pub async fn truncate(t: &ast::Truncate, txn: &mut Transaction) -> Result<(), Pg
     Ok(())
 }
 
+/// The column ALTER TABLE ADD COLUMN adds: its type and NULL/NOT NULL/DEFAULT. Constraints
+/// that need more (a key, a check over existing rows, a sequence) are 0A000 here.
+pub fn added_column(col: &ast::ColumnDef) -> Result<ColumnDef, PgError> {
+    if types::is_serial(&col.data_type) {
+        return Err(unsupported(
+            "ALTER TABLE ... ADD COLUMN with a serial column",
+        ));
+    }
+    let mut c = ColumnDef {
+        name: ident_name(&col.name),
+        data_type: types::resolve(&col.data_type)?,
+        not_null: false,
+        default: None,
+    };
+    for opt in &col.options {
+        match &opt.option {
+            ast::ColumnOption::Null => {}
+            ast::ColumnOption::NotNull => c.not_null = true,
+            ast::ColumnOption::Default(e) => c.default = Some(e.to_string()),
+            _ => {
+                return Err(unsupported(
+                    "ALTER TABLE ... ADD COLUMN with a constraint other than NULL, NOT NULL or DEFAULT",
+                ));
+            }
+        }
+    }
+    if c.default.is_some() {
+        bind_default(&c)?;
+    }
+    Ok(c)
+}
+
+/// ALTER TABLE. `fills` holds, for each ADD COLUMN in order, the value existing rows get
+/// (its DEFAULT, evaluated once by the session, or NULL).
 pub async fn alter_table(
     at: &ast::AlterTable,
+    fills: &[base::Value],
     txn: &mut Transaction,
     notices: &mut Vec<PgError>,
 ) -> Result<(), PgError> {
+    let mut fills = fills.iter();
     let name = table_name(&at.name, notices)?;
     let Some(table) = txn.manager().catalog.latest(&name, Some(txn.shared())) else {
         if at.if_exists {
@@ -437,8 +473,27 @@ pub async fn alter_table(
                     .await
                     .map_err(PgError::from)?;
             }
-            ast::AlterTableOperation::AddColumn { .. } => {
-                return Err(unsupported("ALTER TABLE ... ADD COLUMN"));
+            ast::AlterTableOperation::AddColumn {
+                if_not_exists,
+                column_def,
+                column_position: None,
+                ..
+            } => {
+                let mut column = added_column(column_def)?;
+                column.name = truncate_ident(column.name, notices);
+                let fill = fills.next().cloned().unwrap_or(base::Value::Null);
+                let added = txn
+                    .add_column(&name, column.clone(), fill, *if_not_exists)
+                    .await
+                    .map_err(PgError::from)?;
+                if !added {
+                    let mut n = PgError::notice(format!(
+                        "column \"{}\" of relation \"{name}\" already exists, skipping",
+                        column.name
+                    ));
+                    n.code = sqlstate::DUPLICATE_COLUMN;
+                    notices.push(n);
+                }
             }
             ast::AlterTableOperation::DropColumn { .. } => {
                 return Err(unsupported("ALTER TABLE ... DROP COLUMN"));

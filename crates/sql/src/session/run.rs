@@ -170,6 +170,10 @@ impl Session {
         if self.read_only() {
             return Err(PgError::read_only(tag));
         }
+        let fills = match ast {
+            ast::Statement::AlterTable(at) => self.added_column_fills(at)?,
+            _ => Vec::new(),
+        };
         let mut notices = Vec::new();
         let txn = self.statement_txn();
         let result = match ast {
@@ -200,7 +204,7 @@ impl Session {
                 .await
             }
             ast::Statement::Truncate(t) => ddl::truncate(t, txn).await,
-            ast::Statement::AlterTable(at) => ddl::alter_table(at, txn, &mut notices).await,
+            ast::Statement::AlterTable(at) => ddl::alter_table(at, &fills, txn, &mut notices).await,
             ast::Statement::CreateIndex(ci) => ddl::create_index(ci, txn, &mut notices).await,
             _ => Ok(()),
         };

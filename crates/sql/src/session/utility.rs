@@ -544,6 +544,56 @@ impl Session {
 }
 
 impl Session {
+    /// For each ADD COLUMN of an ALTER TABLE, the value existing rows get: the column's
+    /// DEFAULT evaluated once (PostgreSQL evaluates a non-volatile default once too), or
+    /// NULL. A volatile default (nextval, random, clock_timestamp) would need a value per row
+    /// and is refused.
+    pub(super) fn added_column_fills(
+        &self,
+        at: &sqlparser::ast::AlterTable,
+    ) -> Result<Vec<base::Value>, PgError> {
+        let mut fills = Vec::new();
+        for op in &at.operations {
+            let sqlparser::ast::AlterTableOperation::AddColumn { column_def, .. } = op else {
+                continue;
+            };
+            let col = crate::exec::ddl::added_column(column_def)?;
+            let e = bind_default(&col)?;
+            if !e.is_row_independent() {
+                return Err(PgError::feature_not_supported(
+                    "ALTER TABLE ... ADD COLUMN with a volatile DEFAULT",
+                ));
+            }
+            let seen = crate::exec::sequence::SessionSequences::default();
+            let env = Env {
+                engine: &self.engine,
+                gucs: &self.gucs,
+                pid: self.backend.pid,
+                user: &self.user,
+                database: &self.database,
+                superuser: self.superuser,
+                txn_start: self.xact.as_ref().map_or(0, |x| x.start),
+                stmt_start: crate::engine::now_micros(),
+                effects: parking_lot::Mutex::new(Vec::new()),
+                promote_result: parking_lot::Mutex::new(None),
+                sequences: crate::expr::SequenceEnv {
+                    snapshot: storage::Snapshot::ALL,
+                    read_only: true,
+                    seen: &seen,
+                },
+            };
+            let cx = EvalCx {
+                subqueries: &[],
+                exec: None,
+                outer: &[],
+                params: &[],
+                env: &env,
+            };
+            fills.push(eval(&e, &[], &cx)?);
+        }
+        Ok(fills)
+    }
+
     /// `ALTER SYSTEM`: checks as PostgreSQL does (superuser, outside a transaction block, a
     /// known parameter that may be set in the configuration file, a valid value), then has
     /// the server record it in its auto configuration file. Like PostgreSQL, the new value
