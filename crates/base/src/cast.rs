@@ -18,6 +18,8 @@
 //! | int4 ↔ bool | explicit | 0 is false, anything else true; true is 1 |
 //! | timestamp → timestamptz | implicit | the wall-clock reading in the session's TimeZone |
 //! | timestamptz → timestamp | assignment | the instant's wall-clock reading there |
+//! | date → timestamp, timestamptz | implicit | midnight (in the session's TimeZone) |
+//! | timestamp, timestamptz → date | assignment | the (local) day |
 //!
 //! Everything else (bool ↔ int2/int8/float/numeric, timestamps ↔ numbers, bytea ↔ non-strings)
 //! is 42846 `cannot cast type X to Y`.
@@ -129,6 +131,8 @@ pub fn cast_context(from: DataType, to: DataType) -> Option<CastKind> {
         (T::Int4, T::Bool) | (T::Bool, T::Int4) => Some(CastKind::Explicit),
         (T::Timestamp, T::TimestampTz) => Some(CastKind::Implicit),
         (T::TimestampTz, T::Timestamp) => Some(CastKind::Assignment),
+        (T::Date, T::Timestamp | T::TimestampTz) => Some(CastKind::Implicit),
+        (T::Timestamp | T::TimestampTz, T::Date) => Some(CastKind::Assignment),
         _ => None,
     }
 }
@@ -188,6 +192,15 @@ pub fn cast(v: &Value, to: DataType, kind: CastKind) -> PgResult<Value> {
         (Value::TimestampTz(t), T::Timestamp) => Value::Timestamp(timestamptz_to_local(*t)),
         (Value::Timestamp(t), T::TimestampTz) => Value::TimestampTz(local_to_timestamptz(*t)),
         (Value::Interval(iv), T::Interval) => Value::Interval(*iv),
+        (Value::Date(d), T::Date) => Value::Date(*d),
+        (Value::Date(d), T::Timestamp) => Value::Timestamp(pgio::date_to_timestamp(*d)?),
+        (Value::Date(d), T::TimestampTz) => {
+            Value::TimestampTz(local_to_timestamptz(pgio::date_to_timestamp(*d)?))
+        }
+        (Value::Timestamp(t), T::Date) => Value::Date(pgio::timestamp_to_date(*t)),
+        (Value::TimestampTz(t), T::Date) => {
+            Value::Date(pgio::timestamp_to_date(timestamptz_to_local(*t)))
+        }
         (Value::PgLsn(l), T::PgLsn) => Value::PgLsn(*l),
         (_, T::Int2) => {
             Value::Int2(to_integer(v, i64::from(i16::MIN), i64::from(i16::MAX), "smallint")? as i16)

@@ -170,6 +170,7 @@ fn encode_type(e: &mut Encoder, t: DataType) {
         DataType::Unknown => e.u8(16),
         DataType::Interval => e.u8(17),
         DataType::PgLsn => e.u8(18),
+        DataType::Date => e.u8(19),
     }
 }
 
@@ -194,6 +195,7 @@ fn decode_type(d: &mut Decoder<'_>) -> Result<DataType, DecodeError> {
         16 => DataType::Unknown,
         17 => DataType::Interval,
         18 => DataType::PgLsn,
+        19 => DataType::Date,
         tag => return Err(DecodeError::BadTag { offset: at, tag }),
     })
 }

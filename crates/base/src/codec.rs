@@ -131,6 +131,10 @@ impl Encoder {
                 self.u8(10);
                 self.i64(*t);
             }
+            Value::Date(d) => {
+                self.u8(14);
+                self.buf.extend_from_slice(&d.to_le_bytes());
+            }
             Value::TimestampTz(t) => {
                 self.u8(11);
                 self.i64(*t);
@@ -309,6 +313,7 @@ impl<'a> Decoder<'a> {
                 micros: self.i64()?,
             }),
             13 => Value::PgLsn(u64::from_le_bytes(self.array()?)),
+            14 => Value::Date(i32::from_le_bytes(self.array()?)),
             tag => return Err(DecodeError::BadTag { offset: at, tag }),
         })
     }
@@ -342,6 +347,7 @@ mod tests {
             Value::text("héllo"),
             Value::Bytea(Arc::from(&b"\x00\x01"[..])),
             Value::Timestamp(-5),
+            Value::Date(-730_000),
             Value::TimestampTz(1 << 40),
             Value::Interval(crate::value::Interval {
                 months: -3,

@@ -52,8 +52,9 @@ use crate::types::DataType;
 use crate::value::Value;
 
 pub use datetime::{
-    TIMESTAMP_INFINITY, TIMESTAMP_NEG_INFINITY, USECS_PER_DAY, USECS_PER_SEC, civil_from_days,
-    days_from_civil, timestamp_out_of_range,
+    DATE_INFINITY, DATE_NEG_INFINITY, TIMESTAMP_INFINITY, TIMESTAMP_NEG_INFINITY, USECS_PER_DAY,
+    USECS_PER_SEC, civil_from_days, date_to_timestamp, days_from_civil, timestamp_out_of_range,
+    timestamp_to_date,
 };
 
 /// Appends the text form of a non-NULL `v` (declared type `ty`) to `out`.
@@ -103,6 +104,7 @@ pub fn format_text(v: &Value, ty: DataType, out: &mut Vec<u8>) {
         Value::PgLsn(l) => {
             let _ = write!(out, "{}", crate::lsn::Lsn(*l));
         }
+        Value::Date(d) => datetime::format_date(*d, out),
     }
 }
 
@@ -138,6 +140,7 @@ pub fn value_type(v: &Value) -> DataType {
         Value::Float8(_) => DataType::Float8,
         Value::Numeric(_) => DataType::Numeric(None),
         Value::Bytea(_) => DataType::Bytea,
+        Value::Date(_) => DataType::Date,
         Value::Timestamp(_) => DataType::Timestamp,
         Value::TimestampTz(_) => DataType::TimestampTz,
         Value::Interval(_) => DataType::Interval,
@@ -168,6 +171,7 @@ pub fn parse_text(s: &str, ty: DataType) -> PgResult<Value> {
             Value::text(s.trim_end_matches(' '))
         }
         DataType::Bytea => Value::Bytea(parse_bytea(s)?.into()),
+        DataType::Date => Value::Date(datetime::parse_date_text(s)?),
         DataType::Timestamp => Value::Timestamp(datetime::parse_timestamp(s, false)?),
         DataType::TimestampTz => Value::TimestampTz(datetime::parse_timestamp(s, true)?),
         DataType::Interval => Value::Interval(interval::parse_interval(s)?),
@@ -419,6 +423,7 @@ fn has_wire_layout(v: &Value, ty: DataType) -> bool {
             )
             | (Value::Interval(_), DataType::Interval)
             | (Value::PgLsn(_), DataType::PgLsn)
+            | (Value::Date(_), DataType::Date)
     )
 }
 
@@ -470,6 +475,8 @@ pub fn format_binary(v: &Value, ty: DataType, out: &mut Vec<u8>) -> PgResult<()>
             out.extend_from_slice(&iv.months.to_be_bytes());
         }
         Value::PgLsn(l) => out.extend_from_slice(&l.to_be_bytes()),
+        // date_send: days since 2000-01-01.
+        Value::Date(d) => out.extend_from_slice(&d.to_be_bytes()),
     }
     Ok(())
 }
@@ -513,6 +520,7 @@ pub fn parse_binary(b: &[u8], ty: DataType) -> PgResult<Value> {
             })
         }
         DataType::PgLsn => Value::PgLsn(u64::from_be_bytes(fixed(b)?)),
+        DataType::Date => Value::Date(i32::from_be_bytes(fixed(b)?)),
     })
 }
 

@@ -3,7 +3,7 @@
 //! The set is what lockstep stores: booleans, 2/4/8-byte integers, 4/8-byte floats, `numeric`
 //! (exact decimal, stored with `rust_decimal`, so at most 28 significant digits, a documented
 //! narrowing of PostgreSQL's arbitrary precision), `text`, `varchar(n)`, `char(n)`, `bytea`,
-//! `timestamp` and `timestamptz`, and two types for monitoring views and WAL functions:
+//! `date`, `timestamp` and `timestamptz`, and two types for monitoring views and WAL functions:
 //! `interval` (as PostgreSQL's: months, days, microseconds) and `pg_lsn`. `Unknown` is the type of an untyped literal or parameter
 //! before context resolves it, as in PostgreSQL's parser.
 
@@ -25,6 +25,8 @@ pub enum DataType {
     /// `char(n)` (PostgreSQL's `bpchar`): blank-padded to `n` on output.
     Char(u32),
     Bytea,
+    /// `date`: a calendar day.
+    Date,
     Timestamp,
     TimestampTz,
     /// `interval`: months, days and microseconds, kept apart as PostgreSQL keeps them.
@@ -73,6 +75,7 @@ impl DataType {
             DataType::Varchar(_) => oid::VARCHAR,
             DataType::Char(_) => oid::BPCHAR,
             DataType::Bytea => oid::BYTEA,
+            DataType::Date => oid::DATE,
             DataType::Timestamp => oid::TIMESTAMP,
             DataType::TimestampTz => oid::TIMESTAMPTZ,
             DataType::Interval => oid::INTERVAL,
@@ -99,6 +102,7 @@ impl DataType {
             oid::VARCHAR => DataType::Varchar(None),
             oid::BPCHAR => DataType::Char(1),
             oid::BYTEA => DataType::Bytea,
+            oid::DATE => DataType::Date,
             oid::TIMESTAMP => DataType::Timestamp,
             oid::TIMESTAMPTZ => DataType::TimestampTz,
             oid::INTERVAL => DataType::Interval,
@@ -112,7 +116,7 @@ impl DataType {
         match self {
             DataType::Bool => 1,
             DataType::Int2 => 2,
-            DataType::Int4 | DataType::Float4 => 4,
+            DataType::Int4 | DataType::Float4 | DataType::Date => 4,
             DataType::Int8
             | DataType::Float8
             | DataType::Timestamp
@@ -182,6 +186,7 @@ impl DataType {
             DataType::Varchar(Some(n)) => format!("character varying({n})"),
             DataType::Char(n) => format!("character({n})"),
             DataType::Bytea => "bytea".into(),
+            DataType::Date => "date".into(),
             DataType::Timestamp => "timestamp without time zone".into(),
             DataType::TimestampTz => "timestamp with time zone".into(),
             DataType::Interval => "interval".into(),
@@ -213,6 +218,7 @@ impl DataType {
             DataType::Varchar(_) => "character varying",
             DataType::Char(_) => "character",
             DataType::Bytea => "bytea",
+            DataType::Date => "date",
             DataType::Timestamp => "timestamp",
             DataType::TimestampTz => "timestamp with time zone",
             DataType::Interval => "interval",
@@ -243,6 +249,7 @@ mod tests {
             DataType::Float8,
             DataType::Text,
             DataType::Bytea,
+            DataType::Date,
             DataType::Timestamp,
             DataType::TimestampTz,
             DataType::Interval,

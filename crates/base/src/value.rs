@@ -35,6 +35,9 @@ pub enum Value {
     /// `text`, `varchar` and `char` (the latter stored without trailing blanks).
     Text(Arc<str>),
     Bytea(Arc<[u8]>),
+    /// Days since 2000-01-01 (`i32::MIN`/`i32::MAX`: -infinity/infinity, as PostgreSQL's
+    /// DATEVAL_NOBEGIN/NOEND).
+    Date(i32),
     /// Microseconds since 2000-01-01 00:00:00, no time zone.
     Timestamp(i64),
     /// Microseconds since 2000-01-01 00:00:00 UTC.
@@ -165,9 +168,10 @@ impl Value {
             Value::Text(_) => 2,
             Value::Bytea(_) => 3,
             Value::Timestamp(_) | Value::TimestampTz(_) => 4,
+            Value::Date(_) => 8,
             Value::Interval(_) => 5,
             Value::PgLsn(_) => 6,
-            Value::Null => 7,
+            Value::Null => 9,
         }
     }
 }
@@ -215,6 +219,7 @@ impl Ord for Value {
             ) => a.cmp(b),
             (Value::Interval(a), Value::Interval(b)) => a.cmp_value().cmp(&b.cmp_value()),
             (Value::PgLsn(a), Value::PgLsn(b)) => a.cmp(b),
+            (Value::Date(a), Value::Date(b)) => a.cmp(b),
             (a, b) => numeric_cmp(a, b),
         }
     }

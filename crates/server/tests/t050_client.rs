@@ -136,6 +136,45 @@ async fn every_type_round_trips_in_both_formats() {
     assert_eq!(r.get::<_, DateTime<Utc>>(0), tz);
     assert_eq!(r.get::<_, Decimal>(1), n);
     assert!(r.get::<_, bool>(2));
+
+    // date: binary parameters and results (chrono's NaiveDate), text output, BC years.
+    c.batch_execute("CREATE TABLE days (k int PRIMARY KEY, d date)")
+        .await
+        .expect("create days");
+    let leap = NaiveDate::from_ymd_opt(2024, 2, 29).expect("date");
+    let ides = NaiveDate::from_ymd_opt(-43, 3, 15).expect("44 BC");
+    c.execute(
+        "INSERT INTO days VALUES ($1, $2), ($3, $4)",
+        &[&1i32, &leap, &2i32, &ides],
+    )
+    .await
+    .expect("insert dates");
+    let got: Vec<NaiveDate> = c
+        .query("SELECT d FROM days ORDER BY d", &[])
+        .await
+        .expect("select dates")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(got, vec![ides, leap]);
+    let next: NaiveDate = c
+        .query_one("SELECT d + 1 FROM days WHERE d = $1", &[&leap])
+        .await
+        .expect("date arithmetic")
+        .get(0);
+    assert_eq!(next, NaiveDate::from_ymd_opt(2024, 3, 1).expect("date"));
+    let msgs = c
+        .simple_query("SELECT d FROM days ORDER BY k")
+        .await
+        .expect("text dates");
+    let text: Vec<String> = msgs
+        .iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(text, vec!["2024-02-29", "0044-03-15 BC"]);
     srv.stop();
 }
 

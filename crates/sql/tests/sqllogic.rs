@@ -223,25 +223,7 @@ async fn run_file(path: &Path) -> Vec<String> {
 }
 
 fn internal(t: base::DataType) -> &'static str {
-    use base::DataType as T;
-    match t {
-        T::Bool => "bool",
-        T::Int2 => "int2",
-        T::Int4 => "int4",
-        T::Int8 => "int8",
-        T::Float4 => "float4",
-        T::Float8 => "float8",
-        T::Numeric(_) => "numeric",
-        T::Text => "text",
-        T::Varchar(_) => "varchar",
-        T::Char(_) => "bpchar",
-        T::Bytea => "bytea",
-        T::Timestamp => "timestamp",
-        T::TimestampTz => "timestamptz",
-        T::Interval => "interval",
-        T::PgLsn => "pg_lsn",
-        T::Unknown => "unknown",
-    }
+    sql::plan::types::internal_name(t)
 }
 
 #[tokio::test]

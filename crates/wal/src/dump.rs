@@ -16,7 +16,7 @@ use crate::record::{Change, RecordKind, WalRecord};
 /// A value in a summary: short, quoted like SQL literals, long strings elided.
 fn short_value(v: &Value) -> String {
     let mut out = Vec::new();
-    base::pgio::format_text(v, value_type(v), &mut out);
+    base::pgio::format_text(v, base::pgio::value_type(v), &mut out);
     let s = String::from_utf8_lossy(&out).into_owned();
     let s = if s.chars().count() > 40 {
         let cut: String = s.chars().take(37).collect();
@@ -35,25 +35,6 @@ fn short_value(v: &Value) -> String {
             format!("'{s}'")
         }
         _ => s,
-    }
-}
-
-fn value_type(v: &Value) -> base::DataType {
-    use base::DataType as T;
-    match v {
-        Value::Null | Value::Text(_) => T::Text,
-        Value::Bool(_) => T::Bool,
-        Value::Int2(_) => T::Int2,
-        Value::Int4(_) => T::Int4,
-        Value::Int8(_) => T::Int8,
-        Value::Float4(_) => T::Float4,
-        Value::Float8(_) => T::Float8,
-        Value::Numeric(_) => T::Numeric(None),
-        Value::Bytea(_) => T::Bytea,
-        Value::Timestamp(_) => T::Timestamp,
-        Value::TimestampTz(_) => T::TimestampTz,
-        Value::Interval(_) => T::Interval,
-        Value::PgLsn(_) => T::PgLsn,
     }
 }
 

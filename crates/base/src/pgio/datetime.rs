@@ -92,6 +92,69 @@ fn days_in_month(year: i64, month: u32) -> u32 {
     }
 }
 
+/// `DATEVAL_NOBEGIN` (`-infinity`) and `DATEVAL_NOEND` (`infinity`).
+pub const DATE_NEG_INFINITY: i32 = i32::MIN;
+pub const DATE_INFINITY: i32 = i32::MAX;
+
+/// Appends `date_out` (ISO: `YYYY-MM-DD`, ` BC` for years <= 0) of day number `d`.
+pub(crate) fn format_date(d: i32, out: &mut Vec<u8>) {
+    match d {
+        DATE_INFINITY => out.extend_from_slice(b"infinity"),
+        DATE_NEG_INFINITY => out.extend_from_slice(b"-infinity"),
+        _ => {
+            let (year, month, day) = civil_from_days(i64::from(d));
+            let shown_year = if year > 0 { year } else { 1 - year };
+            let _ = write!(out, "{shown_year:04}-{month:02}-{day:02}");
+            if year <= 0 {
+                out.extend_from_slice(b" BC");
+            }
+        }
+    }
+}
+
+/// `date_in`: what `timestamp` input accepts, its time of day dropped (PostgreSQL's
+/// `DecodeDateTime` reads the time fields and `date_in` ignores them); `today` and friends
+/// are the session zone's dates.
+pub(crate) fn parse_date_text(s: &str) -> PgResult<i32> {
+    let t = parse_timestamp(s, false).map_err(|e| {
+        if e.message.contains("timestamp") {
+            PgError::new(e.code, e.message.replace("timestamp", "date"))
+        } else {
+            e
+        }
+    })?;
+    Ok(timestamp_to_date(t))
+}
+
+/// `timestamp_date`: the day a timestamp falls on (infinities stay infinite).
+pub fn timestamp_to_date(t: i64) -> i32 {
+    match t {
+        TIMESTAMP_INFINITY => DATE_INFINITY,
+        TIMESTAMP_NEG_INFINITY => DATE_NEG_INFINITY,
+        // The timestamp range (up to 294276 AD) is inside the date range.
+        _ => i32::try_from(t.div_euclid(USECS_PER_DAY)).unwrap_or(DATE_INFINITY),
+    }
+}
+
+/// `date_timestamp`: midnight at the start of day `d`; 22008 past the timestamp range.
+pub fn date_to_timestamp(d: i32) -> PgResult<i64> {
+    match d {
+        DATE_INFINITY => Ok(TIMESTAMP_INFINITY),
+        DATE_NEG_INFINITY => Ok(TIMESTAMP_NEG_INFINITY),
+        _ => {
+            let t = i64::from(d).checked_mul(USECS_PER_DAY);
+            if let Some(t) = t.filter(|t| (MIN_TIMESTAMP..END_TIMESTAMP).contains(t)) {
+                Ok(t)
+            } else {
+                Err(PgError::new(
+                    sqlstate::DATETIME_FIELD_OVERFLOW,
+                    "date out of range for timestamp",
+                ))
+            }
+        }
+    }
+}
+
 /// Appends `timestamp_out`/`timestamptz_out` (in the current TimeZone) of `t`.
 pub(crate) fn format_timestamp(t: i64, with_tz: bool, out: &mut Vec<u8>) {
     if t == TIMESTAMP_INFINITY {

@@ -62,6 +62,7 @@ pub enum Func {
     Concat,
     Now,
     LocalTimestamp,
+    CurrentDate,
     /// `date_trunc(unit, ts)` (see `expr::datetime`).
     DateTrunc,
     /// `date_part(field, ts)`: float8.
@@ -379,8 +380,18 @@ pub fn resolve(name: &str, args: &[DataType]) -> Result<Resolved, PgError> {
             ok(Func::Now, vec![], T::TimestampTz)
         }
         ("localtimestamp", 0) => ok(Func::LocalTimestamp, vec![], T::Timestamp),
-        ("date_trunc" | "date_part" | "extract", 2) if is_text(a0) && is_ts(a1) => {
-            let t = if a1 == T::Unknown { T::TimestampTz } else { a1 };
+        ("current_date", 0) => ok(Func::CurrentDate, vec![], T::Date),
+        ("date_trunc" | "date_part" | "extract", 2)
+            if is_text(a0) && (is_ts(a1) || a1 == T::Date) =>
+        {
+            // A date is read as a timestamp: timestamptz for date_trunc (PostgreSQL's
+            // preferred type wins its overload), timestamp for the field functions.
+            let t = match a1 {
+                T::Unknown => T::TimestampTz,
+                T::Date if name == "date_trunc" => T::TimestampTz,
+                T::Date => T::Timestamp,
+                other => other,
+            };
             let (f, ret) = match name {
                 "date_trunc" => (Func::DateTrunc, t),
                 "date_part" => (Func::DatePart, T::Float8),
@@ -845,6 +856,9 @@ pub fn call(f: Func, args: &[Expr], row: &[Value], cx: &EvalCx<'_>) -> Result<Va
         }
         Func::Now => Value::TimestampTz(env.txn_start),
         Func::LocalTimestamp => Value::Timestamp(base::tz::current().utc_to_local(env.txn_start)),
+        Func::CurrentDate => Value::Date(base::pgio::timestamp_to_date(
+            base::tz::current().utc_to_local(env.txn_start),
+        )),
         Func::DateTrunc => super::datetime::trunc(&v0, &v1)?,
         Func::DatePart => super::datetime::part(&v0, &v1, false)?,
         Func::Extract => super::datetime::part(&v0, &v1, true)?,

@@ -123,6 +123,10 @@ fn timestamp_overflow() -> PgError {
     PgError::new(sqlstate::DATETIME_FIELD_OVERFLOW, "timestamp out of range")
 }
 
+fn date_overflow() -> PgError {
+    PgError::new(sqlstate::DATETIME_FIELD_OVERFLOW, "date out of range")
+}
+
 fn interval_overflow() -> PgError {
     PgError::new(sqlstate::DATETIME_FIELD_OVERFLOW, "interval out of range")
 }
@@ -144,6 +148,36 @@ fn datetime_lsn_arith(op: ArithOp, a: &Value, b: &Value) -> R {
     Ok(match (op, a, b) {
         (ArithOp::Sub, Value::PgLsn(x), Value::PgLsn(y)) => {
             Value::Numeric(Decimal::from(i128::from(*x) - i128::from(*y)))
+        }
+        (ArithOp::Sub, Value::Date(x), Value::Date(y)) => {
+            let inf = |d: i32| d == base::pgio::DATE_INFINITY || d == base::pgio::DATE_NEG_INFINITY;
+            if inf(*x) || inf(*y) {
+                return Err(PgError::new(
+                    sqlstate::DATETIME_FIELD_OVERFLOW,
+                    "cannot subtract infinite dates",
+                ));
+            }
+            Value::Int4(x.checked_sub(*y).ok_or_else(date_overflow)?)
+        }
+        (ArithOp::Add | ArithOp::Sub, Value::Date(d), n) | (ArithOp::Add, n, Value::Date(d)) => {
+            let n = n.as_i64().ok_or_else(date_overflow)?;
+            let inf = *d == base::pgio::DATE_INFINITY || *d == base::pgio::DATE_NEG_INFINITY;
+            if inf {
+                Value::Date(*d)
+            } else {
+                let days = if op == ArithOp::Add {
+                    i64::from(*d) + n
+                } else {
+                    i64::from(*d) - n
+                };
+                // PostgreSQL's date range: 4714-11-24 BC to 5874897-12-31.
+                const MIN_DATE: i64 = -2_451_545;
+                const MAX_DATE: i64 = 2_145_031_948;
+                if !(MIN_DATE..=MAX_DATE).contains(&days) {
+                    return Err(date_overflow());
+                }
+                Value::Date(days as i32)
+            }
         }
         (ArithOp::Sub, Value::Timestamp(_) | Value::TimestampTz(_), _) if ts_of(b).is_some() => {
             let (x, y) = (ts_of(a).unwrap_or(0), ts_of(b).unwrap_or(0));
@@ -383,19 +417,8 @@ pub fn convert(v: &Value, to: DataType, kind: CastKind) -> R {
 pub fn text_of(v: &Value) -> String {
     let ty = match v {
         Value::Null => return String::new(),
-        Value::Bool(_) => DataType::Bool,
-        Value::Int2(_) => DataType::Int2,
-        Value::Int4(_) => DataType::Int4,
-        Value::Int8(_) => DataType::Int8,
-        Value::Float4(_) => DataType::Float4,
-        Value::Float8(_) => DataType::Float8,
-        Value::Numeric(_) => DataType::Numeric(None),
         Value::Text(s) => return s.to_string(),
-        Value::Bytea(_) => DataType::Bytea,
-        Value::Timestamp(_) => DataType::Timestamp,
-        Value::TimestampTz(_) => DataType::TimestampTz,
-        Value::Interval(_) => DataType::Interval,
-        Value::PgLsn(_) => DataType::PgLsn,
+        other => base::pgio::value_type(other),
     };
     let mut out = Vec::new();
     base::pgio::format_text(v, ty, &mut out);

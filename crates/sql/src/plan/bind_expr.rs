@@ -151,11 +151,22 @@ fn datetime_lsn_operator(
 ) -> Option<(DataType, DataType, DataType)> {
     use DataType as T;
     let is_ts = |t: DataType| matches!(t, T::Timestamp | T::TimestampTz);
+    let is_int = |t: DataType| matches!(t, T::Int2 | T::Int4);
     let known = |t: DataType, other: DataType| if t == T::Unknown { other } else { t };
     let (l, r) = (known(l, r), known(r, l));
+    // A date meeting a timestamp or an interval is read as a timestamp (midnight).
+    let ts_of = |t: DataType| if t == T::Date { T::Timestamp } else { t };
     match (op, l, r) {
         (ArithOp::Sub, T::PgLsn, T::PgLsn) => Some((T::PgLsn, T::PgLsn, T::Numeric(None))),
-        (ArithOp::Sub, a, b) if is_ts(a) && is_ts(b) => {
+        (ArithOp::Sub, T::Date, T::Date) => Some((T::Date, T::Date, T::Int4)),
+        (ArithOp::Add | ArithOp::Sub, T::Date, b) if is_int(b) => Some((T::Date, T::Int4, T::Date)),
+        (ArithOp::Add, a, T::Date) if is_int(a) => Some((T::Int4, T::Date, T::Date)),
+        (ArithOp::Add | ArithOp::Sub, T::Date, T::Interval) => {
+            Some((T::Timestamp, T::Interval, T::Timestamp))
+        }
+        (ArithOp::Add, T::Interval, T::Date) => Some((T::Interval, T::Timestamp, T::Timestamp)),
+        (ArithOp::Sub, a, b) if (is_ts(a) || a == T::Date) && (is_ts(b) || b == T::Date) => {
+            let (a, b) = (ts_of(a), ts_of(b));
             let t = if a == b { a } else { T::TimestampTz };
             Some((t, t, T::Interval))
         }
@@ -424,9 +435,8 @@ impl<'r> Binder<'r> {
                     Ok(b) => Ok(b),
                     Err(err) if id.quote_style.is_none() => match name.as_str() {
                         "current_schema" | "current_catalog" | "current_role" | "current_user"
-                        | "session_user" | "user" | "localtimestamp" | "current_timestamp" => {
-                            self.call(&name, &[], scope)
-                        }
+                        | "session_user" | "user" | "localtimestamp" | "current_timestamp"
+                        | "current_date" => self.call(&name, &[], scope),
                         _ => Err(err),
                     },
                     Err(err) => Err(err),
@@ -748,6 +758,22 @@ impl<'r> Binder<'r> {
             (false, false) => {
                 if !comparable(lt, rt) {
                     return Err(no_operator(sym, lt, rt));
+                }
+                let datetime = |t: DataType| {
+                    matches!(
+                        t,
+                        DataType::Date | DataType::Timestamp | DataType::TimestampTz
+                    )
+                };
+                if lt != rt && datetime(lt) && datetime(rt) {
+                    // date < timestamp < timestamptz: the narrower side is converted (a date is
+                    // midnight, a timestamp is read in the session's zone), as PostgreSQL's
+                    // cross-type comparison operators do.
+                    let to = super::coerce::common_type(&[lt, rt], sym)?;
+                    return Ok((
+                        self.coerce(l, to, How::Implicit)?,
+                        self.coerce(r, to, How::Implicit)?,
+                    ));
                 }
                 Ok((l.0, r.0))
             }

@@ -28,7 +28,7 @@ fn category(t: DataType) -> Category {
         | DataType::Float8
         | DataType::Numeric(_) => Category::Numeric,
         DataType::Text | DataType::Varchar(_) | DataType::Char(_) => Category::String,
-        DataType::Timestamp | DataType::TimestampTz => Category::DateTime,
+        DataType::Date | DataType::Timestamp | DataType::TimestampTz => Category::DateTime,
         DataType::Bytea => Category::Bytea,
         DataType::Interval => Category::Interval,
         DataType::PgLsn => Category::PgLsn,
@@ -119,13 +119,15 @@ pub fn common_type(types: &[DataType], context: &str) -> Result<DataType, PgErro
                     DataType::Text
                 }
             }
-            Category::DateTime => {
-                if t == result {
-                    t
-                } else {
-                    DataType::TimestampTz
+            Category::DateTime => match (result, t) {
+                (a, b) if a == b => a,
+                // date widens to the timestamp it meets (PostgreSQL's implicit casts);
+                // timestamp with timestamptz is timestamptz, the preferred type.
+                (DataType::Date, DataType::Timestamp) | (DataType::Timestamp, DataType::Date) => {
+                    DataType::Timestamp
                 }
-            }
+                _ => DataType::TimestampTz,
+            },
             _ => result,
         };
     }

@@ -110,6 +110,7 @@ pub fn resolve(dt: &ast::DataType) -> Result<DataType, PgError> {
         // Field restrictions (`INTERVAL HOUR TO SECOND`) are not applied: monitoring casts
         // never use them.
         A::Interval { .. } => DataType::Interval,
+        A::Date => DataType::Date,
         A::Timestamp(_, TimezoneInfo::None | TimezoneInfo::WithoutTimeZone) => DataType::Timestamp,
         A::Timestamp(_, TimezoneInfo::WithTimeZone | TimezoneInfo::Tz) => DataType::TimestampTz,
         A::Custom(name, mods) => {
@@ -138,9 +139,11 @@ pub fn resolve(dt: &ast::DataType) -> Result<DataType, PgError> {
                 "serial" | "serial4" | "bigserial" | "serial8" | "smallserial" | "serial2" => {
                     return Err(PgError::feature_not_supported("serial columns (sequences)"));
                 }
-                "date" | "time" | "timetz" | "json" | "jsonb" | "uuid" | "inet" | "cidr"
-                | "money" | "oid" | "regclass" | "xml" | "bit" | "varbit" | "point"
-                | "tsvector" => return Err(unsupported(&n)),
+                "date" => DataType::Date,
+                "time" | "timetz" | "json" | "jsonb" | "uuid" | "inet" | "cidr" | "money"
+                | "oid" | "regclass" | "xml" | "bit" | "varbit" | "point" | "tsvector" => {
+                    return Err(unsupported(&n));
+                }
                 _ => {
                     return Err(PgError::new(
                         sqlstate::UNDEFINED_OBJECT,
@@ -171,6 +174,7 @@ pub fn internal_name(t: DataType) -> &'static str {
         DataType::Varchar(_) => "varchar",
         DataType::Char(_) => "bpchar",
         DataType::Bytea => "bytea",
+        DataType::Date => "date",
         DataType::Timestamp => "timestamp",
         DataType::TimestampTz => "timestamptz",
         DataType::Interval => "interval",

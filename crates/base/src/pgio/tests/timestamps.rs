@@ -333,3 +333,64 @@ fn calendar_matches_reference_dates() {
         assert_eq!(datetime::days_from_civil(y, m, d), days);
     }
 }
+
+// ---------------------------------------------------------------- dates
+
+#[test]
+fn date_text_and_binary_round_trip() {
+    let cases = [
+        (0, "2000-01-01"),
+        (-1, "1999-12-31"),
+        (8_825, "2024-02-29"),
+        (datetime::days_from_civil(0, 12, 31) as i32, "0001-12-31 BC"),
+        (-2_451_545, "4714-11-24 BC"),
+        (DATE_INFINITY, "infinity"),
+        (DATE_NEG_INFINITY, "-infinity"),
+    ];
+    for (d, want) in cases {
+        let v = Value::Date(d);
+        assert_eq!(format_text_string(&v, DataType::Date), want);
+        assert_eq!(parse_text(want, DataType::Date).expect(want), v, "{want}");
+        let mut bin = Vec::new();
+        format_binary(&v, DataType::Date, &mut bin).expect("send");
+        assert_eq!(parse_binary(&bin, DataType::Date).expect("recv"), v);
+    }
+    // A time of day is read and dropped; a bad day is 22008, garbage 22007.
+    assert_eq!(
+        parse_text("2024-02-29 23:59:59", DataType::Date).expect("date"),
+        Value::Date(8_825)
+    );
+    assert_eq!(
+        parse_text("2023-02-29", DataType::Date)
+            .expect_err("no such day")
+            .code
+            .0,
+        "22008"
+    );
+    let e = parse_text("soon", DataType::Date).expect_err("garbage");
+    assert_eq!(e.code.0, "22007");
+    assert_eq!(e.message, "invalid input syntax for type date: \"soon\"");
+}
+
+#[test]
+fn date_timestamp_conversions() {
+    assert_eq!(date_to_timestamp(1).expect("ts"), USECS_PER_DAY);
+    assert_eq!(timestamp_to_date(USECS_PER_DAY - 1), 0);
+    assert_eq!(
+        timestamp_to_date(-1),
+        -1,
+        "the day before the epoch, not day 0"
+    );
+    assert_eq!(
+        date_to_timestamp(DATE_INFINITY).expect("inf"),
+        TIMESTAMP_INFINITY
+    );
+    assert_eq!(timestamp_to_date(TIMESTAMP_NEG_INFINITY), DATE_NEG_INFINITY);
+    assert_eq!(
+        date_to_timestamp(2_145_031_948)
+            .expect_err("5874897 AD")
+            .code
+            .0,
+        "22008"
+    );
+}
