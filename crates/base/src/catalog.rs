@@ -43,6 +43,107 @@ pub struct TableDef {
     pub sequence: Option<SequenceDef>,
     /// CHECK constraints, in creation order.
     pub checks: Vec<CheckDef>,
+    /// FOREIGN KEY constraints this table's rows must satisfy.
+    pub foreign_keys: Vec<ForeignKeyDef>,
+}
+
+/// What a FOREIGN KEY does to referencing rows when a referenced row goes or changes key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FkAction {
+    /// Refuse, checked at the end of the statement.
+    NoAction,
+    /// Refuse at once.
+    Restrict,
+    Cascade,
+    SetNull,
+}
+
+/// A FOREIGN KEY: `columns` of this table reference `ref_columns` (a unique key) of table
+/// `ref_table`; MATCH SIMPLE (a key with a NULL references nothing).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ForeignKeyDef {
+    pub name: String,
+    pub columns: Vec<u16>,
+    pub ref_table: Oid,
+    pub ref_columns: Vec<u16>,
+    pub on_delete: FkAction,
+    pub on_update: FkAction,
+}
+
+impl FkAction {
+    fn code(self) -> u8 {
+        match self {
+            FkAction::NoAction => 0,
+            FkAction::Restrict => 1,
+            FkAction::Cascade => 2,
+            FkAction::SetNull => 3,
+        }
+    }
+
+    fn from_code(c: u8) -> Option<FkAction> {
+        Some(match c {
+            0 => FkAction::NoAction,
+            1 => FkAction::Restrict,
+            2 => FkAction::Cascade,
+            3 => FkAction::SetNull,
+            _ => return None,
+        })
+    }
+}
+
+fn encode_columns(e: &mut Encoder, cols: &[u16]) {
+    e.varint(cols.len() as u64);
+    for c in cols {
+        e.u16(*c);
+    }
+}
+
+fn decode_columns(d: &mut Decoder<'_>) -> Result<Vec<u16>, DecodeError> {
+    let n = d.len()?;
+    let mut cols = Vec::with_capacity(n);
+    for _ in 0..n {
+        cols.push(d.u16()?);
+    }
+    Ok(cols)
+}
+
+impl ForeignKeyDef {
+    fn encode(&self, e: &mut Encoder) {
+        e.str(&self.name);
+        encode_columns(e, &self.columns);
+        e.u32(self.ref_table);
+        encode_columns(e, &self.ref_columns);
+        e.u8(self.on_delete.code());
+        e.u8(self.on_update.code());
+    }
+
+    fn decode(d: &mut Decoder<'_>) -> Result<ForeignKeyDef, DecodeError> {
+        let name = d.str()?.to_owned();
+        let columns = decode_columns(d)?;
+        let ref_table = d.u32()?;
+        let ref_columns = decode_columns(d)?;
+        let mut action = || {
+            let at = d.offset();
+            let c = d.u8()?;
+            FkAction::from_code(c).ok_or(DecodeError::BadTag { offset: at, tag: c })
+        };
+        let on_delete = action()?;
+        let on_update = action()?;
+        if columns.is_empty() || columns.len() != ref_columns.len() {
+            return Err(DecodeError::Invalid {
+                offset: d.offset(),
+                what: "foreign key column counts differ",
+            });
+        }
+        Ok(ForeignKeyDef {
+            name,
+            columns,
+            ref_table,
+            ref_columns,
+            on_delete,
+            on_update,
+        })
+    }
 }
 
 /// A CHECK constraint: every stored row must not make `expr` false (NULL passes).
@@ -263,6 +364,10 @@ impl TableDef {
             e.str(&c.name);
             e.str(&c.expr);
         }
+        e.varint(self.foreign_keys.len() as u64);
+        for fk in &self.foreign_keys {
+            fk.encode(e);
+        }
     }
 
     pub fn decode(d: &mut Decoder<'_>) -> Result<TableDef, DecodeError> {
@@ -314,6 +419,18 @@ impl TableDef {
                 expr: d.str()?.to_owned(),
             });
         }
+        let n = d.len()?;
+        let mut foreign_keys = Vec::with_capacity(n);
+        for _ in 0..n {
+            let fk = ForeignKeyDef::decode(d)?;
+            if fk.columns.iter().any(|c| usize::from(*c) >= columns.len()) {
+                return Err(DecodeError::Invalid {
+                    offset: d.offset(),
+                    what: "foreign key column out of range",
+                });
+            }
+            foreign_keys.push(fk);
+        }
         Ok(TableDef {
             oid,
             name,
@@ -321,6 +438,7 @@ impl TableDef {
             indexes,
             sequence,
             checks,
+            foreign_keys,
         })
     }
 }
@@ -366,6 +484,14 @@ mod tests {
                 name: "pgbench_accounts_n_check".into(),
                 expr: "n > 0".into(),
             }],
+            foreign_keys: vec![ForeignKeyDef {
+                name: "pgbench_accounts_aid_fkey".into(),
+                columns: vec![0],
+                ref_table: 16_000,
+                ref_columns: vec![1],
+                on_delete: FkAction::Cascade,
+                on_update: FkAction::Restrict,
+            }],
         };
         let mut e = Encoder::new();
         t.encode(&mut e);
@@ -392,6 +518,7 @@ mod tests {
                 owned_by: Some((16399, 0)),
             }),
             checks: Vec::new(),
+            foreign_keys: Vec::new(),
         };
         let mut e = Encoder::new();
         t.encode(&mut e);

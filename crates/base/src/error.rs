@@ -68,6 +68,9 @@ pub mod sqlstate {
     pub const INVALID_PARAMETER_VALUE: SqlState = SqlState("22023");
     pub const SEQUENCE_GENERATOR_LIMIT_EXCEEDED: SqlState = SqlState("2200H");
     pub const WRONG_OBJECT_TYPE: SqlState = SqlState("42809");
+    pub const FOREIGN_KEY_VIOLATION: SqlState = SqlState("23503");
+    pub const INVALID_FOREIGN_KEY: SqlState = SqlState("42830");
+    pub const DEPENDENT_OBJECTS_STILL_EXIST: SqlState = SqlState("2BP01");
     pub const CHECK_VIOLATION: SqlState = SqlState("23514");
     pub const INVALID_SCHEMA_NAME: SqlState = SqlState("3F000");
     pub const INVALID_TEXT_REPRESENTATION: SqlState = SqlState("22P02");

@@ -67,6 +67,8 @@ pub struct CopyIn {
     mgr: Option<Arc<txn::TxnManager>>,
     /// The table's CHECK constraints, if it has any.
     checks: Option<CopyChecks>,
+    /// Foreign-key checks owed at the end of the COPY (empty for tables without any).
+    fk: crate::exec::foreign_key::FkChecks,
 }
 
 /// What evaluating CHECK constraints during a COPY needs: the bound conditions and an
@@ -148,6 +150,7 @@ impl CopyIn {
             sequences: Vec::new(),
             mgr: None,
             checks: None,
+            fk: Default::default(),
         }
     }
 
@@ -271,6 +274,7 @@ impl CopyIn {
             let line = std::mem::take(&mut self.partial);
             self.line_in(txn, &line).await?;
         }
+        self.fk.verify(txn).await?;
         Ok(self.rows)
     }
 
@@ -303,9 +307,10 @@ impl CopyIn {
         if let Some(c) = &self.checks {
             c.check(&self.table, &row)?;
         }
-        txn.insert(&self.table, row)
+        txn.insert(&self.table, row.clone())
             .await
             .map_err(|e| PgError::from(e).with_detail(self.context()))?;
+        self.fk.note_child(&self.table, None, &row);
         self.rows += 1;
         Ok(())
     }

@@ -391,3 +391,70 @@ async fn interrupted_sync_commit_is_detached_with_warning_and_stays_invisible() 
     assert_eq!(rows(&mut b, "SELECT count(*) FROM t").await, vec!["0"]);
     assert_eq!(a.transaction_status(), sql::TxnStatus::Idle);
 }
+
+/// A child insert and a parent delete running at once cannot both succeed: whichever looks
+/// second meets the other's uncommitted change and waits for it, in either order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_key_checks_wait_for_the_other_side() {
+    let (engine, _) = common::new_engine();
+    let mut a = open(&engine);
+    let mut b = open(&engine);
+    ok(&mut a, "CREATE TABLE p (id int PRIMARY KEY)").await;
+    ok(
+        &mut a,
+        "CREATE TABLE c (id int PRIMARY KEY, pid int REFERENCES p)",
+    )
+    .await;
+    ok(&mut a, "INSERT INTO p VALUES (1), (2)").await;
+
+    // Child first: the parent delete waits, then finds the committed child.
+    ok(&mut a, "BEGIN").await;
+    ok(&mut a, "INSERT INTO c VALUES (10, 1)").await;
+    let deleter = tokio::spawn(async move {
+        let e = err(&mut b, "DELETE FROM p WHERE id = 1", "23503").await;
+        (e, b)
+    });
+    tokio::time::sleep(SETTLE).await;
+    assert!(
+        !deleter.is_finished(),
+        "the delete must wait for the child's transaction"
+    );
+    ok(&mut a, "COMMIT").await;
+    let (e, mut b) = deleter.await.expect("join");
+    assert!(
+        e.message.contains("still referenced")
+            || e.detail.iter().any(|d| d.contains("still referenced")),
+        "{e:?}"
+    );
+
+    // Parent first: the child insert waits; the parent's delete commits; the child fails.
+    ok(&mut b, "BEGIN").await;
+    ok(&mut b, "DELETE FROM p WHERE id = 2").await;
+    let inserter = tokio::spawn(async move {
+        let e = err(&mut a, "INSERT INTO c VALUES (11, 2)", "23503").await;
+        (e, a)
+    });
+    tokio::time::sleep(SETTLE).await;
+    assert!(
+        !inserter.is_finished(),
+        "the insert must wait for the delete's transaction"
+    );
+    ok(&mut b, "COMMIT").await;
+    let (e, mut a) = inserter.await.expect("join");
+    assert!(e.message.contains("insert or update"), "{e:?}");
+
+    // And if the delete rolls back, the waiting insert goes through.
+    ok(&mut b, "BEGIN").await;
+    ok(&mut b, "DELETE FROM c").await;
+    ok(&mut b, "DELETE FROM p WHERE id = 1").await;
+    let inserter = tokio::spawn(async move {
+        let tag = ok(&mut a, "INSERT INTO c VALUES (12, 1)").await;
+        (tag, a)
+    });
+    tokio::time::sleep(SETTLE).await;
+    assert!(!inserter.is_finished());
+    ok(&mut b, "ROLLBACK").await;
+    let (tag, mut a) = inserter.await.expect("join");
+    assert_eq!(tag, "INSERT 0 1");
+    assert_eq!(rows(&mut a, "SELECT count(*) FROM c").await, vec!["2"]);
+}

@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use base::catalog::{FIRST_USER_OID, Oid};
 use parking_lot::RwLock;
@@ -44,6 +44,10 @@ pub struct Catalog {
     inner: RwLock<Inner>,
     generation: AtomicU64,
     next_oid: AtomicU32,
+    /// Set once any table with a FOREIGN KEY was staged or installed: until then writers
+    /// skip looking for referencing tables altogether (never cleared; a stale `true` only
+    /// costs a scan that finds nothing).
+    foreign_keys: AtomicBool,
 }
 
 impl Default for Catalog {
@@ -52,6 +56,7 @@ impl Default for Catalog {
             inner: RwLock::default(),
             generation: AtomicU64::new(1),
             next_oid: AtomicU32::new(FIRST_USER_OID),
+            foreign_keys: AtomicBool::new(false),
         }
     }
 }
@@ -59,6 +64,34 @@ impl Default for Catalog {
 impl Catalog {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Whether any table may have a FOREIGN KEY (see the field).
+    pub fn may_have_foreign_keys(&self) -> bool {
+        self.foreign_keys.load(Ordering::Acquire)
+    }
+
+    fn note_foreign_keys(&self, table: Option<&Arc<Table>>) {
+        if table.is_some_and(|t| !t.def.foreign_keys.is_empty()) {
+            self.foreign_keys.store(true, Ordering::Release);
+        }
+    }
+
+    /// The table with OID `oid` as `me` sees it for DDL (its own staged tables included):
+    /// what a foreign key's checks resolve `ref_table` with.
+    pub fn latest_by_oid(&self, oid: Oid, me: Option<&Arc<TxnShared>>) -> Option<Arc<Table>> {
+        let inner = self.inner.read();
+        inner.by_name.values().find_map(|chain| {
+            chain
+                .iter()
+                .rev()
+                .find(|e| {
+                    me.is_some_and(|m| e.stamp.is_owned_by(m))
+                        || matches!(e.stamp.state(), VersionState::Committed { .. })
+                })
+                .and_then(|e| e.table.clone())
+                .filter(|t| t.oid() == oid)
+        })
     }
 
     pub fn generation(&self) -> u64 {
@@ -118,6 +151,7 @@ impl Catalog {
 
     /// Stages `me`'s new meaning of `name` (`None` = dropped), replacing an earlier staging.
     pub fn stage(&self, name: &str, me: &Arc<TxnShared>, table: Option<Arc<Table>>) {
+        self.note_foreign_keys(table.as_ref());
         let mut inner = self.inner.write();
         let chain = inner.by_name.entry(name.to_owned()).or_default();
         if let Some(last) = chain.last_mut()
@@ -217,6 +251,7 @@ impl Catalog {
 
     /// Installs a committed meaning of `name` directly (redo and checkpoint loading).
     pub fn install_committed(&self, name: &str, table: Option<Arc<Table>>, lsn: u64, level: u8) {
+        self.note_foreign_keys(table.as_ref());
         let mut inner = self.inner.write();
         let Inner { by_name, by_oid } = &mut *inner;
         let chain = by_name.entry(name.to_owned()).or_default();
@@ -326,6 +361,7 @@ mod tests {
             indexes: vec![],
             sequence: None,
             checks: Vec::new(),
+            foreign_keys: Vec::new(),
         }))
     }
 

@@ -356,6 +356,7 @@ mod tests {
             indexes: vec![],
             sequence: None,
             checks: Vec::new(),
+            foreign_keys: Vec::new(),
         });
         for rowid in 0..3 {
             table.rows.reserve(rowid);

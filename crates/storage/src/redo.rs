@@ -237,6 +237,22 @@ impl Redo {
                 self.catalog
                     .install_committed(t.name(), Some(Arc::new(built)), commit_lsn, level);
             }
+            Change::ReplaceDef { def } => {
+                let t = self.table(lsn, def.oid)?;
+                if def.columns.len() != t.def.columns.len() {
+                    return Err(RedoError::Invalid {
+                        lsn,
+                        message: format!("new definition of {} changes its columns", t.name()),
+                    });
+                }
+                let replaced = t.with_def(def);
+                self.catalog.install_committed(
+                    t.name(),
+                    Some(Arc::new(replaced)),
+                    commit_lsn,
+                    level,
+                );
+            }
             Change::AddColumn { def, fill } => {
                 let t = self.table(lsn, def.oid)?;
                 if def.columns.len() != t.def.columns.len() + 1 {
@@ -333,6 +349,7 @@ mod tests {
                     indexes: vec![],
                     sequence: None,
                     checks: Vec::new(),
+                    foreign_keys: Vec::new(),
                 },
             }],
         );

@@ -45,7 +45,7 @@
 
 use std::sync::Arc;
 
-use base::catalog::{CheckDef, ColumnDef, IndexDef, Oid, SequenceDef, TableDef};
+use base::catalog::{CheckDef, ColumnDef, ForeignKeyDef, IndexDef, Oid, SequenceDef, TableDef};
 use base::codec::Encoder;
 use base::{DataType, Lsn, Row, SyncCommitLevel, Value};
 use smallvec::SmallVec;
@@ -640,17 +640,70 @@ impl Transaction {
             .await
     }
 
-    /// CREATE TABLE with CHECK constraints (their expressions already validated).
-    pub async fn create_table_with_checks(
+    /// CREATE TABLE with CHECK and FOREIGN KEY constraints (validated by the caller, which
+    /// also holds the DDL lock of every referenced table).
+    pub async fn create_table_with_constraints(
         &mut self,
         name: &str,
         columns: Vec<ColumnDef>,
         indexes: Vec<NewIndex>,
         checks: Vec<CheckDef>,
+        foreign_keys: Vec<ForeignKeyDef>,
         if_not_exists: bool,
     ) -> Result<bool, TxnError> {
-        self.create_relation(name, columns, indexes, checks, None, if_not_exists)
-            .await
+        let created = self
+            .create_relation(name, columns, indexes, checks, None, if_not_exists)
+            .await?;
+        if created && !foreign_keys.is_empty() {
+            let table = self.table_for_ddl(name)?;
+            let mut def = (*table.def).clone();
+            def.foreign_keys = foreign_keys;
+            // A self-reference was defined before the table had an OID (0 stands for it).
+            for fk in &mut def.foreign_keys {
+                if fk.ref_table == 0 {
+                    fk.ref_table = def.oid;
+                }
+            }
+            // Part of the same CreateTable change: the definition is staged before commit.
+            self.restage_created(name, def)?;
+        }
+        Ok(created)
+    }
+
+    /// Gives a table this transaction created a new definition (rows unchanged).
+    fn restage_created(&mut self, name: &str, def: TableDef) -> Result<(), TxnError> {
+        let table = self.table_for_ddl(name)?;
+        let replaced = Arc::new(table.with_def(def.clone()));
+        self.stage(name, Some(replaced));
+        self.record_change(|e| Change::ReplaceDef { def }.encode(e))
+    }
+
+    /// ALTER TABLE that changes only the definition (ADD FOREIGN KEY, ADD CHECK): takes the
+    /// table's DDL lock; the caller validated the rows under it (`lock_for_ddl` first).
+    pub async fn replace_definition(&mut self, name: &str, def: TableDef) -> Result<(), TxnError> {
+        self.check_writable("ALTER TABLE")?;
+        self.lock_for_ddl(name).await?;
+        self.restage_created(name, def)
+    }
+
+    /// Takes the DDL lock of table `name` (as ALTER TABLE does, and as adding a foreign key
+    /// does for the table it references): until this transaction ends nobody else writes it
+    /// or changes its definition. Returns the table as this transaction now sees it.
+    pub async fn lock_for_ddl(&mut self, name: &str) -> Result<Arc<Table>, TxnError> {
+        self.acquire_global_ddl().await?;
+        let table = self.table_for_ddl(name)?;
+        self.lock_table_for_ddl(&table).await?;
+        self.table_for_ddl(name)
+    }
+
+    /// Waits until `holder` (a transaction with an uncommitted change to a row this one
+    /// must judge, e.g. a foreign key's referenced row) has finished.
+    pub async fn wait_for_writer(
+        &self,
+        holder: &Arc<TxnShared>,
+        what: &str,
+    ) -> Result<(), TxnError> {
+        self.wait_for(holder, what).await
     }
 
     /// CREATE SEQUENCE (also for serial and identity columns): a relation of one row, which
@@ -709,6 +762,7 @@ impl Transaction {
             indexes: Vec::new(),
             sequence,
             checks,
+            foreign_keys: Vec::new(),
         };
         for ix in indexes {
             if ix.primary {

@@ -263,3 +263,78 @@ async fn add_column_replays_to_the_same_rows_and_indexes() {
         "the index covers new rows"
     );
 }
+
+#[tokio::test]
+async fn constraint_definitions_replay() {
+    use base::catalog::{CheckDef, FkAction, ForeignKeyDef};
+    let (mgr, log) = memory_manager();
+    let mut t = begin(&mgr);
+    let pk = |name: &str| NewIndex {
+        name: name.into(),
+        columns: vec![0],
+        unique: true,
+        primary: true,
+    };
+    t.create_table(
+        "p",
+        vec![col("id", DataType::Int4)],
+        vec![pk("p_pkey")],
+        false,
+    )
+    .await
+    .expect("create p");
+    let p_oid = t.open_table("p").await.expect("open").expect("p").oid();
+    let fk = ForeignKeyDef {
+        name: "c_pid_fkey".into(),
+        columns: vec![1],
+        ref_table: p_oid,
+        ref_columns: vec![0],
+        on_delete: FkAction::Cascade,
+        on_update: FkAction::NoAction,
+    };
+    let check = CheckDef {
+        name: "c_id_check".into(),
+        expr: "id > 0".into(),
+    };
+    t.create_table_with_constraints(
+        "c",
+        vec![col("id", DataType::Int4), col("pid", DataType::Int4)],
+        vec![pk("c_pkey")],
+        vec![check.clone()],
+        vec![fk.clone()],
+        false,
+    )
+    .await
+    .expect("create c");
+    t.create_table("d", vec![col("pid", DataType::Int4)], vec![], false)
+        .await
+        .expect("create d");
+    t.commit(SyncCommitLevel::On).await.expect("commit");
+    // ALTER TABLE ... ADD FOREIGN KEY on a committed table.
+    let mut t = begin(&mgr);
+    let d = t.lock_for_ddl("d").await.expect("lock d");
+    let mut def = (*d.def).clone();
+    def.foreign_keys.push(ForeignKeyDef {
+        name: "d_pid_fkey".into(),
+        columns: vec![0],
+        ..fk.clone()
+    });
+    t.replace_definition("d", def).await.expect("alter");
+    t.commit(SyncCommitLevel::On).await.expect("commit");
+
+    let replica = Arc::new(Catalog::new());
+    let mut redo = Redo::new(replica.clone(), Lsn(0));
+    for (lsn, kind, xid, payload) in log.records() {
+        redo.apply(&raw(lsn, kind, xid, payload), u64::MAX)
+            .expect("redo");
+    }
+    for name in ["c", "d"] {
+        let here = mgr.catalog.lookup(name, &Snapshot::ALL).expect("table");
+        let there = replica.lookup(name, &Snapshot::ALL).expect("replayed");
+        assert_eq!(here.def, there.def, "{name}");
+    }
+    let c = replica.lookup("c", &Snapshot::ALL).expect("c");
+    assert_eq!(c.def.foreign_keys, vec![fk]);
+    assert_eq!(c.def.checks, vec![check]);
+    assert!(replica.may_have_foreign_keys());
+}

@@ -67,6 +67,13 @@ fn describe_change(c: &Change) -> String {
             index.name,
             index.oid
         ),
+        Change::ReplaceDef { def } => format!(
+            "ALTER TABLE {} rel {} ({} checks, {} foreign keys)",
+            def.name,
+            def.oid,
+            def.checks.len(),
+            def.foreign_keys.len()
+        ),
         Change::AddColumn { def, fill } => format!(
             "ADD COLUMN {} to rel {} (filled with {})",
             def.columns.last().map_or("?", |c| c.name.as_str()),

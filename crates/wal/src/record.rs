@@ -207,6 +207,10 @@ pub enum Change {
         def: TableDef,
         fill: Value,
     },
+    /// A table's new definition with its rows unchanged (constraints added).
+    ReplaceDef {
+        def: TableDef,
+    },
 }
 
 mod tag {
@@ -218,6 +222,7 @@ mod tag {
     pub const TRUNCATE: u8 = 6;
     pub const CREATE_INDEX: u8 = 7;
     pub const ADD_COLUMN: u8 = 8;
+    pub const REPLACE_DEF: u8 = 9;
 }
 
 impl Change {
@@ -256,6 +261,10 @@ impl Change {
                 def.encode(e);
                 e.value(fill);
             }
+            Change::ReplaceDef { def } => {
+                e.u8(tag::REPLACE_DEF);
+                def.encode(e);
+            }
         }
     }
 
@@ -288,6 +297,9 @@ impl Change {
             tag::ADD_COLUMN => Change::AddColumn {
                 def: TableDef::decode(d)?,
                 fill: d.value()?,
+            },
+            tag::REPLACE_DEF => Change::ReplaceDef {
+                def: TableDef::decode(d)?,
             },
             tag => return Err(DecodeError::BadTag { offset: at, tag }),
         })

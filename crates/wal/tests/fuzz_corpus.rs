@@ -64,6 +64,7 @@ fn write_seed_corpus() {
         }],
         sequence: None,
         checks: Vec::new(),
+        foreign_keys: Vec::new(),
     };
     let recs = [
         WalRecord::Commit(CommitRecord {

@@ -17,7 +17,7 @@ use base::{PgError, SqlState};
 use sqlparser::ast;
 use txn::{NewIndex, Transaction, TxnError};
 
-use crate::exec::sequence;
+use crate::exec::{foreign_key, sequence};
 use crate::plan::bind_expr::ident_name;
 use crate::plan::dml::bind_default;
 use crate::plan::{Relation, relation_name, types};
@@ -246,9 +246,12 @@ pub async fn create_table(
         indexes: Vec::new(),
         sequence: None,
         checks: Vec::new(),
+        foreign_keys: Vec::new(),
     };
     // CHECK constraints: (given name, expression, the column it was written on).
     let mut checks: Vec<(Option<String>, String, Option<String>)> = Vec::new();
+    // FOREIGN KEY constraints: (the column it was written on, its syntax).
+    let mut fks: Vec<(Option<String>, ast::ForeignKeyConstraint)> = Vec::new();
     let mut indexes: Vec<NewIndex> = Vec::new();
     let mut column_keys: Vec<(usize, bool)> = Vec::new();
     let mut column_seqs = Vec::new();
@@ -289,9 +292,7 @@ pub async fn create_table(
                 ast::ColumnOption::Default(e) => c.default = Some(e.to_string()),
                 ast::ColumnOption::PrimaryKey(_) => column_keys.push((def.columns.len(), true)),
                 ast::ColumnOption::Unique(_) => column_keys.push((def.columns.len(), false)),
-                ast::ColumnOption::ForeignKey(_) => {
-                    return Err(unsupported("FOREIGN KEY constraints"));
-                }
+                ast::ColumnOption::ForeignKey(fk) => fks.push((Some(c.name.clone()), fk.clone())),
                 ast::ColumnOption::Check(ch) => checks.push((
                     opt.name.as_ref().or(ch.name.as_ref()).map(ident_name),
                     ch.expr.to_string(),
@@ -328,14 +329,53 @@ pub async fn create_table(
             checks.push((ch.name.as_ref().map(ident_name), ch.expr.to_string(), None));
             continue;
         }
+        if let ast::TableConstraint::ForeignKey(fk) = c {
+            fks.push((None, fk.clone()));
+            continue;
+        }
         indexes.push(constraint_index(c, &name, &def)?);
     }
     def.checks = check_defs(&name, &def, checks)?;
     if indexes.iter().filter(|i| i.primary).count() > 1 {
         return Err(multiple_pk(&name));
     }
+    let mut foreign_keys = Vec::with_capacity(fks.len());
+    if !fks.is_empty() {
+        let child = foreign_key::Child {
+            name: &name,
+            def: &def,
+            unique_keys: indexes
+                .iter()
+                .filter(|i| i.unique || i.primary)
+                .map(|i| i.columns.clone())
+                .collect(),
+        };
+        let mut taken: Vec<String> = def
+            .checks
+            .iter()
+            .map(|c| c.name.clone())
+            .chain(indexes.iter().map(|i| i.name.clone()))
+            .collect();
+        let mut parents = Vec::new();
+        for (column, fk) in &fks {
+            let (fk, parent) = foreign_key::definition(txn, &child, fk, column.as_deref(), &taken)?;
+            taken.push(fk.name.clone());
+            foreign_keys.push(fk);
+            parents.extend(parent);
+        }
+        for p in parents {
+            txn.lock_for_ddl(&p).await.map_err(PgError::from)?;
+        }
+    }
     let created = txn
-        .create_table_with_checks(&name, def.columns, indexes, def.checks, ct.if_not_exists)
+        .create_table_with_constraints(
+            &name,
+            def.columns,
+            indexes,
+            def.checks,
+            foreign_keys,
+            ct.if_not_exists,
+        )
         .await
         .map_err(PgError::from)?;
     if !created {
@@ -355,9 +395,16 @@ pub async fn drop_tables(
     txn: &mut Transaction,
     notices: &mut Vec<PgError>,
 ) -> Result<(), PgError> {
+    let mut dropping = Vec::with_capacity(names.len());
+    for n in names {
+        dropping.push(table_name(n, &mut Vec::new())?);
+    }
     for n in names {
         let name = table_name(n, notices)?;
         sequence::check_kind(txn, &name, false)?;
+        if let Some(t) = txn.manager().catalog.latest(&name, Some(txn.shared())) {
+            foreign_key::check_unreferenced(txn, &t, &dropping, false)?;
+        }
         let oid = txn
             .manager()
             .catalog
@@ -391,9 +438,15 @@ pub async fn truncate(t: &ast::Truncate, txn: &mut Transaction) -> Result<(), Pg
         return Err(unsupported("TRUNCATE PARTITION"));
     }
     let mut ignored = Vec::new();
+    let mut names = Vec::with_capacity(t.table_names.len());
     for target in &t.table_names {
-        let name = table_name(&target.name, &mut ignored)?;
-        txn.truncate(&name).await.map_err(PgError::from)?;
+        names.push(table_name(&target.name, &mut ignored)?);
+    }
+    for name in &names {
+        if let Some(table) = txn.manager().catalog.latest(name, Some(txn.shared())) {
+            foreign_key::check_unreferenced(txn, &table, &names, true)?;
+        }
+        txn.truncate(name).await.map_err(PgError::from)?;
     }
     Ok(())
 }
@@ -430,6 +483,53 @@ pub fn added_column(col: &ast::ColumnDef) -> Result<ColumnDef, PgError> {
     Ok(c)
 }
 
+/// ALTER TABLE ... ADD [CONSTRAINT name] FOREIGN KEY: under the DDL locks of the table and
+/// the referenced table, every existing row must reference an existing row (23503).
+async fn add_foreign_key(
+    txn: &mut Transaction,
+    name: &str,
+    fk: &ast::ForeignKeyConstraint,
+) -> Result<(), PgError> {
+    let table = txn.lock_for_ddl(name).await.map_err(PgError::from)?;
+    let mut def = (*table.def).clone();
+    let child = foreign_key::Child {
+        name,
+        def: &def,
+        unique_keys: def
+            .indexes
+            .iter()
+            .filter(|i| i.unique)
+            .map(|i| i.columns.clone())
+            .collect(),
+    };
+    let taken: Vec<String> = def
+        .checks
+        .iter()
+        .map(|c| c.name.clone())
+        .chain(def.indexes.iter().map(|i| i.name.clone()))
+        .chain(def.foreign_keys.iter().map(|f| f.name.clone()))
+        .collect();
+    let (fk, parent) = foreign_key::definition(txn, &child, fk, None, &taken)?;
+    if taken.contains(&fk.name) {
+        return Err(PgError::new(
+            sqlstate::DUPLICATE_OBJECT,
+            format!(
+                "constraint \"{}\" for relation \"{name}\" already exists",
+                fk.name
+            ),
+        ));
+    }
+    if let Some(p) = parent {
+        txn.lock_for_ddl(&p).await.map_err(PgError::from)?;
+    }
+    def.foreign_keys.push(fk);
+    let probe = std::sync::Arc::new(table.with_def(def.clone()));
+    foreign_key::validate_existing(txn, &probe, def.foreign_keys.len() - 1).await?;
+    txn.replace_definition(name, def)
+        .await
+        .map_err(PgError::from)
+}
+
 /// ALTER TABLE. `fills` holds, for each ADD COLUMN in order, the value existing rows get
 /// (its DEFAULT, evaluated once by the session, or NULL).
 pub async fn alter_table(
@@ -451,6 +551,10 @@ pub async fn alter_table(
     };
     for op in &at.operations {
         match op {
+            ast::AlterTableOperation::AddConstraint {
+                constraint: ast::TableConstraint::ForeignKey(fk),
+                ..
+            } => add_foreign_key(txn, &name, fk).await?,
             ast::AlterTableOperation::AddConstraint { constraint, .. } => {
                 // Each operation sees the table as the previous one left it.
                 let def = txn

@@ -22,6 +22,7 @@ use base::{PgError, Row, Value};
 use storage::{RowId, Snapshot, Table};
 use txn::Transaction;
 
+use super::foreign_key::{self, FkChecks};
 use super::select::{self, Emit, Input};
 use super::{Check, check_constraints, check_not_null, for_each_match, project};
 use crate::expr::{EvalCx, eval, eval_filter};
@@ -74,6 +75,10 @@ struct RowWriter<'a, 'b> {
     returning: Option<&'a [crate::expr::Expr]>,
     checks: &'a [(String, crate::expr::Expr)],
     cx: &'a EvalCx<'b>,
+    /// Foreign-key checks owed at the end of the statement.
+    fk: FkChecks,
+    /// Foreign keys referencing this table (ON CONFLICT DO UPDATE may change a key).
+    refs: Vec<(Arc<Table>, usize)>,
     /// Rows this statement inserted or updated through ON CONFLICT (a second hit is an
     /// error, as in PostgreSQL).
     touched: Vec<RowId>,
@@ -94,6 +99,7 @@ impl RowWriter<'_, '_> {
             txn.insert(self.table, row.clone())
                 .await
                 .map_err(PgError::from)?;
+            self.fk.note_child(self.table, None, &row);
             if let Some(r) = self.returning {
                 emit(project(r, &row, self.cx)?)?;
             }
@@ -119,6 +125,7 @@ impl RowWriter<'_, '_> {
             {
                 txn::InsertOutcome::Inserted(rowid) => {
                     self.touched.push(rowid);
+                    self.fk.note_child(self.table, None, &row);
                     if let Some(r) = self.returning {
                         emit(project(r, &row, self.cx)?)?;
                     }
@@ -171,6 +178,12 @@ impl RowWriter<'_, '_> {
             .await
             .map_err(PgError::from)?;
         self.touched.push(rowid);
+        self.fk.note_child(self.table, Some(existing), &new);
+        if !self.refs.is_empty() {
+            self.fk
+                .on_parent_change(txn, self.table, &self.refs, existing, Some(&new))
+                .await?;
+        }
         if let Some(r) = self.returning {
             emit(project(r, &new, self.cx)?)?;
         }
@@ -198,6 +211,12 @@ pub async fn insert(
         checks: &plan.checks,
         cx,
         touched: Vec::new(),
+        fk: FkChecks::default(),
+        refs: if plan.on_conflict.is_some() {
+            foreign_key::referencing(txn, table)
+        } else {
+            Vec::new()
+        },
     };
     let mut count = 0u64;
     match &plan.source {
@@ -233,6 +252,7 @@ pub async fn insert(
             }
         }
     }
+    writer.fk.verify(txn).await?;
     Ok(count)
 }
 
@@ -271,6 +291,8 @@ pub async fn update(
         cx,
         check,
     )?;
+    let refs = foreign_key::referencing(txn, table);
+    let mut fk = FkChecks::default();
     let mut count = 0u64;
     for (n, id) in ids.into_iter().enumerate() {
         check.every(n as u64 + 1)?;
@@ -292,11 +314,17 @@ pub async fn update(
         txn.update(table, id, &old, new.clone())
             .await
             .map_err(PgError::from)?;
+        fk.note_child(table, Some(&old), &new);
+        if !refs.is_empty() {
+            fk.on_parent_change(txn, table, &refs, &old, Some(&new))
+                .await?;
+        }
         count += 1;
         if let Some(r) = &plan.returning {
             emit(project(r, &new, cx)?)?;
         }
     }
+    fk.verify(txn).await?;
     Ok(count)
 }
 
@@ -317,6 +345,8 @@ pub async fn delete(
         cx,
         check,
     )?;
+    let refs = foreign_key::referencing(txn, table);
+    let mut fk = FkChecks::default();
     let mut count = 0u64;
     for (n, id) in ids.into_iter().enumerate() {
         check.every(n as u64 + 1)?;
@@ -329,10 +359,14 @@ pub async fn delete(
             continue;
         }
         txn.delete(table, id).map_err(PgError::from)?;
+        if !refs.is_empty() {
+            fk.on_parent_change(txn, table, &refs, &old, None).await?;
+        }
         count += 1;
         if let Some(r) = &plan.returning {
             emit(project(r, &old, cx)?)?;
         }
     }
+    fk.verify(txn).await?;
     Ok(count)
 }

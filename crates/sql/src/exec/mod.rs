@@ -17,6 +17,7 @@
 
 pub mod ddl;
 pub mod dml;
+pub mod foreign_key;
 pub mod select;
 pub mod sequence;
 

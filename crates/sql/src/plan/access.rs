@@ -146,6 +146,7 @@ mod tests {
             ],
             sequence: None,
             checks: Vec::new(),
+            foreign_keys: Vec::new(),
         }
     }
 
