@@ -53,6 +53,22 @@ struct Runtime {
     log_cnt: i64,
 }
 
+impl Runtime {
+    /// Reads the stored row at first use. What is stored is a horizon: everything up to it
+    /// may have been handed out, so nothing is left to use before logging a new one.
+    fn load(&mut self, load: impl FnOnce() -> (i64, bool)) {
+        if !self.loaded {
+            let (last, is_called) = load();
+            *self = Runtime {
+                loaded: true,
+                last,
+                is_called,
+                log_cnt: 0,
+            };
+        }
+    }
+}
+
 /// The in-memory state of one sequence, shared by every `Table` value of it.
 #[derive(Debug, Default)]
 pub struct SequenceState {
@@ -86,16 +102,7 @@ impl SequenceState {
         log: impl FnOnce(i64) -> Result<(), E>,
     ) -> Result<i64, SequenceError<E>> {
         let mut rt = self.inner.lock();
-        if !rt.loaded {
-            let (last, is_called) = load();
-            *rt = Runtime {
-                loaded: true,
-                last,
-                is_called,
-                // What is stored is a horizon: everything up to it may have been handed out.
-                log_cnt: 0,
-            };
-        }
+        rt.load(load);
         let value = if rt.is_called {
             step(def, rt.last).map_err(|(max, limit)| SequenceError::Exhausted { max, limit })?
         } else {
@@ -151,15 +158,7 @@ impl SequenceState {
     /// `load` as for `nextval`.
     pub fn commit_row(&self, def: &SequenceDef, load: impl FnOnce() -> (i64, bool)) -> (i64, bool) {
         let mut rt = self.inner.lock();
-        if !rt.loaded {
-            let (last, is_called) = load();
-            *rt = Runtime {
-                loaded: true,
-                last,
-                is_called,
-                log_cnt: 0,
-            };
-        }
+        rt.load(load);
         if !rt.is_called {
             rt.log_cnt = 0;
             return (rt.last, false);

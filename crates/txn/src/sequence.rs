@@ -16,8 +16,9 @@
 use std::sync::Arc;
 
 use base::Lsn;
+use base::catalog::SequenceDef;
 use storage::Table;
-use storage::sequence::SequenceError;
+use storage::sequence::{SequenceError, SequenceState};
 use wal::record::{RecordKind, SequenceRecord, WalRecord};
 
 use crate::error::TxnError;
@@ -56,14 +57,13 @@ impl TxnManager {
         Ok(Some(end))
     }
 
-    /// `nextval` of sequence `table`, and the end of the WAL record it wrote, if any: the
-    /// caller's transaction must not end acknowledged before that is durable (PostgreSQL
-    /// gives such a transaction an xid for the same reason), or a crash could hand the
-    /// value out again after the client saw it.
-    pub fn nextval(
+    /// The parameters and state of sequence `table`, if this server may change it (`what`
+    /// names the call in the read-only error).
+    fn writable_sequence<'t>(
         &self,
-        table: &Arc<Table>,
-    ) -> Result<(i64, Option<Lsn>), SequenceError<TxnError>> {
+        table: &'t Table,
+        what: &'static str,
+    ) -> Result<(&'t SequenceDef, &'t SequenceState), SequenceError<TxnError>> {
         let (Some(def), Some(state)) = (table.def.sequence.as_ref(), table.sequence.as_ref())
         else {
             return Err(SequenceError::Log(TxnError::Internal(format!(
@@ -72,8 +72,20 @@ impl TxnManager {
             ))));
         };
         if self.is_read_only() {
-            return Err(SequenceError::Log(TxnError::ReadOnly("nextval()")));
+            return Err(SequenceError::Log(TxnError::ReadOnly(what)));
         }
+        Ok((def, state))
+    }
+
+    /// `nextval` of sequence `table`, and the end of the WAL record it wrote, if any: the
+    /// caller's transaction must not end acknowledged before that is durable (PostgreSQL
+    /// gives such a transaction an xid for the same reason), or a crash could hand the
+    /// value out again after the client saw it.
+    pub fn nextval(
+        &self,
+        table: &Arc<Table>,
+    ) -> Result<(i64, Option<Lsn>), SequenceError<TxnError>> {
+        let (def, state) = self.writable_sequence(table, "nextval()")?;
         let mut logged = None;
         let v = state.nextval(
             def,
@@ -103,16 +115,7 @@ impl TxnManager {
         value: i64,
         is_called: bool,
     ) -> Result<Option<Lsn>, SequenceError<TxnError>> {
-        let (Some(def), Some(state)) = (table.def.sequence.as_ref(), table.sequence.as_ref())
-        else {
-            return Err(SequenceError::Log(TxnError::Internal(format!(
-                "\"{}\" is not a sequence",
-                table.name()
-            ))));
-        };
-        if self.is_read_only() {
-            return Err(SequenceError::Log(TxnError::ReadOnly("setval()")));
-        }
+        let (def, state) = self.writable_sequence(table, "setval()")?;
         let mut logged = None;
         state.setval(def, value, is_called, |v, c| {
             logged = self.log_sequence(table, v, c)?;

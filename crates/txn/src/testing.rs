@@ -90,3 +90,24 @@ pub fn memory_manager() -> (Arc<TxnManager>, Arc<MemLog>) {
     log.attach(&mgr);
     (mgr, log)
 }
+
+/// A transaction on `mgr` with default settings and its own snapshot slot.
+pub fn begin(mgr: &Arc<TxnManager>) -> crate::Transaction {
+    let slot = Arc::new(mgr.snapshots.register());
+    crate::Transaction::begin(
+        mgr,
+        slot,
+        Arc::new(crate::Interrupt::new()),
+        crate::TxnSettings { lock_timeout: None },
+    )
+}
+
+/// A nullable column without a default.
+pub fn col(name: &str, t: base::DataType) -> base::catalog::ColumnDef {
+    base::catalog::ColumnDef {
+        name: name.into(),
+        data_type: t,
+        not_null: false,
+        default: None,
+    }
+}

@@ -2,34 +2,14 @@
 
 use std::sync::Arc;
 
-use base::catalog::ColumnDef;
 use base::{DataType, Lsn, SyncCommitLevel, TimelineId, Value};
 use storage::checkpoint::{SnapshotHeader, load_snapshot, write_snapshot};
 use storage::redo::Redo;
 use storage::{Catalog, Snapshot};
-use txn::testing::memory_manager;
-use txn::{Interrupt, NewIndex, Transaction, TxnManager, TxnSettings};
+use txn::testing::{begin, col, memory_manager};
+use txn::{NewIndex, TxnManager};
 use wal::RawRecord;
 use wal::record::{RECORD_HEADER_LEN, RecordHeader};
-
-fn begin(mgr: &Arc<TxnManager>) -> Transaction {
-    let slot = Arc::new(mgr.snapshots.register());
-    Transaction::begin(
-        mgr,
-        slot,
-        Arc::new(Interrupt::new()),
-        TxnSettings { lock_timeout: None },
-    )
-}
-
-fn col(name: &str, t: DataType) -> ColumnDef {
-    ColumnDef {
-        name: name.into(),
-        data_type: t,
-        not_null: false,
-        default: None,
-    }
-}
 
 /// Sorted (table, k, v) triples visible in `catalog`.
 fn contents(catalog: &Catalog) -> Vec<(String, Vec<Value>)> {

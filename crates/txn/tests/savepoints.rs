@@ -4,33 +4,13 @@
 
 use std::sync::Arc;
 
-use base::catalog::ColumnDef;
 use base::{DataType, Lsn, SyncCommitLevel, Value};
 use storage::redo::Redo;
 use storage::{Catalog, Snapshot};
-use txn::testing::{MemLog, memory_manager};
-use txn::{Interrupt, NewIndex, Transaction, TxnError, TxnManager, TxnSettings};
+use txn::testing::{MemLog, begin, col, memory_manager};
+use txn::{NewIndex, Transaction, TxnError, TxnManager};
 use wal::RawRecord;
 use wal::record::{RECORD_HEADER_LEN, RecordHeader, RecordKind};
-
-fn begin(mgr: &Arc<TxnManager>) -> Transaction {
-    let slot = Arc::new(mgr.snapshots.register());
-    Transaction::begin(
-        mgr,
-        slot,
-        Arc::new(Interrupt::new()),
-        TxnSettings { lock_timeout: None },
-    )
-}
-
-fn col(name: &str, t: DataType) -> ColumnDef {
-    ColumnDef {
-        name: name.into(),
-        data_type: t,
-        not_null: false,
-        default: None,
-    }
-}
 
 fn row(k: i32, v: &str) -> base::Row {
     Arc::from(vec![Value::Int4(k), Value::text(v)])

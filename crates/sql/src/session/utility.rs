@@ -474,23 +474,7 @@ impl Session {
             .as_ref()
             .and_then(|x| x.txn.as_ref())
             .map_or(storage::Snapshot::ALL, |t| *t.snapshot());
-        let env = Env {
-            sequences: crate::expr::SequenceEnv {
-                snapshot,
-                read_only,
-                seen: &self.sequences,
-            },
-            engine: &self.engine,
-            gucs: &self.gucs,
-            pid: self.backend.pid,
-            user: &self.user,
-            database: &self.database,
-            superuser: self.superuser,
-            txn_start,
-            stmt_start: crate::engine::now_micros(),
-            effects: parking_lot::Mutex::new(Vec::new()),
-            promote_result: parking_lot::Mutex::new(None),
-        };
+        let env = self.plain_env(&self.sequences, snapshot, read_only);
         let cx = EvalCx {
             subqueries: &[],
             exec: None,
@@ -544,6 +528,33 @@ impl Session {
 }
 
 impl Session {
+    /// An evaluation environment outside a planned statement (COPY defaults, ADD COLUMN
+    /// defaults): the session's settings and identity, now() at the transaction's start.
+    fn plain_env<'a>(
+        &'a self,
+        seen: &'a crate::exec::sequence::SessionSequences,
+        snapshot: storage::Snapshot,
+        read_only: bool,
+    ) -> Env<'a> {
+        Env {
+            engine: &self.engine,
+            gucs: &self.gucs,
+            pid: self.backend.pid,
+            user: &self.user,
+            database: &self.database,
+            superuser: self.superuser,
+            txn_start: self.xact.as_ref().map_or(0, |x| x.start),
+            stmt_start: crate::engine::now_micros(),
+            effects: parking_lot::Mutex::new(Vec::new()),
+            promote_result: parking_lot::Mutex::new(None),
+            sequences: crate::expr::SequenceEnv {
+                snapshot,
+                read_only,
+                seen,
+            },
+        }
+    }
+
     /// For each ADD COLUMN of an ALTER TABLE, the value existing rows get: the column's
     /// DEFAULT evaluated once (PostgreSQL evaluates a non-volatile default once too), or
     /// NULL. A volatile default (nextval, random, clock_timestamp) would need a value per row
@@ -565,23 +576,7 @@ impl Session {
                 ));
             }
             let seen = crate::exec::sequence::SessionSequences::default();
-            let env = Env {
-                engine: &self.engine,
-                gucs: &self.gucs,
-                pid: self.backend.pid,
-                user: &self.user,
-                database: &self.database,
-                superuser: self.superuser,
-                txn_start: self.xact.as_ref().map_or(0, |x| x.start),
-                stmt_start: crate::engine::now_micros(),
-                effects: parking_lot::Mutex::new(Vec::new()),
-                promote_result: parking_lot::Mutex::new(None),
-                sequences: crate::expr::SequenceEnv {
-                    snapshot: storage::Snapshot::ALL,
-                    read_only: true,
-                    seen: &seen,
-                },
-            };
+            let env = self.plain_env(&seen, storage::Snapshot::ALL, true);
             let cx = EvalCx {
                 subqueries: &[],
                 exec: None,
