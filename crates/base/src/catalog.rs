@@ -371,6 +371,16 @@ impl TableDef {
     }
 
     pub fn decode(d: &mut Decoder<'_>) -> Result<TableDef, DecodeError> {
+        Self::decode_layout(d, true)
+    }
+
+    /// The layout written before sequences, CHECK and FOREIGN KEY constraints existed (no
+    /// trailing constraint fields): still read from older snapshots and WAL.
+    pub fn decode_v1(d: &mut Decoder<'_>) -> Result<TableDef, DecodeError> {
+        Self::decode_layout(d, false)
+    }
+
+    fn decode_layout(d: &mut Decoder<'_>, constraints: bool) -> Result<TableDef, DecodeError> {
         let oid = d.u32()?;
         let name = d.str()?.to_owned();
         let n = d.len()?;
@@ -404,6 +414,17 @@ impl TableDef {
                     what: "index column out of range",
                 });
             }
+        }
+        if !constraints {
+            return Ok(TableDef {
+                oid,
+                name,
+                columns,
+                indexes,
+                sequence: None,
+                checks: Vec::new(),
+                foreign_keys: Vec::new(),
+            });
         }
         let at = d.offset();
         let sequence = match d.u8()? {
@@ -498,6 +519,32 @@ mod tests {
         let mut d = Decoder::new(&e.buf);
         assert_eq!(TableDef::decode(&mut d), Ok(t));
         assert!(d.is_empty());
+    }
+
+    #[test]
+    fn the_layout_before_constraints_is_still_read() {
+        let t = TableDef {
+            oid: 16390,
+            name: "old".into(),
+            columns: vec![ColumnDef {
+                name: "a".into(),
+                data_type: DataType::Int4,
+                not_null: true,
+                default: None,
+            }],
+            indexes: Vec::new(),
+            sequence: None,
+            checks: Vec::new(),
+            foreign_keys: Vec::new(),
+        };
+        let mut e = Encoder::new();
+        t.encode(&mut e);
+        // The older layout is this one without the three trailing (empty) constraint fields.
+        let old = &e.buf[..e.buf.len() - 3];
+        let mut d = Decoder::new(old);
+        assert_eq!(TableDef::decode_v1(&mut d), Ok(t));
+        assert!(d.is_empty());
+        assert!(TableDef::decode(&mut Decoder::new(old)).is_err());
     }
 
     #[test]

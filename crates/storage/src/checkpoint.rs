@@ -45,7 +45,9 @@ use crate::catalog::Catalog;
 use crate::table::Table;
 use crate::version::Version;
 
-const MAGIC: &[u8; 8] = b"LSSNAP02";
+const MAGIC: &[u8; 8] = b"LSSNAP03";
+/// The format before table definitions carried sequences and constraints.
+const MAGIC_V2: &[u8; 8] = b"LSSNAP02";
 /// The format before version chains: one live version per row.
 const MAGIC_V1: &[u8; 8] = b"LSSNAP01";
 const END_MAGIC: &[u8; 8] = b"LSSNAPEN";
@@ -224,9 +226,10 @@ pub fn load_snapshot(
     if data.len() < MAGIC.len() + 12 {
         return Err(corrupt("bad magic number".into()));
     }
-    let chains = match &data[..MAGIC.len()] {
-        m if m == MAGIC => true,
-        m if m == MAGIC_V1 => false,
+    let (chains, constraints) = match &data[..MAGIC.len()] {
+        m if m == MAGIC => (true, true),
+        m if m == MAGIC_V2 => (true, false),
+        m if m == MAGIC_V1 => (false, false),
         _ => return Err(corrupt("bad magic number".into())),
     };
     let (body, trailer) = data.split_at(data.len() - 12);
@@ -256,7 +259,12 @@ pub fn load_snapshot(
     while d.u8().map_err(derr)? == 1 {
         let lsn = d.u64().map_err(derr)?;
         let level = d.u8().map_err(derr)?;
-        let def = TableDef::decode(&mut d).map_err(derr)?;
+        let def = if constraints {
+            TableDef::decode(&mut d)
+        } else {
+            TableDef::decode_v1(&mut d)
+        }
+        .map_err(derr)?;
         let end_rowid = d.u64().map_err(derr)?;
         let name = def.name.clone();
         let table = Table::new(def);

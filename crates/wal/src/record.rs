@@ -223,6 +223,9 @@ mod tag {
     pub const CREATE_INDEX: u8 = 7;
     pub const ADD_COLUMN: u8 = 8;
     pub const REPLACE_DEF: u8 = 9;
+    /// CREATE TABLE with the definition layout that carries sequences and constraints;
+    /// `CREATE_TABLE` records (older WAL) carry the layout without them.
+    pub const CREATE_TABLE_V2: u8 = 10;
 }
 
 impl Change {
@@ -240,7 +243,7 @@ impl Change {
                 e.varint(*rowid);
             }
             Change::CreateTable { def } => {
-                e.u8(tag::CREATE_TABLE);
+                e.u8(tag::CREATE_TABLE_V2);
                 def.encode(e);
             }
             Change::DropTable { table } => {
@@ -286,6 +289,9 @@ impl Change {
                 rowid: d.varint()?,
             },
             tag::CREATE_TABLE => Change::CreateTable {
+                def: TableDef::decode_v1(d)?,
+            },
+            tag::CREATE_TABLE_V2 => Change::CreateTable {
                 def: TableDef::decode(d)?,
             },
             tag::DROP_TABLE => Change::DropTable { table: d.u32()? },
