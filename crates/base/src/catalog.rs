@@ -239,6 +239,27 @@ impl TableDef {
     pub fn primary_key(&self) -> Option<&IndexDef> {
         self.indexes.iter().find(|i| i.primary)
     }
+
+    /// `Key (a, b)=(1, x)`: PostgreSQL's way of showing the values `key` of columns `cols`
+    /// in unique- and foreign-key error details.
+    pub fn show_key<'v>(
+        &self,
+        cols: &[u16],
+        key: impl IntoIterator<Item = &'v crate::Value>,
+    ) -> String {
+        let names: Vec<&str> = cols
+            .iter()
+            .map(|&c| self.columns[usize::from(c)].name.as_str())
+            .collect();
+        let values: Vec<String> = cols
+            .iter()
+            .zip(key)
+            .map(|(&c, v)| {
+                crate::pgio::format_text_string(v, self.columns[usize::from(c)].data_type)
+            })
+            .collect();
+        format!("Key ({})=({})", names.join(", "), values.join(", "))
+    }
 }
 
 fn encode_type(e: &mut Encoder, t: DataType) {

@@ -91,6 +91,19 @@ pub fn step(def: &SequenceDef, last: i64) -> Result<i64, (bool, i64)> {
     }
 }
 
+/// The value `steps` steps after `from` (fewer if a non-cycling sequence runs out), and how
+/// many steps that was.
+fn ahead(def: &SequenceDef, from: i64, steps: i64) -> (i64, i64) {
+    let mut v = from;
+    for taken in 0..steps {
+        match step(def, v) {
+            Ok(n) => v = n,
+            Err(_) => return (v, taken),
+        }
+    }
+    (v, steps)
+}
+
 impl SequenceState {
     /// `nextval`. `load` gives the stored (`last_value`, `is_called`) at first use; `log` is
     /// called with the new horizon when the values logged so far are used up, before the
@@ -110,13 +123,8 @@ impl SequenceState {
         };
         let mut log_cnt = rt.log_cnt;
         if log_cnt <= 0 {
-            let mut horizon = value;
-            for _ in 1..SEQ_LOG_VALS {
-                match step(def, horizon) {
-                    Ok(n) => horizon = n,
-                    Err(_) => break,
-                }
-            }
+            // This value and the next SEQ_LOG_VALS - 1.
+            let (horizon, _) = ahead(def, value, SEQ_LOG_VALS - 1);
             log(horizon).map_err(SequenceError::Log)?;
             log_cnt = SEQ_LOG_VALS;
         }
@@ -163,16 +171,8 @@ impl SequenceState {
             rt.log_cnt = 0;
             return (rt.last, false);
         }
-        let mut horizon = rt.last;
-        let mut ahead = 0;
-        while ahead < SEQ_LOG_VALS {
-            match step(def, horizon) {
-                Ok(n) => horizon = n,
-                Err(_) => break,
-            }
-            ahead += 1;
-        }
-        rt.log_cnt = ahead;
+        let (horizon, steps) = ahead(def, rt.last, SEQ_LOG_VALS);
+        rt.log_cnt = steps;
         (horizon, true)
     }
 

@@ -35,9 +35,9 @@ mod savepoint;
 
 use std::sync::Arc;
 
-use base::catalog::{IndexDef, Oid, TableDef};
+use base::catalog::Oid;
 use base::codec::Encoder;
-use base::{DataType, Lsn, Row, SyncCommitLevel, Value};
+use base::{DataType, Lsn, Row, SyncCommitLevel};
 use smallvec::SmallVec;
 
 use storage::{LockAttempt, RowId, Snapshot, SnapshotSlot, Table, TableLocks, TxnShared};
@@ -91,7 +91,6 @@ pub struct Transaction {
     /// Changes not yet in the WAL, encoded.
     changes: Encoder,
     change_count: u64,
-    spilled: bool,
     /// Catalog names this transaction staged new meanings for.
     staged_names: Vec<String>,
     /// Tables this transaction registered as a user of.
@@ -107,7 +106,8 @@ pub struct Transaction {
     savepoints: Vec<Mark>,
     /// Undo entries of writes since the oldest open savepoint (empty when none is open).
     undo: Vec<Undo>,
-    /// `TxnData` records written so far.
+    /// `TxnData` records written so far (a transaction that spilled needs an `Abort` record
+    /// if it rolls back).
     spills: u64,
 }
 
@@ -130,7 +130,6 @@ impl Transaction {
             writes: Vec::new(),
             changes: Encoder::new(),
             change_count: 0,
-            spilled: false,
             staged_names: Vec::new(),
             touched: SmallVec::new(),
             ddl_locked: Vec::new(),
@@ -157,7 +156,7 @@ impl Transaction {
 
     /// Whether the transaction has written anything (rows or DDL).
     pub fn has_writes(&self) -> bool {
-        self.change_count > 0 || self.spilled
+        self.change_count > 0 || self.spills > 0
     }
 
     /// Starts a statement: takes a fresh snapshot (READ COMMITTED) and returns it.
@@ -269,7 +268,6 @@ impl Transaction {
         )?;
         let start = Lsn(end.0.saturating_sub(payload.buf.len() as u64));
         self.mgr.note_spill(self.shared.xid, start.min(end));
-        self.spilled = true;
         self.spills += 1;
         self.changes.buf.clear();
         self.change_count = 0;
@@ -485,7 +483,13 @@ impl Transaction {
                         return Err(TxnError::UniqueViolation {
                             table: table.name().to_owned(),
                             constraint: idx.def.name.clone(),
-                            detail: key_detail(&table.def, &idx.def, row, "already exists"),
+                            detail: format!(
+                                "{} already exists.",
+                                table.def.show_key(
+                                    &idx.def.columns,
+                                    idx.def.columns.iter().map(|&c| &row[usize::from(c)])
+                                )
+                            ),
                         });
                     }
                     Some(Err(holder)) => {
@@ -614,7 +618,7 @@ impl Transaction {
             return;
         }
         self.done = true;
-        if self.spilled {
+        if self.spills > 0 {
             // Tell redo to drop the spilled changes. If the WAL is unavailable the server is
             // stopping anyway, and redo discards unfinished transactions at the end of WAL.
             let _ = self
@@ -675,7 +679,7 @@ impl Transaction {
                 *owner = None;
             }
         }
-        if self.spilled {
+        if self.spills > 0 {
             self.mgr.forget_spill(me.xid);
         }
         self.writes.clear();
@@ -688,26 +692,6 @@ impl Drop for Transaction {
     fn drop(&mut self) {
         self.rollback_in_place();
     }
-}
-
-/// `Key (a, b)=(1, x) already exists.`, PostgreSQL's unique-violation detail.
-fn key_detail(table: &TableDef, index: &IndexDef, row: &[Value], tail: &str) -> String {
-    let names: Vec<&str> = index
-        .columns
-        .iter()
-        .map(|&c| table.columns[usize::from(c)].name.as_str())
-        .collect();
-    let values: Vec<String> = index
-        .columns
-        .iter()
-        .map(|&c| {
-            let col = usize::from(c);
-            let mut out = Vec::new();
-            base::pgio::format_text(&row[col], table.columns[col].data_type, &mut out);
-            String::from_utf8_lossy(&out).into_owned()
-        })
-        .collect();
-    format!("Key ({})=({}) {tail}.", names.join(", "), values.join(", "))
 }
 
 /// Now, in microseconds since 2000-01-01 UTC.

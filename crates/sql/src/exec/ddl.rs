@@ -477,9 +477,6 @@ pub fn added_column(col: &ast::ColumnDef) -> Result<ColumnDef, PgError> {
             }
         }
     }
-    if c.default.is_some() {
-        bind_default(&c)?;
-    }
     Ok(c)
 }
 
@@ -530,15 +527,15 @@ async fn add_foreign_key(
         .map_err(PgError::from)
 }
 
-/// ALTER TABLE. `fills` holds, for each ADD COLUMN in order, the value existing rows get
-/// (its DEFAULT, evaluated once by the session, or NULL).
+/// ALTER TABLE. `added` holds, for each ADD COLUMN in order, the column (`added_column`) and
+/// the value existing rows get: its DEFAULT, bound and evaluated once by the session.
 pub async fn alter_table(
     at: &ast::AlterTable,
-    fills: &[base::Value],
+    added: &[(ColumnDef, base::Value)],
     txn: &mut Transaction,
     notices: &mut Vec<PgError>,
 ) -> Result<(), PgError> {
-    let mut fills = fills.iter();
+    let mut added = added.iter();
     let name = table_name(&at.name, notices)?;
     let Some(table) = txn.manager().catalog.latest(&name, Some(txn.shared())) else {
         if at.if_exists {
@@ -579,18 +576,21 @@ pub async fn alter_table(
             }
             ast::AlterTableOperation::AddColumn {
                 if_not_exists,
-                column_def,
                 column_position: None,
                 ..
             } => {
-                let mut column = added_column(column_def)?;
-                column.name = truncate_ident(column.name, notices);
-                let fill = fills.next().cloned().unwrap_or(base::Value::Null);
-                let added = txn
+                let Some((column, fill)) = added.next().cloned() else {
+                    return Err(PgError::internal("ADD COLUMN without its prepared column"));
+                };
+                let column = ColumnDef {
+                    name: truncate_ident(column.name, notices),
+                    ..column
+                };
+                let was_added = txn
                     .add_column(&name, column.clone(), fill, *if_not_exists)
                     .await
                     .map_err(PgError::from)?;
-                if !added {
+                if !was_added {
                     let mut n = PgError::notice(format!(
                         "column \"{}\" of relation \"{name}\" already exists, skipping",
                         column.name

@@ -63,20 +63,6 @@ fn carries(row: &[Value], cols: &[u16], key: &[Value]) -> bool {
         .all(|(&c, k)| row.get(usize::from(c)).is_some_and(|v| v == k))
 }
 
-/// `Key (a, b)=(1, x)`, PostgreSQL's way of showing a foreign key's values.
-fn show_key(def: &TableDef, cols: &[u16], key: &[Value]) -> String {
-    let names: Vec<&str> = cols
-        .iter()
-        .map(|&c| def.columns[usize::from(c)].name.as_str())
-        .collect();
-    let values: Vec<String> = cols
-        .iter()
-        .zip(key)
-        .map(|(&c, v)| base::pgio::format_text_string(v, def.columns[usize::from(c)].data_type))
-        .collect();
-    format!("Key ({})=({})", names.join(", "), values.join(", "))
-}
-
 /// The tables whose foreign keys reference `parent`, with the key's position in each.
 pub fn referencing(txn: &Transaction, parent: &Table) -> Vec<(Arc<Table>, usize)> {
     if !txn.manager().catalog.may_have_foreign_keys() {
@@ -196,7 +182,7 @@ fn child_violation(child: &Table, fk: &ForeignKeyDef, key: &[Value], parent: &st
     )
     .with_detail(format!(
         "{} is not present in table \"{parent}\".",
-        show_key(&child.def, &fk.columns, key)
+        child.def.show_key(&fk.columns, key)
     ))
     .with_table(child.name())
     .with_constraint(fk.name.clone())
@@ -214,7 +200,7 @@ fn parent_violation(parent: &Table, child: &Table, fk: &ForeignKeyDef, key: &[Va
     )
     .with_detail(format!(
         "{} is still referenced from table \"{}\".",
-        show_key(&parent.def, &fk.ref_columns, key),
+        parent.def.show_key(&fk.ref_columns, key),
         child.name()
     ))
     .with_table(child.name())

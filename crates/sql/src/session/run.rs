@@ -170,8 +170,8 @@ impl Session {
         if self.read_only() {
             return Err(PgError::read_only(tag));
         }
-        let fills = match ast {
-            ast::Statement::AlterTable(at) => self.added_column_fills(at)?,
+        let added = match ast {
+            ast::Statement::AlterTable(at) => self.added_columns(at)?,
             _ => Vec::new(),
         };
         let mut notices = Vec::new();
@@ -204,7 +204,7 @@ impl Session {
                 .await
             }
             ast::Statement::Truncate(t) => ddl::truncate(t, txn).await,
-            ast::Statement::AlterTable(at) => ddl::alter_table(at, &fills, txn, &mut notices).await,
+            ast::Statement::AlterTable(at) => ddl::alter_table(at, &added, txn, &mut notices).await,
             ast::Statement::CreateIndex(ci) => ddl::create_index(ci, txn, &mut notices).await,
             _ => Ok(()),
         };

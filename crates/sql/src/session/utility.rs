@@ -555,15 +555,15 @@ impl Session {
         }
     }
 
-    /// For each ADD COLUMN of an ALTER TABLE, the value existing rows get: the column's
-    /// DEFAULT evaluated once (PostgreSQL evaluates a non-volatile default once too), or
-    /// NULL. A volatile default (nextval, random, clock_timestamp) would need a value per row
-    /// and is refused.
-    pub(super) fn added_column_fills(
+    /// For each ADD COLUMN of an ALTER TABLE, the column and the value existing rows get:
+    /// the column's DEFAULT evaluated once (PostgreSQL evaluates a non-volatile default once
+    /// too), or NULL. A volatile default (nextval, random, clock_timestamp) would need a value
+    /// per row and is refused.
+    pub(super) fn added_columns(
         &self,
         at: &sqlparser::ast::AlterTable,
-    ) -> Result<Vec<base::Value>, PgError> {
-        let mut fills = Vec::new();
+    ) -> Result<Vec<(base::catalog::ColumnDef, base::Value)>, PgError> {
+        let mut added = Vec::new();
         for op in &at.operations {
             let sqlparser::ast::AlterTableOperation::AddColumn { column_def, .. } = op else {
                 continue;
@@ -584,9 +584,10 @@ impl Session {
                 params: &[],
                 env: &env,
             };
-            fills.push(eval(&e, &[], &cx)?);
+            let fill = eval(&e, &[], &cx)?;
+            added.push((col, fill));
         }
-        Ok(fills)
+        Ok(added)
     }
 
     /// `ALTER SYSTEM`: checks as PostgreSQL does (superuser, outside a transaction block, a

@@ -94,7 +94,9 @@ impl Transaction {
         let me = self.shared.clone();
         // Newest first, so each slot and name ends as the oldest entry says it was.
         let undone: Vec<Undo> = self.undo.drain(mark.undo..).rev().collect();
+        // Rows to compensate, once each (a spilled savepoint can cover millions of writes).
         let mut rows: Vec<(Arc<Table>, RowId)> = Vec::new();
+        let mut seen: std::collections::HashSet<(u32, RowId)> = std::collections::HashSet::new();
         for u in undone {
             match u {
                 Undo::Row {
@@ -109,11 +111,7 @@ impl Transaction {
                     if let Some(row) = left {
                         table.unindex_removed(rowid, &[row]);
                     }
-                    if spilled_since
-                        && !rows
-                            .iter()
-                            .any(|(t, r)| Arc::ptr_eq(t, &table) && *r == rowid)
-                    {
+                    if spilled_since && seen.insert((table.oid(), rowid)) {
                         rows.push((table, rowid));
                     }
                 }
