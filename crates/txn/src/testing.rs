@@ -111,3 +111,46 @@ pub fn col(name: &str, t: base::DataType) -> base::catalog::ColumnDef {
         default: None,
     }
 }
+
+/// Every visible row of every table, with its table's name, sorted: what two catalogs must
+/// agree on after replay.
+pub fn contents(catalog: &storage::Catalog) -> Vec<(String, Vec<base::Value>)> {
+    let all = storage::Snapshot::ALL;
+    let mut out = Vec::new();
+    for t in catalog.tables(&all) {
+        t.rows.scan(&all, |_, row| {
+            out.push((t.name().to_owned(), row.to_vec()));
+            true
+        });
+    }
+    out.sort_by_key(|a| (a.0.clone(), a.1.clone()));
+    out
+}
+
+/// A record as the WAL reader would hand it to redo.
+pub fn raw_record(lsn: Lsn, kind: RecordKind, xid: u64, payload: Vec<u8>) -> wal::RawRecord {
+    wal::RawRecord {
+        header: wal::record::RecordHeader {
+            crc: 0,
+            total_len: (RECORD_HEADER_LEN + payload.len()) as u32,
+            kind: kind as u8,
+            flags: 0,
+            lsn,
+            durable_lsn: Lsn(0),
+            xid,
+        },
+        payload,
+    }
+}
+
+/// Replays every record of `log` into an empty catalog.
+pub fn replay(log: &MemLog) -> Arc<storage::Catalog> {
+    let replica = Arc::new(storage::Catalog::new());
+    let mut redo = storage::redo::Redo::new(replica.clone(), Lsn(0));
+    for (lsn, kind, xid, payload) in log.records() {
+        if let Err(e) = redo.apply(&raw_record(lsn, kind, xid, payload), u64::MAX) {
+            panic!("redo of {lsn}: {e}");
+        }
+    }
+    replica
+}

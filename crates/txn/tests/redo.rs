@@ -6,23 +6,8 @@ use base::{DataType, Lsn, SyncCommitLevel, TimelineId, Value};
 use storage::checkpoint::{SnapshotHeader, load_snapshot, write_snapshot};
 use storage::redo::Redo;
 use storage::{Catalog, Snapshot};
-use txn::testing::{begin, col, memory_manager};
+use txn::testing::{begin, col, contents, memory_manager, raw_record};
 use txn::{NewIndex, TxnManager};
-use wal::RawRecord;
-use wal::record::{RECORD_HEADER_LEN, RecordHeader};
-
-/// Sorted (table, k, v) triples visible in `catalog`.
-fn contents(catalog: &Catalog) -> Vec<(String, Vec<Value>)> {
-    let mut out = Vec::new();
-    for t in catalog.tables(&Snapshot::ALL) {
-        t.rows.scan(&Snapshot::ALL, |_, row| {
-            out.push((t.name().to_owned(), row.to_vec()));
-            true
-        });
-    }
-    out.sort_by_key(|a| (a.0.clone(), a.1.clone()));
-    out
-}
 
 async fn workload(mgr: &Arc<TxnManager>) {
     let mut t = begin(mgr);
@@ -89,21 +74,6 @@ async fn workload(mgr: &Arc<TxnManager>) {
     t.commit(SyncCommitLevel::On).await.expect("commit");
 }
 
-fn raw(lsn: Lsn, kind: wal::record::RecordKind, xid: u64, payload: Vec<u8>) -> RawRecord {
-    RawRecord {
-        header: RecordHeader {
-            crc: 0,
-            total_len: (RECORD_HEADER_LEN + payload.len()) as u32,
-            kind: kind as u8,
-            flags: 0,
-            lsn,
-            durable_lsn: Lsn(0),
-            xid,
-        },
-        payload,
-    }
-}
-
 #[tokio::test]
 async fn replaying_the_log_reproduces_the_committed_state() {
     let (mgr, log) = memory_manager();
@@ -114,7 +84,7 @@ async fn replaying_the_log_reproduces_the_committed_state() {
     let replica = Arc::new(Catalog::new());
     let mut redo = Redo::new(replica.clone(), Lsn(0));
     for (lsn, kind, xid, payload) in log.records() {
-        redo.apply(&raw(lsn, kind, xid, payload), u64::MAX)
+        redo.apply(&raw_record(lsn, kind, xid, payload), u64::MAX)
             .expect("redo");
     }
     assert_eq!(contents(&replica), expected);
@@ -139,7 +109,7 @@ async fn checkpoint_then_replay_of_the_rest_reproduces_the_state() {
     let at_cut = Arc::new(Catalog::new());
     let mut redo = Redo::new(at_cut.clone(), Lsn(0));
     for (lsn, kind, xid, payload) in records.iter().take(20) {
-        redo.apply(&raw(*lsn, *kind, *xid, payload.clone()), u64::MAX)
+        redo.apply(&raw_record(*lsn, *kind, *xid, payload.clone()), u64::MAX)
             .expect("redo");
     }
     let header = SnapshotHeader {
@@ -159,7 +129,7 @@ async fn checkpoint_then_replay_of_the_rest_reproduces_the_state() {
     assert_eq!(contents(&restored), contents(&at_cut));
     let mut redo = Redo::new(restored.clone(), cut);
     for (lsn, kind, xid, payload) in records.iter().skip(20) {
-        redo.apply(&raw(*lsn, *kind, *xid, payload.clone()), u64::MAX)
+        redo.apply(&raw_record(*lsn, *kind, *xid, payload.clone()), u64::MAX)
             .expect("redo");
     }
     assert_eq!(contents(&restored), contents(&mgr.catalog));
@@ -229,7 +199,7 @@ async fn add_column_replays_to_the_same_rows_and_indexes() {
     let replica = Arc::new(Catalog::new());
     let mut redo = Redo::new(replica.clone(), Lsn(0));
     for (lsn, kind, xid, payload) in log.records() {
-        redo.apply(&raw(lsn, kind, xid, payload), u64::MAX)
+        redo.apply(&raw_record(lsn, kind, xid, payload), u64::MAX)
             .expect("redo");
     }
     assert_eq!(contents(&replica), expected);
@@ -305,7 +275,7 @@ async fn constraint_definitions_replay() {
     let replica = Arc::new(Catalog::new());
     let mut redo = Redo::new(replica.clone(), Lsn(0));
     for (lsn, kind, xid, payload) in log.records() {
-        redo.apply(&raw(lsn, kind, xid, payload), u64::MAX)
+        redo.apply(&raw_record(lsn, kind, xid, payload), u64::MAX)
             .expect("redo");
     }
     for name in ["c", "d"] {

@@ -4,13 +4,11 @@
 
 use std::sync::Arc;
 
-use base::{DataType, Lsn, SyncCommitLevel, Value};
-use storage::redo::Redo;
+use base::{DataType, SyncCommitLevel, Value};
 use storage::{Catalog, Snapshot};
-use txn::testing::{MemLog, begin, col, memory_manager};
+use txn::testing::{begin, col, contents, memory_manager, replay};
 use txn::{NewIndex, Transaction, TxnError, TxnManager};
-use wal::RawRecord;
-use wal::record::{RECORD_HEADER_LEN, RecordHeader, RecordKind};
+use wal::record::RecordKind;
 
 fn row(k: i32, v: &str) -> base::Row {
     Arc::from(vec![Value::Int4(k), Value::text(v)])
@@ -51,19 +49,6 @@ async fn setup(mgr: &Arc<TxnManager>, n: i32) {
     t.commit(SyncCommitLevel::On).await.expect("commit");
 }
 
-/// Every visible row of every table, sorted.
-fn contents(catalog: &Catalog) -> Vec<(String, Vec<Value>)> {
-    let mut out = Vec::new();
-    for t in catalog.tables(&Snapshot::ALL) {
-        t.rows.scan(&Snapshot::ALL, |_, r| {
-            out.push((t.name().to_owned(), r.to_vec()));
-            true
-        });
-    }
-    out.sort_by_key(|a| (a.0.clone(), a.1.clone()));
-    out
-}
-
 /// The rows `t` sees in table `a` (its own writes included), sorted by key.
 async fn visible(t: &mut Transaction) -> Vec<(i32, Value)> {
     t.new_statement();
@@ -77,28 +62,6 @@ async fn visible(t: &mut Transaction) -> Vec<(i32, Value)> {
     });
     out.sort();
     out
-}
-
-/// Replays every record of `log` into an empty catalog.
-fn replay(log: &MemLog) -> Arc<Catalog> {
-    let replica = Arc::new(Catalog::new());
-    let mut redo = Redo::new(replica.clone(), Lsn(0));
-    for (lsn, kind, xid, payload) in log.records() {
-        let rec = RawRecord {
-            header: RecordHeader {
-                crc: 0,
-                total_len: (RECORD_HEADER_LEN + payload.len()) as u32,
-                kind: kind as u8,
-                flags: 0,
-                lsn,
-                durable_lsn: Lsn(0),
-                xid,
-            },
-            payload,
-        };
-        redo.apply(&rec, u64::MAX).expect("redo");
-    }
-    replica
 }
 
 /// Whether the unique index `a_v_key` of the committed table finds `v`.
